@@ -1,0 +1,202 @@
+"""The command line: click parses, builds one options object, calls one core function.
+
+Only this module prints or exits. Every :class:`EnvpackError` becomes one line on stderr and the
+exception's exit code; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .errors import EnvpackError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _options(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    def apply(func: F) -> F:
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return apply
+
+
+# Options shared by `lock` and `build`, defined once (pip-tools style).
+lock_options = _options(
+    click.argument("recipe", type=click.Path(path_type=Path, dir_okay=False)),
+    click.option("--platform", "platform", help="Target platform (default: the recipe's, win-64)."),
+    click.option(
+        "--solver",
+        type=click.Choice(["rattler", "micromamba"]),
+        help="Solver backend (default: the recipe's, rattler).",
+    ),
+    click.option(
+        "--solver-micromamba",
+        type=click.Path(path_type=Path, dir_okay=False, exists=True),
+        help="The host micromamba that --solver micromamba runs (default: micromamba on PATH).",
+    ),
+    click.option(
+        "--micromamba-exe",
+        type=click.Path(path_type=Path, dir_okay=False, exists=True),
+        help="Ship this micromamba executable instead of conda-forge's package.",
+    ),
+    click.option("--offline", is_flag=True, help="Use only the cache; never touch the network."),
+    click.option(
+        "--lock-file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="Lock file (default: <recipe>.lock.yaml beside the recipe).",
+    ),
+    click.option(
+        "--cache-dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        envvar="ENVPACK_CACHE_DIR",
+        help="Package and repodata cache (default: the user cache folder).",
+    ),
+    click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors."),
+    click.option("--json", "as_json", is_flag=True, help="Print the result as JSON."),
+)
+
+
+class Reporter:
+    def __init__(self, quiet: bool, as_json: bool) -> None:
+        self.quiet = quiet or as_json
+        self._tty = sys.stderr.isatty()
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            click.echo(message, err=True)
+
+    def progress(self) -> Any:
+        from .download import NullProgress
+
+        if self.quiet:
+            return NullProgress()
+        from .progress import PlainProgress, RichProgress
+
+        return RichProgress() if self._tty else PlainProgress(self.info)
+
+
+def _run(func: Callable[[], Any]) -> Any:
+    try:
+        return func()
+    except EnvpackError as exc:
+        message = str(exc).rstrip()
+        click.echo(f"envpack: error: {message}", err=True)
+        problems = getattr(exc, "problems", None)
+        if problems:
+            for problem in problems:
+                click.echo(f"  - {problem}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("envpack: interrupted; nothing was left half-written", err=True)
+        sys.exit(130)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="envpack")
+def main() -> None:
+    """Pack a conda environment into a bundle that installs on a PC with no network."""
+
+
+def _lock_opts(kw: dict[str, Any], mode: str) -> Any:
+    from .core import LockOptions
+
+    return LockOptions(
+        recipe=kw["recipe"],
+        platform=kw["platform"],
+        solver=kw["solver"],
+        solver_micromamba=kw["solver_micromamba"],
+        micromamba_exe=kw["micromamba_exe"],
+        offline=kw["offline"],
+        mode=mode,
+        cache_dir=kw["cache_dir"],
+        lock_file=kw["lock_file"],
+    )
+
+
+@main.command("lock")
+@lock_options
+@click.option("--check", is_flag=True, help="Fail (exit 4) if the lock would change.")
+def lock_cmd(**kw: Any) -> None:
+    """Solve RECIPE and write its lock file beside it."""
+    from . import core
+
+    reporter = Reporter(kw["quiet"], kw["as_json"])
+    result = _run(lambda: core.lock(_lock_opts(kw, "locked" if kw["check"] else "auto"), reporter))
+    if kw["as_json"]:
+        click.echo(json.dumps({"lock_file": str(result.path), "changed": result.changed}))
+    elif not kw["quiet"]:
+        state = "updated" if result.changed else "unchanged"
+        click.echo(f"{result.path} ({state})")
+
+
+@main.command("build")
+@lock_options
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("dist"),
+    show_default=True,
+    help="Folder for the bundles.",
+)
+@click.option("--locked", is_flag=True, help="Fail if the lock would change.")
+@click.option("--frozen", is_flag=True, help="Use the lock as it is, without checking the recipe.")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="Concurrent downloads.",
+)
+@click.option(
+    "--sfx/--no-sfx",
+    default=True,
+    show_default=True,
+    help="Also write the self-extracting <name>-<platform>-setup.bat.",
+)
+@click.option("--verify-cache", is_flag=True, help="Re-hash cached packages before using them.")
+def build_cmd(**kw: Any) -> None:
+    """Build the offline bundle for RECIPE into --output (default dist/)."""
+    from . import core
+
+    if kw["locked"] and kw["frozen"]:
+        raise click.UsageError("--locked and --frozen exclude each other")
+    mode = "locked" if kw["locked"] else "frozen" if kw["frozen"] else "auto"
+    reporter = Reporter(kw["quiet"], kw["as_json"])
+    options = core.BuildOptions(
+        lock=_lock_opts(kw, mode),
+        output_dir=kw["output"],
+        concurrency=kw["jobs"],
+        sfx=kw["sfx"],
+        verify_cache=kw["verify_cache"],
+    )
+    result = _run(lambda: core.build(options, reporter))
+    if kw["as_json"]:
+        click.echo(
+            json.dumps(
+                {
+                    "outputs": [str(p) for p in result.outputs],
+                    "lock_file": str(result.lock_file),
+                    "lock_changed": result.lock_changed,
+                    "packages": result.packages,
+                    "bytes": result.total_bytes,
+                }
+            )
+        )
+    elif not kw["quiet"]:
+        for path in result.outputs:
+            click.echo(str(path))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

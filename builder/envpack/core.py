@@ -1,0 +1,421 @@
+"""envpack's operations, one function each; the CLI builds an options object and calls one.
+
+Nothing here prints or exits: progress goes to a :class:`Reporter`, failures are
+:class:`~envpack.errors.EnvpackError` subclasses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from . import __version__
+from .bundle import Entry, json_bytes, manifest_files, source_date_epoch, write_zip
+from .download import Fetcher, FetchOptions, NullProgress, Progress
+from .errors import EnvpackError, LockError
+from .lock import Lock, LockedPackage, PlatformLock, lock_path_for, read_lock, write_lock
+from .micromamba_exe import (
+    artifact_from_file,
+    artifact_from_solve,
+    extract_micromamba,
+    tool_specs,
+)
+from .pkginfo import package_info
+from .platforms import virtual_packages
+from .recipe import Recipe, load_recipe
+from .sbom import make_sbom
+from .solve import SolveRequest, get_solver
+from .stubs import StubContext, render_setup, render_sfx_header
+
+LOCK_MODES = ("auto", "locked", "frozen")
+
+
+class Reporter(Protocol):
+    """Where core operations send what the user may want to see (the CLI decides how)."""
+
+    def info(self, message: str) -> None: ...
+    def progress(self) -> Progress: ...
+
+
+class NullReporter:
+    def info(self, message: str) -> None:
+        pass
+
+    def progress(self) -> Progress:
+        return NullProgress()
+
+
+def default_cache_dir() -> Path:
+    import os
+
+    env = os.environ.get("ENVPACK_CACHE_DIR")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("envpack", appauthor=False))
+
+
+@dataclass(frozen=True)
+class LockOptions:
+    recipe: Path
+    platform: str | None = None
+    solver: str | None = None
+    solver_micromamba: Path | None = None  # the host's micromamba that solves (not the bundle's)
+    micromamba_exe: Path | None = None  # the target's micromamba that goes into the bundle
+    offline: bool = False
+    mode: str = "auto"  # auto | locked | frozen
+    cache_dir: Path | None = None
+    lock_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    lock: LockOptions
+    output_dir: Path = Path("dist")
+    concurrency: int = 8
+    sfx: bool = True
+    verify_cache: bool = False
+
+
+@dataclass
+class BuildResult:
+    outputs: list[Path] = field(default_factory=list)
+    lock_file: Path | None = None
+    packages: int = 0
+    total_bytes: int = 0
+    lock_changed: bool = False
+
+
+@dataclass
+class LockResult:
+    lock: Lock
+    recipe: Recipe
+    path: Path
+    changed: bool
+
+
+# --------------------------------------------------------------------------- lock
+
+
+def _solve_platform(recipe: Recipe, platform: str, options: LockOptions) -> PlatformLock:
+    cache = options.cache_dir or default_cache_dir()
+    vps = virtual_packages(platform, recipe.virtual_packages)
+    solver = get_solver(
+        recipe.solver, str(options.solver_micromamba) if options.solver_micromamba else None
+    )
+
+    def request(specs: Sequence[str]) -> SolveRequest:
+        return SolveRequest(
+            channels=recipe.channels,
+            specs=list(specs),
+            platform=platform,
+            virtual_packages=vps,
+            offline=options.offline,
+            cache_dir=cache / "repodata",
+        )
+
+    packages = solver.solve(request(recipe.specs))
+    if options.micromamba_exe is not None:
+        artifact = artifact_from_file(options.micromamba_exe)
+    else:
+        artifact = artifact_from_solve(
+            solver.solve(request(tool_specs(recipe.micromamba_spec, platform))), platform
+        )
+    return PlatformLock(
+        platform=platform,
+        packages=tuple(sorted(packages)),
+        input_hash=recipe.input_hash(platform),
+        virtual_packages=tuple(vp.as_spec() for vp in vps),
+        micromamba=artifact,
+    )
+
+
+def _micromamba_matches(pl: PlatformLock, options: LockOptions) -> bool:
+    want_file = options.micromamba_exe is not None
+    return pl.micromamba is not None and (pl.micromamba.source == "file") == want_file
+
+
+def lock(options: LockOptions, reporter: Reporter | None = None) -> LockResult:
+    """Solve the recipe (or reuse its lock) for each platform; write the lock if it changed."""
+    rep = reporter or NullReporter()
+    if options.mode not in LOCK_MODES:
+        raise EnvpackError(f"unknown lock mode {options.mode!r}")
+    recipe = load_recipe(options.recipe, platform=options.platform, solver=options.solver)
+    path = options.lock_file or lock_path_for(options.recipe)
+    existing = read_lock(path) if path.exists() else None
+    if options.mode in ("locked", "frozen") and existing is None:
+        raise LockError(
+            f"--{options.mode} needs a lock, but {path} does not exist; run envpack lock"
+        )
+    current = existing or Lock(
+        name=recipe.name,
+        platforms={},
+        channels=tuple(c.public_url for c in recipe.channels),
+        specs=recipe.specs,
+        recipe_path=recipe.path.name,
+    )
+    changed = False
+    for platform in recipe.platforms:
+        have = current.platforms.get(platform)
+        if options.mode == "frozen":
+            current.for_platform(platform)
+            continue
+        fresh = (
+            have is not None
+            and have.input_hash == recipe.input_hash(platform)
+            and _micromamba_matches(have, options)
+        )
+        if fresh:
+            rep.info(f"{platform}: lock is up to date ({path.name})")
+            continue
+        if options.mode == "locked":
+            raise LockError(
+                f"{path}: the lock does not match {options.recipe.name} for {platform}; "
+                "run 'envpack lock' (or build without --locked)"
+            )
+        rep.info(f"{platform}: solving {' '.join(recipe.specs)}")
+        current = current.with_platform(_solve_platform(recipe, platform, options))
+        changed = True
+    if changed:
+        current = Lock(
+            name=recipe.name,
+            platforms=current.platforms,
+            channels=tuple(c.public_url for c in recipe.channels),
+            specs=recipe.specs,
+            recipe_path=recipe.path.name,
+        )
+        write_lock(current, path)
+        rep.info(f"wrote {path}")
+    return LockResult(lock=current, recipe=recipe, path=path, changed=changed)
+
+
+# --------------------------------------------------------------------------- build
+
+
+def explicit_lines(records: Sequence[LockedPackage]) -> list[str]:
+    """``url#md5`` lines, dependencies first: the form both micromamba 1.x and 2.x read."""
+    return [f"{r.url}#{r.md5}" for r in topological(records)]
+
+
+def topological(records: Sequence[LockedPackage]) -> list[LockedPackage]:
+    by_name = {r.name: r for r in records}
+    done: set[str] = set()
+    order: list[LockedPackage] = []
+
+    def visit(name: str, stack: tuple[str, ...]) -> None:
+        if name in done or name not in by_name or name in stack:
+            return
+        for dep in sorted(by_name[name].depends):
+            visit(dep.split()[0], (*stack, name))
+        done.add(name)
+        order.append(by_name[name])
+
+    for name in sorted(by_name):
+        visit(name, ())
+    return order
+
+
+def repodata_for(subdir: str, records: Sequence[LockedPackage]) -> bytes:
+    data: dict[str, object] = {
+        "info": {"subdir": subdir},
+        "packages": {r.fn: r.repodata_entry() for r in records if r.fn.endswith(".tar.bz2")},
+        "packages.conda": {r.fn: r.repodata_entry() for r in records if r.fn.endswith(".conda")},
+        "repodata_version": 1,
+    }
+    return json_bytes(data)
+
+
+def default_prefix(recipe_prefix: str | None, name: str, platform: str) -> str:
+    if recipe_prefix:
+        return recipe_prefix.replace("{name}", name)
+    if platform.startswith("win-"):
+        return f"%LOCALAPPDATA%\\envs\\{name}"
+    return f"$HOME/envs/{name}"
+
+
+def readme_text(name: str, platform: str, packages: int, size: int, prefix: str) -> str:
+    return f"""envpack bundle: {name} ({platform})
+{"=" * (len(name) + len(platform) + 19)}
+
+This folder installs the conda environment "{name}" ({packages} packages, about
+{size // (1 << 20)} MB once installed) on a PC with no network, without administrator
+rights, and without touching the registry, PATH or cmd.exe AutoRun.
+
+1. Copy the whole folder to the PC (keep every file).
+2. Open a NEW cmd.exe window (no conda environment active) and run:
+
+       setup.bat                 installs into {prefix}
+       setup.bat D:\\envs\\{name}   installs into the folder you name
+       setup.bat /?              shows every option
+
+3. Afterwards, start the environment with "<prefix>\\envpack-shell.bat", or run
+   "<prefix>\\activate.bat" inside an existing cmd.exe window.
+
+envpack.json lists every file of this folder with its SHA-256; sbom.cdx.json lists the packages
+and their licences. Made with envpack {__version__}.
+"""
+
+
+def bundle_entries(
+    name: str,
+    pl: PlatformLock,
+    recipe: Recipe | None,
+    paths: dict[LockedPackage, Path],
+    tools: list[tuple[str, bytes]],
+    epoch: int,
+    extra_manifest: dict[str, object] | None = None,
+) -> tuple[list[Entry], StubContext]:
+    platform = pl.platform
+    entries: list[Entry] = []
+    pkg_rel: list[str] = []
+    installed = 0
+    longest = 0
+    for r in pl.packages:
+        rel = f"channel/{r.subdir}/{r.fn}"
+        entries.append(Entry.from_file(rel, paths[r], r.size, r.sha256))
+        pkg_rel.append(rel)
+        info = package_info(paths[r])
+        installed += info.installed_size
+        longest = max(longest, info.longest_path)
+    for subdir in sorted({platform, "noarch"}):
+        recs = [r for r in pl.packages if r.subdir == subdir]
+        entries.append(
+            Entry.from_bytes(f"channel/{subdir}/repodata.json", repodata_for(subdir, recs))
+        )
+    explicit = "@EXPLICIT\n" + "".join(f"{line}\n" for line in explicit_lines(pl.packages))
+    entries.append(Entry.from_bytes("env.txt", explicit.encode("utf-8")))
+    for tool_name, data in tools:
+        entries.append(Entry.from_bytes(tool_name, data))
+    post: list[str] = []
+    if recipe is not None:
+        for i, script in enumerate(recipe.post_install, 1):
+            rel = f"post-install/{i:02d}-{script.name}"
+            entries.append(Entry.from_bytes(rel, script.read_bytes()))
+            post.append(rel)
+    prefix = default_prefix(recipe.prefix if recipe else None, name, platform)
+    sbom = make_sbom(name, platform, pl.packages, epoch)
+    entries.append(Entry.from_bytes("sbom.cdx.json", json_bytes(sbom)))
+    entries.append(
+        Entry.from_bytes(
+            "README.txt",
+            readme_text(name, platform, len(pl.packages), installed, prefix)
+            .replace("\n", "\r\n")
+            .encode("utf-8"),
+        )
+    )
+
+    def win(rel: str) -> str:
+        return rel.replace("/", "\\")
+
+    ctx = StubContext(
+        name=name,
+        platform=platform,
+        default_prefix=prefix,
+        explicit_file="env.txt",
+        channel_dir="channel",
+        micromamba_files=tuple(t for t, _ in tools),
+        files=tuple((win(e.arcname), e.size) for e in sorted(entries, key=lambda e: e.arcname)),
+        packages=tuple(win(p) for p in pkg_rel),
+        installed_size=installed,
+        longest_path=longest,
+        post_install=tuple(win(p) for p in post),
+        shortcuts=recipe.shortcuts if recipe else False,
+        variables=tuple(sorted(recipe.variables.items())) if recipe else (),
+        envpack_version=__version__,
+    )
+    entries.append(Entry.from_bytes("setup.bat", render_setup(ctx)))
+    manifest = {
+        "format": "envpack-bundle",
+        "format_version": 1,
+        "envpack_version": __version__,
+        "name": name,
+        "platform": platform,
+        "created": epoch,
+        "recipe": _recipe_record(recipe),
+        "lock": {"name": name, **pl.to_dict()},
+        "install": {
+            "default_prefix": prefix,
+            "installed_size": installed,
+            "longest_path": longest,
+        },
+        "files": manifest_files(entries),
+        **(extra_manifest or {}),
+    }
+    entries.append(Entry.from_bytes("envpack.json", json_bytes(manifest)))
+    return entries, ctx
+
+
+def _recipe_record(recipe: Recipe | None) -> dict[str, object] | None:
+    if recipe is None:
+        return None
+    return {
+        "file": recipe.path.name,
+        "name": recipe.name,
+        "channels": [c.public_url for c in recipe.channels],
+        "specs": list(recipe.specs),
+        "platforms": list(recipe.platforms),
+        "solver": recipe.solver,
+        "micromamba": recipe.micromamba_spec,
+    }
+
+
+def build(options: BuildOptions, reporter: Reporter | None = None) -> BuildResult:
+    rep = reporter or NullReporter()
+    locked = lock(options.lock, rep)
+    result = BuildResult(lock_file=locked.path, lock_changed=locked.changed)
+    for platform in locked.recipe.platforms:
+        pl = locked.lock.for_platform(platform)
+        out = build_platform(
+            locked.lock.name, pl, locked.recipe, options, rep, locked.recipe.channels
+        )
+        result.outputs.extend(out)
+        result.packages += len(pl.packages)
+        result.total_bytes += sum(r.size for r in pl.packages)
+    return result
+
+
+def build_platform(
+    name: str,
+    pl: PlatformLock,
+    recipe: Recipe | None,
+    options: BuildOptions,
+    rep: Reporter,
+    channels: Sequence[object] = (),
+) -> list[Path]:
+    from .channels import Channel
+
+    if pl.micromamba is None:
+        raise LockError(f"the lock's {pl.platform} environment records no micromamba; lock again")
+    cache = options.lock.cache_dir or default_cache_dir()
+    fetcher = Fetcher(
+        FetchOptions(
+            cache_dir=cache,
+            concurrency=options.concurrency,
+            offline=options.lock.offline,
+            verify_cache=options.verify_cache,
+        ),
+        channels=[c for c in channels if isinstance(c, Channel)],
+        progress=rep.progress(),
+    )
+    records = pl.all_records()
+    rep.info(f"{pl.platform}: fetching {len(records)} packages")
+    paths = fetcher.fetch_all(records)
+    tools = extract_micromamba(pl.micromamba, pl.platform, paths, options.lock.micromamba_exe)
+    newest = max((r.timestamp or 0 for r in pl.packages), default=0) // 1000
+    epoch = source_date_epoch(newest or None)
+    entries, ctx = bundle_entries(name, pl, recipe, paths, [(t.name, t.data) for t in tools], epoch)
+    top = name
+    stem = f"{name}-{pl.platform}"
+    out_dir = options.output_dir
+    zip_path = out_dir / f"{stem}.zip"
+    rep.info(f"{pl.platform}: writing {zip_path}")
+    write_zip(zip_path, top, entries, epoch)
+    outputs = [zip_path]
+    if options.sfx and pl.platform.startswith("win-"):
+        sfx_path = out_dir / f"{stem}-setup.bat"
+        write_zip(sfx_path, top, entries, epoch, header=render_sfx_header(ctx))
+        outputs.append(sfx_path)
+    return outputs

@@ -1,0 +1,299 @@
+"""Fetching packages into the shared cache: concurrent, streaming, resumable, verified.
+
+A cached file lives at ``<cache>/pkgs/<sha256>/<fn>`` and only ever gets there by an atomic rename
+after its size and sha256 were checked while streaming. So its presence (with the right size) is
+proof enough, and a warm build re-hashes nothing unless asked (``verify_cache``).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+import ssl
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+
+from . import __version__
+from .channels import Channel, credentialed_url, file_url_to_path, redact
+from .errors import ChecksumError, DownloadError, EnvpackError
+from .lock import LockedPackage
+
+CHUNK = 1 << 20
+RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+class Progress(Protocol):
+    def start(self, total_bytes: int, count: int) -> None: ...
+    def advance(self, nbytes: int) -> None: ...
+    def finished(self, record: LockedPackage, cached: bool) -> None: ...
+
+
+class NullProgress:
+    def start(self, total_bytes: int, count: int) -> None:
+        pass
+
+    def advance(self, nbytes: int) -> None:
+        pass
+
+    def finished(self, record: LockedPackage, cached: bool) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    cache_dir: Path
+    concurrency: int = 8
+    retries: int = 5
+    backoff: float = 0.5
+    timeout: float = 60.0
+    offline: bool = False
+    verify_cache: bool = False
+
+
+def cache_path(cache_dir: Path, record: LockedPackage) -> Path:
+    return cache_dir / "pkgs" / record.sha256 / record.fn
+
+
+def ssl_context() -> ssl.SSLContext:
+    """The CA store corporate users expect: an explicit bundle if named, else the OS store."""
+    for var in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        cafile = os.environ.get(var)
+        if cafile:
+            if not Path(cafile).is_file():
+                raise DownloadError(f"{var}={cafile} does not name a readable CA bundle file")
+            return ssl.create_default_context(cafile=cafile)
+    import truststore
+
+    ctx: ssl.SSLContext = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    return ctx
+
+
+def make_client(options: FetchOptions) -> httpx.Client:
+    # trust_env picks up HTTP(S)_PROXY / NO_PROXY as httpx users expect.
+    return httpx.Client(
+        verify=ssl_context(),
+        trust_env=True,
+        timeout=httpx.Timeout(options.timeout, connect=min(options.timeout, 15.0)),
+        follow_redirects=True,
+        headers={"User-Agent": f"envpack/{__version__}"},
+        limits=httpx.Limits(max_connections=options.concurrency * 2),
+    )
+
+
+def _disk_error(exc: OSError, path: Path) -> EnvpackError:
+    if exc.errno == errno.ENOSPC:
+        return EnvpackError(f"disk full while writing {path}; free some space and build again")
+    return EnvpackError(f"cannot write {path}: {exc.strerror}")
+
+
+class Fetcher:
+    def __init__(
+        self,
+        options: FetchOptions,
+        channels: Sequence[Channel] = (),
+        progress: Progress | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.options = options
+        self.channels = list(channels)
+        self.progress = progress or NullProgress()
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._client: httpx.Client | None = None
+
+    def _http(self) -> httpx.Client:
+        with self._lock:
+            if self._client is None:
+                self._client = make_client(self.options)
+            return self._client
+
+    def fetch_all(self, records: Sequence[LockedPackage]) -> dict[LockedPackage, Path]:
+        """Ensure every record is in the cache; return where each one is."""
+        unique = sorted(set(records))
+        self.progress.start(sum(r.size for r in unique), len(unique))
+        results: dict[LockedPackage, Path] = {}
+        try:
+            if self.options.concurrency <= 1 or len(unique) <= 1:
+                for r in unique:
+                    results[r] = self.fetch(r)
+            else:
+                with ThreadPoolExecutor(max_workers=self.options.concurrency) as pool:
+                    for r, path in zip(unique, pool.map(self.fetch, unique), strict=True):
+                        results[r] = path
+        finally:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+        return results
+
+    def fetch(self, record: LockedPackage) -> Path:
+        dest = cache_path(self.options.cache_dir, record)
+        if dest.is_file() and dest.stat().st_size == record.size:
+            if not self.options.verify_cache or _file_sha256(dest) == record.sha256:
+                self.progress.advance(record.size)
+                self.progress.finished(record, cached=True)
+                return dest
+            dest.unlink()
+        url = credentialed_url(record.url, self.channels)
+        if url.startswith("file://"):
+            self._copy_local(record, file_url_to_path(url), dest)
+        elif self.options.offline:
+            raise DownloadError(
+                f"{record.fn} is not in the cache ({self.options.cache_dir}) and --offline "
+                "forbids downloading it; build once online or drop --offline"
+            )
+        else:
+            self._download(record, url, dest)
+        self.progress.finished(record, cached=False)
+        return dest
+
+    def _copy_local(self, record: LockedPackage, src: Path, dest: Path) -> None:
+        if not src.is_file():
+            raise DownloadError(f"{record.fn}: not found in local channel ({src})")
+        part = _part_path(dest)
+        digest = hashlib.sha256()
+        try:
+            with src.open("rb") as fin, part.open("wb") as fout:
+                while chunk := fin.read(CHUNK):
+                    digest.update(chunk)
+                    fout.write(chunk)
+                    self.progress.advance(len(chunk))
+        except OSError as exc:
+            part.unlink(missing_ok=True)
+            raise _disk_error(exc, part) from None
+        self._finish(record, part, dest, digest, src.as_uri())
+
+    def _download(self, record: LockedPackage, url: str, dest: Path) -> None:
+        public = redact(url)
+        part = _part_path(dest)
+        attempt = 0
+        restarted = False
+        while True:
+            attempt += 1
+            digest = hashlib.sha256()
+            have = 0
+            if part.exists():
+                with part.open("rb") as fh:
+                    while chunk := fh.read(CHUNK):
+                        digest.update(chunk)
+                        have += len(chunk)
+                if have >= record.size:
+                    part.unlink()
+                    digest, have = hashlib.sha256(), 0
+            try:
+                digest = self._stream(url, part, digest, have, record)
+            except _Retryable as exc:
+                if attempt > self.options.retries:
+                    kind = "truncated download" if exc.truncated else "download failed"
+                    raise DownloadError(
+                        f"{record.fn}: {kind} after {attempt} attempts from {public}: {exc}"
+                    ) from None
+                self._sleep(min(self.options.backoff * 2 ** (attempt - 1), 30.0))
+                continue
+            try:
+                self._finish(record, part, dest, digest, public)
+            except ChecksumError:
+                # A resumed transfer may have glued two different files together: one clean retry.
+                if restarted:
+                    raise
+                restarted = True
+                continue
+            return
+
+    def _stream(
+        self, url: str, part: Path, digest: hashlib._Hash, have: int, record: LockedPackage
+    ) -> hashlib._Hash:
+        """Append the rest of the file to ``part``; return the digest of the whole part."""
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        public = redact(url)
+        try:
+            with self._http().stream("GET", url, headers=headers) as resp:
+                if resp.status_code in RETRY_STATUS:
+                    raise _Retryable(f"HTTP {resp.status_code}")
+                if resp.status_code == 404:
+                    raise DownloadError(
+                        f"{record.fn}: not found (HTTP 404) at {public}; the channel may have "
+                        "removed it: lock again"
+                    )
+                if resp.status_code in (401, 403):
+                    raise DownloadError(
+                        f"{record.fn}: access denied (HTTP {resp.status_code}) at {public}; "
+                        "check the channel's token or credentials"
+                    )
+                if resp.status_code not in (200, 206):
+                    raise DownloadError(f"{record.fn}: HTTP {resp.status_code} from {public}")
+                mode = "ab"
+                if resp.status_code == 200 and have:
+                    # The server ignored the Range header: start over.
+                    mode, have = "wb", 0
+                    digest = hashlib.sha256()
+                got = have
+                try:
+                    with part.open(mode) as fh:
+                        for chunk in resp.iter_bytes(CHUNK):
+                            got += len(chunk)
+                            if got > record.size:
+                                raise ChecksumError(
+                                    f"{record.fn}: server sent more than the expected "
+                                    f"{record.size} bytes from {public}"
+                                )
+                            digest.update(chunk)
+                            fh.write(chunk)
+                            self.progress.advance(len(chunk))
+                except OSError as exc:
+                    raise _disk_error(exc, part) from None
+                if got < record.size:
+                    raise _Retryable(f"got {got} of {record.size} bytes", truncated=True)
+                return digest
+        except httpx.TransportError as exc:
+            raise _Retryable(
+                f"{type(exc).__name__}: {redact(str(exc)) or 'connection error'}",
+                truncated=isinstance(exc, httpx.RemoteProtocolError),
+            ) from None
+
+    def _finish(
+        self, record: LockedPackage, part: Path, dest: Path, digest: hashlib._Hash, source: str
+    ) -> None:
+        size = part.stat().st_size
+        got = digest.hexdigest()
+        if size != record.size or got != record.sha256:
+            part.unlink(missing_ok=True)
+            what = f"size {size}" if size != record.size else f"sha256 {got}"
+            want = f"size {record.size}" if size != record.size else f"sha256 {record.sha256}"
+            raise ChecksumError(
+                f"checksum mismatch for {record.fn} from {redact(source)}: expected {want}, "
+                f"got {what}; the file is corrupt or the channel changed it: lock again"
+            )
+        os.replace(part, dest)
+
+
+class _Retryable(Exception):
+    def __init__(self, message: str, truncated: bool = False) -> None:
+        super().__init__(message)
+        self.truncated = truncated
+
+
+def _part_path(dest: Path) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    return dest.with_name(dest.name + ".part")
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def copy_file(src: Path, dest: Path) -> None:
+    shutil.copyfile(src, dest)

@@ -1,0 +1,60 @@
+"""The exceptions envpack raises for a user's mistake or a broken environment.
+
+Everything envpack expects to go wrong derives from :class:`EnvpackError`; the CLI maps each class
+to its exit code and prints ``str(exc)`` as one line. Anything else is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+
+class EnvpackError(Exception):
+    """Root of every expected failure. ``exit_code`` is what the CLI exits with."""
+
+    exit_code = 1
+
+
+class RecipeError(EnvpackError):
+    """The recipe (or an imported lock/explicit file) is missing, malformed or invalid."""
+
+    exit_code = 2
+
+
+class SolveError(EnvpackError):
+    """The specs cannot be resolved: unknown package, unsatisfiable, or a solver failure."""
+
+    exit_code = 3
+
+
+class LockError(EnvpackError):
+    """The lock file is unreadable, of an unknown version, or out of date under ``--locked``."""
+
+    exit_code = 4
+
+
+class DownloadError(EnvpackError):
+    """A channel or package could not be fetched (unreachable, 404, truncated, not cached)."""
+
+    exit_code = 5
+
+
+class ChecksumError(DownloadError):
+    """A downloaded or cached file does not match the hash or size recorded for it."""
+
+    exit_code = 6
+
+
+class BundleError(EnvpackError):
+    """The bundle cannot be written, or a bundle being read is damaged or of an unknown format."""
+
+    exit_code = 7
+
+
+class VerificationFailed(BundleError):
+    """``envpack verify`` found problems; ``problems`` lists each one."""
+
+    exit_code = 8
+
+    def __init__(self, message: str, problems: list[str]) -> None:
+        super().__init__(message)
+        self.problems = problems

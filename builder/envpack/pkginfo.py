@@ -1,0 +1,78 @@
+"""What envpack reads from inside a package: ``info/index.json`` and ``info/paths.json``.
+
+For ``.conda`` only the small ``info-*.tar.zst`` member is read. The result is cached beside the
+package in the download cache, so a warm build opens no package at all.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import BundleError
+
+MAX_JSON = 64 << 20  # an info/ file bigger than this is hostile, not a package
+
+
+@dataclass(frozen=True)
+class PackageInfo:
+    index: dict[str, Any]
+    longest_path: int
+    installed_size: int
+    paths_count: int
+
+
+def read_info_files(package: Path, wanted: tuple[str, ...]) -> dict[str, bytes]:
+    """Return the named ``info/`` members of a ``.conda`` or ``.tar.bz2``."""
+    from conda_package_streaming.package_streaming import stream_conda_component
+
+    found: dict[str, bytes] = {}
+    try:
+        with package.open("rb") as fh:
+            component = "info"
+            stream = stream_conda_component(str(package), fh, component=component)
+            for tar, member in stream:
+                if member.name in wanted and member.isfile():
+                    if member.size > MAX_JSON:
+                        raise BundleError(f"{package.name}: {member.name} is implausibly large")
+                    extracted = tar.extractfile(member)
+                    if extracted is not None:
+                        found[member.name] = extracted.read()
+                    if len(found) == len(wanted):
+                        stream.close()
+                        break
+    except BundleError:
+        raise
+    except Exception as exc:  # the streaming library raises many types for a damaged archive
+        raise BundleError(f"{package.name}: cannot read package ({exc})") from None
+    return found
+
+
+def package_info(package: Path, use_cache: bool = True) -> PackageInfo:
+    sidecar = package.with_name(package.name + ".envpack-info.json")
+    if use_cache and sidecar.is_file():
+        try:
+            return PackageInfo(**json.loads(sidecar.read_text("utf-8")))
+        except (ValueError, TypeError):
+            pass
+    files = read_info_files(package, ("info/index.json", "info/paths.json"))
+    if "info/index.json" not in files:
+        raise BundleError(f"{package.name}: no info/index.json; not a conda package")
+    index = json.loads(files["info/index.json"])
+    paths = json.loads(files.get("info/paths.json", b"{}")).get("paths", [])
+    info = PackageInfo(
+        index=index,
+        longest_path=max((len(p.get("_path", "")) for p in paths), default=0),
+        installed_size=sum(int(p.get("size_in_bytes") or 0) for p in paths),
+        paths_count=len(paths),
+    )
+    if use_cache:
+        try:
+            tmp = sidecar.with_name(sidecar.name + ".tmp")
+            tmp.write_text(json.dumps(asdict(info)), "utf-8")
+            tmp.replace(sidecar)
+        except OSError:
+            pass  # the cache is an optimisation
+    return info

@@ -1,0 +1,65 @@
+"""Download progress for the CLI: a rich bar on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from .lock import LockedPackage
+
+
+class PlainProgress:
+    def __init__(self, emit: Callable[[str], None]) -> None:
+        self._emit = emit
+        self._lock = threading.Lock()
+        self._done = 0
+        self._count = 0
+
+    def start(self, total_bytes: int, count: int) -> None:
+        self._count = count
+
+    def advance(self, nbytes: int) -> None:
+        pass
+
+    def finished(self, record: LockedPackage, cached: bool) -> None:
+        with self._lock:
+            self._done += 1
+            how = "cached" if cached else "fetched"
+            self._emit(f"[{self._done}/{self._count}] {how} {record.fn}")
+
+
+class RichProgress:
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TransferSpeedColumn,
+        )
+
+        self._progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            transient=True,
+        )
+        self._task = self._progress.add_task("packages", total=0)
+        self._lock = threading.Lock()
+        self._done = 0
+        self._count = 0
+
+    def start(self, total_bytes: int, count: int) -> None:
+        self._count = count
+        self._progress.update(self._task, total=total_bytes, description=f"0/{count} packages")
+        self._progress.start()
+
+    def advance(self, nbytes: int) -> None:
+        self._progress.advance(self._task, nbytes)
+
+    def finished(self, record: LockedPackage, cached: bool) -> None:
+        with self._lock:
+            self._done += 1
+            self._progress.update(self._task, description=f"{self._done}/{self._count} packages")
+            if self._done >= self._count:
+                self._progress.stop()
