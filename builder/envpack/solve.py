@@ -100,7 +100,7 @@ class RattlerSolver:
 
     def solve(self, request: SolveRequest) -> list[LockedPackage]:
         import rattler
-        from rattler.exceptions import FetchRepoDataError, SolverError
+        from rattler.exceptions import FetchRepoDataError, GatewayError, SolverError
 
         vps = [
             rattler.GenericVirtualPackage(
@@ -115,9 +115,7 @@ class RattlerSolver:
         )
         gateway = rattler.Gateway(
             cache_dir=request.cache_dir,
-            default_config=rattler.SourceConfig(
-                cache_action=cache_action, sharded_enabled=False, jlap_enabled=False
-            ),
+            default_config=rattler.SourceConfig(cache_action=cache_action, sharded_enabled=False),
         )
         sources = [rattler.Channel(c.url + "/") for c in request.channels]
         try:
@@ -125,23 +123,23 @@ class RattlerSolver:
                 rattler.solve(
                     sources=sources,
                     specs=list(request.specs),
-                    platforms=[rattler.Platform(request.platform), rattler.Platform("noarch")],
+                    platforms=[rattler.Subdir(request.platform), rattler.Subdir("noarch")],
                     virtual_packages=vps,
                     gateway=gateway,
                 )
             )
         except SolverError as exc:
             raise SolveError(_solver_message(str(exc), request)) from None
-        except FetchRepoDataError as exc:
+        except (FetchRepoDataError, GatewayError) as exc:
             where = ", ".join(c.public_url for c in request.channels)
             hint = " (--offline: nothing cached yet; build once online)" if request.offline else ""
             raise DownloadError(
-                f"cannot fetch repodata from {where}{hint}: {redact(_first_line(exc))}"
+                f"cannot fetch repodata from {where}{hint}: {redact(_error_text(exc))}"
             ) from None
         except (ValueError, TypeError) as exc:
             raise SolveError(f"invalid spec: {_first_line(exc)}") from None
         except Exception as exc:  # rattler's own errors share no base class
-            if type(exc).__module__.startswith("rattler"):
+            if type(exc).__module__.split(".")[0] in {"rattler", "exceptions"}:
                 raise SolveError(f"solver failed: {redact(_first_line(exc))}") from None
             raise
         return _check_hashes([make_record(_rattler_dict(r)) for r in records])
@@ -169,6 +167,12 @@ def _rattler_dict(r: Any) -> dict[str, Any]:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _error_text(exc: BaseException) -> str:
+    """rattler's errors put the cause on later lines ("Caused by: ..."): keep it on one line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return "; ".join(lines) or type(exc).__name__
 
 
 def _solver_message(text: str, request: SolveRequest) -> str:
