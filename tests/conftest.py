@@ -10,8 +10,8 @@ from click.testing import CliRunner, Result
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from channel_factory import REAL_MICROMAMBA, SHARED_DATA, make_channel, standard_packages  # noqa: E402
-from http_server import ChannelServer, no_proxy_env  # noqa: E402
+from channel_factory import REAL_MICROMAMBA, SHARED_DATA, make_channel, standard_packages
+from http_server import ChannelServer, no_proxy_env
 
 no_proxy_env()
 

@@ -7,10 +7,10 @@ import zipfile
 from pathlib import Path
 
 import yaml
-from conftest import run_cli, write_recipe
-from http_server import ChannelServer
 
 from channel_factory import file_sha256
+from conftest import run_cli, write_recipe
+from http_server import ChannelServer
 
 
 def test_build_end_to_end(
