@@ -7,12 +7,13 @@ Nothing here prints or exits: progress goes to a :class:`Reporter`, failures are
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
 from . import __version__
 from .bundle import Entry, json_bytes, manifest_files, source_date_epoch, write_zip
+from .channels import Channel
 from .download import Fetcher, FetchOptions, NullProgress, Progress
 from .errors import EnvpackError, LockError
 from .lock import Lock, LockedPackage, PlatformLock, lock_path_for, read_lock, write_lock
@@ -259,16 +260,43 @@ and their licences. Made with envpack {__version__}.
 """
 
 
+@dataclass(frozen=True)
+class BundleSettings:
+    """Everything besides the lock that shapes a bundle's bytes.
+
+    Taken from the recipe on a normal build, and from an old bundle's manifest on
+    ``build --from``, which is what lets a rebuild come out byte-identical.
+    """
+
+    name: str
+    default_prefix: str
+    shortcuts: bool = False
+    variables: tuple[tuple[str, str], ...] = ()
+    post_install: tuple[tuple[str, bytes], ...] = ()  # (file name, content), in run order
+    recipe_record: dict[str, object] | None = None
+    epoch: int | None = None
+
+    @classmethod
+    def from_recipe(cls, recipe: Recipe, platform: str) -> BundleSettings:
+        return cls(
+            name=recipe.name,
+            default_prefix=default_prefix(recipe.prefix, recipe.name, platform),
+            shortcuts=recipe.shortcuts,
+            variables=tuple(sorted(recipe.variables.items())),
+            post_install=tuple((p.name, p.read_bytes()) for p in recipe.post_install),
+            recipe_record=_recipe_record(recipe),
+        )
+
+
 def bundle_entries(
-    name: str,
     pl: PlatformLock,
-    recipe: Recipe | None,
+    settings: BundleSettings,
     paths: dict[LockedPackage, Path],
     tools: list[tuple[str, bytes]],
     epoch: int,
-    extra_manifest: dict[str, object] | None = None,
 ) -> tuple[list[Entry], StubContext]:
     platform = pl.platform
+    name = settings.name
     entries: list[Entry] = []
     pkg_rel: list[str] = []
     installed = 0
@@ -290,12 +318,11 @@ def bundle_entries(
     for tool_name, data in tools:
         entries.append(Entry.from_bytes(tool_name, data))
     post: list[str] = []
-    if recipe is not None:
-        for i, script in enumerate(recipe.post_install, 1):
-            rel = f"post-install/{i:02d}-{script.name}"
-            entries.append(Entry.from_bytes(rel, script.read_bytes()))
-            post.append(rel)
-    prefix = default_prefix(recipe.prefix if recipe else None, name, platform)
+    for i, (script_name, content) in enumerate(settings.post_install, 1):
+        rel = f"post-install/{i:02d}-{script_name}"
+        entries.append(Entry.from_bytes(rel, content))
+        post.append(rel)
+    prefix = settings.default_prefix
     sbom = make_sbom(name, platform, pl.packages, epoch)
     entries.append(Entry.from_bytes("sbom.cdx.json", json_bytes(sbom)))
     entries.append(
@@ -322,8 +349,8 @@ def bundle_entries(
         installed_size=installed,
         longest_path=longest,
         post_install=tuple(win(p) for p in post),
-        shortcuts=recipe.shortcuts if recipe else False,
-        variables=tuple(sorted(recipe.variables.items())) if recipe else (),
+        shortcuts=settings.shortcuts,
+        variables=settings.variables,
         envpack_version=__version__,
     )
     entries.append(Entry.from_bytes("setup.bat", render_setup(ctx)))
@@ -334,15 +361,17 @@ def bundle_entries(
         "name": name,
         "platform": platform,
         "created": epoch,
-        "recipe": _recipe_record(recipe),
+        "recipe": settings.recipe_record,
         "lock": {"name": name, **pl.to_dict()},
         "install": {
             "default_prefix": prefix,
             "installed_size": installed,
             "longest_path": longest,
+            "shortcuts": settings.shortcuts,
+            "variables": dict(settings.variables),
+            "post_install": post,
         },
         "files": manifest_files(entries),
-        **(extra_manifest or {}),
     }
     entries.append(Entry.from_bytes("envpack.json", json_bytes(manifest)))
     return entries, ctx
@@ -368,26 +397,38 @@ def build(options: BuildOptions, reporter: Reporter | None = None) -> BuildResul
     result = BuildResult(lock_file=locked.path, lock_changed=locked.changed)
     for platform in locked.recipe.platforms:
         pl = locked.lock.for_platform(platform)
-        out = build_platform(
-            locked.lock.name, pl, locked.recipe, options, rep, locked.recipe.channels
-        )
-        result.outputs.extend(out)
+        settings = BundleSettings.from_recipe(locked.recipe, platform)
+        result.outputs.extend(build_platform(pl, settings, options, rep, locked.recipe.channels))
         result.packages += len(pl.packages)
         result.total_bytes += sum(r.size for r in pl.packages)
     return result
 
 
+def build_from_lock(
+    lock: Lock,
+    platform: str,
+    options: BuildOptions,
+    reporter: Reporter | None = None,
+    settings: BundleSettings | None = None,
+    tools: list[tuple[str, bytes]] | None = None,
+) -> list[Path]:
+    """Build one platform's bundle from a lock alone (an imported lock, or an old bundle's)."""
+    pl = lock.for_platform(platform)
+    chosen = settings or BundleSettings(
+        name=lock.name, default_prefix=default_prefix(None, lock.name, platform)
+    )
+    return build_platform(pl, chosen, options, reporter or NullReporter(), (), tools)
+
+
 def build_platform(
-    name: str,
     pl: PlatformLock,
-    recipe: Recipe | None,
+    settings: BundleSettings,
     options: BuildOptions,
     rep: Reporter,
-    channels: Sequence[object] = (),
+    channels: Sequence[Channel] = (),
+    tools: list[tuple[str, bytes]] | None = None,
 ) -> list[Path]:
-    from .channels import Channel
-
-    if pl.micromamba is None:
+    if pl.micromamba is None and tools is None:
         raise LockError(f"the lock's {pl.platform} environment records no micromamba; lock again")
     cache = options.lock.cache_dir or default_cache_dir()
     fetcher = Fetcher(
@@ -397,18 +438,25 @@ def build_platform(
             offline=options.lock.offline,
             verify_cache=options.verify_cache,
         ),
-        channels=[c for c in channels if isinstance(c, Channel)],
+        channels=channels,
         progress=rep.progress(),
     )
-    records = pl.all_records()
+    records = pl.all_records() if tools is None else sorted(pl.packages)
     rep.info(f"{pl.platform}: fetching {len(records)} packages")
     paths = fetcher.fetch_all(records)
-    tools = extract_micromamba(pl.micromamba, pl.platform, paths, options.lock.micromamba_exe)
+    if fetcher.completed:
+        # Imported records without size/sha256 are completed from what was downloaded.
+        paths = {fetcher.completed.get(r, r): p for r, p in paths.items()}
+        pl = replace(pl, packages=tuple(sorted(fetcher.completed.get(r, r) for r in pl.packages)))
+    if tools is None:
+        assert pl.micromamba is not None
+        found = extract_micromamba(pl.micromamba, pl.platform, paths, options.lock.micromamba_exe)
+        tools = [(t.name, t.data) for t in found]
     newest = max((r.timestamp or 0 for r in pl.packages), default=0) // 1000
-    epoch = source_date_epoch(newest or None)
-    entries, ctx = bundle_entries(name, pl, recipe, paths, [(t.name, t.data) for t in tools], epoch)
-    top = name
-    stem = f"{name}-{pl.platform}"
+    epoch = settings.epoch if settings.epoch is not None else source_date_epoch(newest or None)
+    entries, ctx = bundle_entries(pl, settings, paths, tools, epoch)
+    top = settings.name
+    stem = f"{settings.name}-{pl.platform}"
     out_dir = options.output_dir
     zip_path = out_dir / f"{stem}.zip"
     rep.info(f"{pl.platform}: writing {zip_path}")

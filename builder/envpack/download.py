@@ -10,13 +10,12 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import shutil
 import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -60,7 +59,21 @@ class FetchOptions:
 
 
 def cache_path(cache_dir: Path, record: LockedPackage) -> Path:
-    return cache_dir / "pkgs" / record.sha256 / record.fn
+    # Records imported from @EXPLICIT files may know only an md5 until first downloaded.
+    return cache_dir / "pkgs" / (record.sha256 or f"md5-{record.md5}") / record.fn
+
+
+class _Digest:
+    """sha256 always; md5 too when the record has no sha256 to check against."""
+
+    def __init__(self, with_md5: bool) -> None:
+        self.sha256 = hashlib.sha256()
+        self.md5 = hashlib.md5(usedforsecurity=False) if with_md5 else None
+
+    def update(self, chunk: bytes) -> None:
+        self.sha256.update(chunk)
+        if self.md5 is not None:
+            self.md5.update(chunk)
 
 
 def ssl_context() -> ssl.SSLContext:
@@ -109,6 +122,8 @@ class Fetcher:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._client: httpx.Client | None = None
+        # Records that arrived without a size or sha256, completed from what was downloaded.
+        self.completed: dict[LockedPackage, LockedPackage] = {}
 
     def _http(self) -> httpx.Client:
         with self._lock:
@@ -137,8 +152,13 @@ class Fetcher:
 
     def fetch(self, record: LockedPackage) -> Path:
         dest = cache_path(self.options.cache_dir, record)
-        if dest.is_file() and dest.stat().st_size == record.size:
-            if not self.options.verify_cache or _file_sha256(dest) == record.sha256:
+        if dest.is_file() and (record.size == 0 or dest.stat().st_size == record.size):
+            if not self.options.verify_cache or _matches(dest, record):
+                if not record.sha256 or not record.size:
+                    with self._lock:
+                        self.completed[record] = replace(
+                            record, size=dest.stat().st_size, sha256=_file_sha256(dest)
+                        )
                 self.progress.advance(record.size)
                 self.progress.finished(record, cached=True)
                 return dest
@@ -160,7 +180,7 @@ class Fetcher:
         if not src.is_file():
             raise DownloadError(f"{record.fn}: not found in local channel ({src})")
         part = _part_path(dest)
-        digest = hashlib.sha256()
+        digest = _Digest(not record.sha256)
         try:
             with src.open("rb") as fin, part.open("wb") as fout:
                 while chunk := fin.read(CHUNK):
@@ -179,16 +199,16 @@ class Fetcher:
         restarted = False
         while True:
             attempt += 1
-            digest = hashlib.sha256()
+            digest = _Digest(not record.sha256)
             have = 0
             if part.exists():
                 with part.open("rb") as fh:
                     while chunk := fh.read(CHUNK):
                         digest.update(chunk)
                         have += len(chunk)
-                if have >= record.size:
+                if record.size and have >= record.size:
                     part.unlink()
-                    digest, have = hashlib.sha256(), 0
+                    digest, have = _Digest(not record.sha256), 0
             try:
                 digest = self._stream(url, part, digest, have, record)
             except _Retryable as exc:
@@ -210,8 +230,8 @@ class Fetcher:
             return
 
     def _stream(
-        self, url: str, part: Path, digest: hashlib._Hash, have: int, record: LockedPackage
-    ) -> hashlib._Hash:
+        self, url: str, part: Path, digest: _Digest, have: int, record: LockedPackage
+    ) -> _Digest:
         """Append the rest of the file to ``part``; return the digest of the whole part."""
         headers = {"Range": f"bytes={have}-"} if have else {}
         public = redact(url)
@@ -235,13 +255,13 @@ class Fetcher:
                 if resp.status_code == 200 and have:
                     # The server ignored the Range header: start over.
                     mode, have = "wb", 0
-                    digest = hashlib.sha256()
+                    digest = _Digest(not record.sha256)
                 got = have
                 try:
                     with part.open(mode) as fh:
                         for chunk in resp.iter_bytes(CHUNK):
                             got += len(chunk)
-                            if got > record.size:
+                            if record.size and got > record.size:
                                 raise ChecksumError(
                                     f"{record.fn}: server sent more than the expected "
                                     f"{record.size} bytes from {public}"
@@ -251,7 +271,8 @@ class Fetcher:
                             self.progress.advance(len(chunk))
                 except OSError as exc:
                     raise _disk_error(exc, part) from None
-                if got < record.size:
+                expected = record.size or int(resp.headers.get("Content-Length", 0)) + have
+                if got < expected:
                     raise _Retryable(f"got {got} of {record.size} bytes", truncated=True)
                 return digest
         except httpx.TransportError as exc:
@@ -261,19 +282,29 @@ class Fetcher:
             ) from None
 
     def _finish(
-        self, record: LockedPackage, part: Path, dest: Path, digest: hashlib._Hash, source: str
+        self, record: LockedPackage, part: Path, dest: Path, digest: _Digest, source: str
     ) -> None:
         size = part.stat().st_size
-        got = digest.hexdigest()
-        if size != record.size or got != record.sha256:
+        if record.size and size != record.size:
+            what, want = f"size {size}", f"size {record.size}"
+        elif record.sha256 and digest.sha256.hexdigest() != record.sha256:
+            what, want = f"sha256 {digest.sha256.hexdigest()}", f"sha256 {record.sha256}"
+        elif digest.md5 is not None and digest.md5.hexdigest() != record.md5:
+            what, want = f"md5 {digest.md5.hexdigest()}", f"md5 {record.md5}"
+        else:
+            what = want = ""
+        if what:
             part.unlink(missing_ok=True)
-            what = f"size {size}" if size != record.size else f"sha256 {got}"
-            want = f"size {record.size}" if size != record.size else f"sha256 {record.sha256}"
             raise ChecksumError(
                 f"checksum mismatch for {record.fn} from {redact(source)}: expected {want}, "
                 f"got {what}; the file is corrupt or the channel changed it: lock again"
             )
         os.replace(part, dest)
+        if not record.sha256 or not record.size:
+            with self._lock:
+                self.completed[record] = replace(
+                    record, size=size, sha256=digest.sha256.hexdigest()
+                )
 
 
 class _Retryable(Exception):
@@ -287,13 +318,19 @@ def _part_path(dest: Path) -> Path:
     return dest.with_name(dest.name + ".part")
 
 
+def _matches(path: Path, record: LockedPackage) -> bool:
+    if record.sha256:
+        return _file_sha256(path) == record.sha256
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest() == record.md5
+
+
 def _file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         while chunk := fh.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def copy_file(src: Path, dest: Path) -> None:
-    shutil.copyfile(src, dest)
