@@ -11,7 +11,8 @@ from .errors import RecipeError
 
 DEFAULT_CHANNEL_ALIAS = "https://conda.anaconda.org"
 
-_TOKEN_RE = re.compile(r"/t/[^/]+/")
+# A conda token segment, "/t/<token>", in the middle or at the end of a channel URL.
+_TOKEN_RE = re.compile(r"/t/[^/]+(?=/|$)")
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def resolve_channel(given: str, base_dir: Path, alias: str = DEFAULT_CHANNEL_ALI
 
 def redact(url: str) -> str:
     """Remove ``user:pass@`` and ``/t/<token>/`` from a URL (anything else is kept verbatim)."""
-    url = _TOKEN_RE.sub("/t/<TOKEN>/", url)
+    url = _TOKEN_RE.sub("/t/<TOKEN>", url)
     parts = urllib.parse.urlsplit(url)
     if parts.username is None and parts.password is None:
         return url
@@ -85,7 +86,7 @@ def redact(url: str) -> str:
 
 def strip_token(url: str) -> str:
     """Drop a ``/t/<token>`` segment entirely: the URL a lock records for a package."""
-    return redact(_TOKEN_RE.sub("/", url))
+    return redact(_TOKEN_RE.sub("", url))
 
 
 def credentialed_url(public_url: str, channels: list[Channel]) -> str:

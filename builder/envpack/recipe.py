@@ -143,7 +143,10 @@ def load_recipe(path: Path, *, platform: str | None = None, solver: str | None =
     channel_names = _str_list(data.get("channels"), "channels", path)
     if not channel_names:
         raise RecipeError(f"{path}: no channels; add e.g. 'channels: [conda-forge]'")
-    channels = tuple(resolve_channel(c, path.parent.resolve()) for c in channel_names)
+    try:
+        channels = tuple(resolve_channel(c, path.parent.resolve()) for c in channel_names)
+    except RecipeError as exc:
+        raise RecipeError(f"{path}: {exc}") from None
     specs = tuple(s for s in _str_list(data.get("dependencies"), "dependencies", path) if s)
     if not specs:
         raise RecipeError(f"{path}: no dependencies to install")
@@ -152,7 +155,10 @@ def load_recipe(path: Path, *, platform: str | None = None, solver: str | None =
     if platform is not None:
         platforms = [platform]
     for p in platforms:
-        check_platform(p)
+        try:
+            check_platform(p)
+        except RecipeError as exc:
+            raise RecipeError(f"{path}: {exc}") from None
 
     chosen_solver = solver or str(extra.get("solver") or "rattler")
     if chosen_solver not in SOLVERS:
