@@ -276,6 +276,12 @@ class Fetcher:
                     raise _Retryable(f"got {got} of {record.size} bytes", truncated=True)
                 return digest
         except httpx.TransportError as exc:
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                # Retrying cannot fix trust; say what will.
+                raise DownloadError(
+                    f"{record.fn}: download failed from {public}: the server's TLS certificate is "
+                    "not trusted; name your CA bundle in SSL_CERT_FILE or REQUESTS_CA_BUNDLE"
+                ) from None
             raise _Retryable(
                 f"{type(exc).__name__}: {redact(str(exc)) or 'connection error'}",
                 truncated=isinstance(exc, httpx.RemoteProtocolError),
