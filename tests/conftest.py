@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Iterator
@@ -14,6 +15,22 @@ from channel_factory import REAL_MICROMAMBA, SHARED_DATA, make_channel, standard
 from http_server import ChannelServer, no_proxy_env
 
 no_proxy_env()
+
+_exit_status: list[int] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _exit_status.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # py-rattler's runtime threads crash CPython's finalisation in about a fifth of the processes
+    # that solved (see envpack.cli.entry); the test process must not lose its exit status to it.
+    if _exit_status:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_exit_status[-1])
 
 
 @pytest.fixture(scope="session")

@@ -198,5 +198,31 @@ def build_cmd(**kw: Any) -> None:
             click.echo(str(path))
 
 
+def entry() -> None:
+    """The console script: run the CLI, then leave without interpreter finalisation.
+
+    py-rattler's runtime threads crash CPython's finalisation after a solve in a fifth of runs
+    (measured here: 9 of 40 ``envpack lock`` runs ended in SIGABRT "PyGILState_Release" or
+    SIGSEGV after a successful solve). Everything envpack writes is closed by then, so flushing
+    the standard streams and calling ``os._exit`` gives the exit status the command earned.
+    """
+    import os
+
+    try:
+        main.main(prog_name="envpack")
+        code = 0
+    except SystemExit as exc:
+        if exc.code is None:
+            code = 0
+        elif isinstance(exc.code, int):
+            code = exc.code
+        else:
+            click.echo(str(exc.code), err=True)
+            code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    entry()

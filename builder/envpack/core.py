@@ -6,7 +6,7 @@ Nothing here prints or exits: progress goes to a :class:`Reporter`, failures are
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -15,7 +15,7 @@ from . import __version__
 from .bundle import Entry, json_bytes, manifest_files, source_date_epoch, write_zip
 from .channels import Channel
 from .download import Fetcher, FetchOptions, NullProgress, Progress
-from .errors import EnvpackError, LockError
+from .errors import EnvpackError, LockError, SolveError
 from .lock import Lock, LockedPackage, PlatformLock, lock_path_for, read_lock, write_lock
 from .micromamba_exe import (
     artifact_from_file,
@@ -101,7 +101,9 @@ class LockResult:
 # --------------------------------------------------------------------------- lock
 
 
-def _solve_platform(recipe: Recipe, platform: str, options: LockOptions) -> PlatformLock:
+def _solve_platform(
+    recipe: Recipe, platform: str, options: LockOptions, warn: Callable[[str], None]
+) -> PlatformLock:
     cache = options.cache_dir or default_cache_dir()
     vps = virtual_packages(platform, recipe.virtual_packages)
     solver = get_solver(
@@ -122,9 +124,18 @@ def _solve_platform(recipe: Recipe, platform: str, options: LockOptions) -> Plat
     if options.micromamba_exe is not None:
         artifact = artifact_from_file(options.micromamba_exe)
     else:
-        artifact = artifact_from_solve(
-            solver.solve(request(tool_specs(recipe.micromamba_spec, platform))), platform
-        )
+        try:
+            tools = solver.solve(request(tool_specs(recipe.micromamba_spec, platform)))
+        except SolveError:
+            # A mirror may carry micromamba without vc14_runtime: then micromamba alone, and
+            # the PC must already have the VC++ runtime (mamba#2928).
+            tools = solver.solve(request(tool_specs(recipe.micromamba_spec, platform, False)))
+            if platform.startswith("win-"):
+                warn(
+                    f"{platform}: the channels have no vc14_runtime; micromamba.exe ships "
+                    "without the VC++ runtime DLLs"
+                )
+        artifact = artifact_from_solve(tools, platform)
     return PlatformLock(
         platform=platform,
         packages=tuple(sorted(packages)),
@@ -178,7 +189,7 @@ def lock(options: LockOptions, reporter: Reporter | None = None) -> LockResult:
                 "run 'envpack lock' (or build without --locked)"
             )
         rep.info(f"{platform}: solving {' '.join(recipe.specs)}")
-        current = current.with_platform(_solve_platform(recipe, platform, options))
+        current = current.with_platform(_solve_platform(recipe, platform, options, rep.info))
         changed = True
     if changed:
         current = Lock(

@@ -27,9 +27,9 @@ def member_path(platform: str) -> str:
     return "Library/bin/micromamba.exe" if platform.startswith("win-") else "bin/micromamba"
 
 
-def tool_specs(spec: str, platform: str) -> list[str]:
+def tool_specs(spec: str, platform: str, with_runtime: bool = True) -> list[str]:
     specs = [f"micromamba {spec}".strip()]
-    if platform.startswith("win-"):
+    if with_runtime and platform.startswith("win-"):
         specs += list(RUNTIME_PACKAGES)
     return specs
 

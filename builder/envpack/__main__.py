@@ -1,0 +1,5 @@
+"""``python -m envpack``: the same entry point as the console script."""
+
+from envpack.cli import entry
+
+entry()
