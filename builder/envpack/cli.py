@@ -30,8 +30,9 @@ def _options(*decorators: Callable[[F], F]) -> Callable[[F], F]:
 
 
 # Options shared by `lock` and `build`, defined once (pip-tools style).
+recipe_argument = click.argument("recipe", type=click.Path(path_type=Path, dir_okay=False))
+
 lock_options = _options(
-    click.argument("recipe", type=click.Path(path_type=Path, dir_okay=False)),
     click.option("--platform", "platform", help="Target platform (default: the recipe's, win-64)."),
     click.option(
         "--solver",
@@ -123,6 +124,7 @@ def _lock_opts(kw: dict[str, Any], mode: str) -> Any:
 
 
 @main.command("lock")
+@recipe_argument
 @lock_options
 @click.option("--check", is_flag=True, help="Fail (exit 4) if the lock would change.")
 def lock_cmd(**kw: Any) -> None:
@@ -139,7 +141,14 @@ def lock_cmd(**kw: Any) -> None:
 
 
 @main.command("build")
+@click.argument("recipe", type=click.Path(path_type=Path, dir_okay=False), required=False)
 @lock_options
+@click.option(
+    "--from",
+    "from_bundle",
+    type=click.Path(path_type=Path, exists=True),
+    help="Rebuild an old bundle (zip, .bat or folder) from its own lock.",
+)
 @click.option(
     "-o",
     "--output",
@@ -166,11 +175,19 @@ def lock_cmd(**kw: Any) -> None:
 )
 @click.option("--verify-cache", is_flag=True, help="Re-hash cached packages before using them.")
 def build_cmd(**kw: Any) -> None:
-    """Build the offline bundle for RECIPE into --output (default dist/)."""
+    """Build the offline bundle for RECIPE into --output (default dist/).
+
+    RECIPE is an environment.yml-style recipe, or an existing lock: conda-lock.yml, pixi.lock,
+    an @EXPLICIT file, or an envpack lock.
+    """
     from . import core
 
     if kw["locked"] and kw["frozen"]:
         raise click.UsageError("--locked and --frozen exclude each other")
+    if (kw["recipe"] is None) == (kw["from_bundle"] is None):
+        raise click.UsageError("give a RECIPE or --from BUNDLE (one of them)")
+    if kw["recipe"] is None:
+        kw["recipe"] = Path(".")
     mode = "locked" if kw["locked"] else "frozen" if kw["frozen"] else "auto"
     reporter = Reporter(kw["quiet"], kw["as_json"])
     options = core.BuildOptions(
@@ -179,6 +196,7 @@ def build_cmd(**kw: Any) -> None:
         concurrency=kw["jobs"],
         sfx=kw["sfx"],
         verify_cache=kw["verify_cache"],
+        from_bundle=kw["from_bundle"],
     )
     result = _run(lambda: core.build(options, reporter))
     if kw["as_json"]:
@@ -196,6 +214,64 @@ def build_cmd(**kw: Any) -> None:
     elif not kw["quiet"]:
         for path in result.outputs:
             click.echo(str(path))
+
+
+bundle_argument = click.argument("bundle", type=click.Path(path_type=Path, exists=True))
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
+@main.command("inspect")
+@bundle_argument
+@json_option
+@click.option("--sbom", is_flag=True, help="Print the bundle's CycloneDX SBOM.")
+def inspect_cmd(bundle: Path, as_json: bool, sbom: bool) -> None:
+    """Show what BUNDLE (zip, self-extracting .bat, or folder) holds. No network."""
+    from . import snapshot
+
+    info = _run(lambda: snapshot.inspect_bundle(bundle, sbom=sbom))
+    if as_json:
+        click.echo(json.dumps(info.get("sbom") if sbom else info, indent=1, sort_keys=True))
+    else:
+        click.echo(_run(lambda: snapshot.format_inspect(info, sbom=sbom)))
+
+
+@main.command("verify")
+@bundle_argument
+@json_option
+def verify_cmd(bundle: Path, as_json: bool) -> None:
+    """Check every file, package and record of BUNDLE; exit 0 only when all hold."""
+    from . import snapshot
+    from .errors import VerificationFailed
+
+    problems = _run(lambda: snapshot.verify_bundle(bundle))
+    if as_json:
+        click.echo(json.dumps({"bundle": str(bundle), "ok": not problems, "problems": problems}))
+        if problems:
+            sys.exit(VerificationFailed.exit_code)
+        return
+    if problems:
+        _run(lambda: _raise(VerificationFailed(f"{bundle}: {len(problems)} problem(s)", problems)))
+    click.echo(f"{bundle}: OK")
+
+
+def _raise(exc: Exception) -> None:
+    raise exc
+
+
+@main.command("diff")
+@click.argument("a", type=click.Path(path_type=Path, exists=True))
+@click.argument("b", type=click.Path(path_type=Path, exists=True))
+@click.option("--platform", help="Platform to compare when a lock holds several.")
+@json_option
+def diff_cmd(a: Path, b: Path, platform: str | None, as_json: bool) -> None:
+    """Packages added, removed and changed from A to B (bundles or lock files)."""
+    from . import snapshot
+
+    result = _run(lambda: snapshot.diff(a, b, platform))
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=1))
+    else:
+        click.echo(snapshot.format_diff(result))
 
 
 def entry() -> None:

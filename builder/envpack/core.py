@@ -16,7 +16,15 @@ from .bundle import Entry, json_bytes, manifest_files, source_date_epoch, write_
 from .channels import Channel
 from .download import Fetcher, FetchOptions, NullProgress, Progress
 from .errors import EnvpackError, LockError, SolveError
-from .lock import Lock, LockedPackage, PlatformLock, lock_path_for, read_lock, write_lock
+from .lock import (
+    Lock,
+    LockedPackage,
+    MicromambaArtifact,
+    PlatformLock,
+    lock_path_for,
+    read_lock,
+    write_lock,
+)
 from .micromamba_exe import (
     artifact_from_file,
     artifact_from_solve,
@@ -25,7 +33,7 @@ from .micromamba_exe import (
 )
 from .pkginfo import package_info
 from .platforms import virtual_packages
-from .recipe import Recipe, load_recipe
+from .recipe import DEFAULT_MICROMAMBA_SPEC, Recipe, load_recipe
 from .sbom import make_sbom
 from .solve import SolveRequest, get_solver
 from .stubs import StubContext, render_setup, render_sfx_header
@@ -79,6 +87,7 @@ class BuildOptions:
     concurrency: int = 8
     sfx: bool = True
     verify_cache: bool = False
+    from_bundle: Path | None = None  # rebuild from an old bundle's lock instead of a recipe
 
 
 @dataclass
@@ -403,7 +412,14 @@ def _recipe_record(recipe: Recipe | None) -> dict[str, object] | None:
 
 
 def build(options: BuildOptions, reporter: Reporter | None = None) -> BuildResult:
+    """Build from a recipe, from a lock file of any kind, or (``from_bundle``) an old bundle."""
     rep = reporter or NullReporter()
+    if options.from_bundle is not None:
+        return _result(build_from_bundle(options.from_bundle, options, rep))
+    from .imports import detect_lock_kind
+
+    if options.lock.recipe.is_file() and detect_lock_kind(options.lock.recipe) is not None:
+        return build_from_lock_file(options.lock.recipe, options, rep)
     locked = lock(options.lock, rep)
     result = BuildResult(lock_file=locked.path, lock_changed=locked.changed)
     for platform in locked.recipe.platforms:
@@ -413,6 +429,88 @@ def build(options: BuildOptions, reporter: Reporter | None = None) -> BuildResul
         result.packages += len(pl.packages)
         result.total_bytes += sum(r.size for r in pl.packages)
     return result
+
+
+def _result(outputs: tuple[list[Path], PlatformLock]) -> BuildResult:
+    paths, pl = outputs
+    return BuildResult(
+        outputs=paths, packages=len(pl.packages), total_bytes=sum(r.size for r in pl.packages)
+    )
+
+
+def build_from_bundle(
+    bundle: Path, options: BuildOptions, rep: Reporter
+) -> tuple[list[Path], PlatformLock]:
+    """Rebuild an old bundle from its own lock and settings: byte-identical when the packages
+    are still cached or reachable (its micromamba and scripts come from the old bundle)."""
+    from .snapshot import rebuild_inputs
+
+    inputs = rebuild_inputs(bundle)
+    manifest = inputs.manifest
+    platform = str(manifest.get("platform"))
+    install = manifest.get("install") or {}
+    settings = BundleSettings(
+        name=str(manifest.get("name")),
+        default_prefix=str(
+            install.get("default_prefix")
+            or default_prefix(None, str(manifest.get("name")), platform)
+        ),
+        shortcuts=bool(install.get("shortcuts", False)),
+        variables=tuple(sorted((install.get("variables") or {}).items())),
+        post_install=inputs.post_install,
+        recipe_record=manifest.get("recipe"),
+        epoch=int(manifest["created"]) if manifest.get("created") is not None else None,
+    )
+    rep.info(f"{platform}: rebuilding {settings.name} from {bundle}")
+    pl = inputs.lock.for_platform(platform)
+    paths = build_platform(pl, settings, options, rep, (), list(inputs.tools))
+    return paths, pl
+
+
+def build_from_lock_file(path: Path, options: BuildOptions, rep: Reporter) -> BuildResult:
+    """Ship an existing conda-lock / pixi / @EXPLICIT / envpack lock without re-solving."""
+    from .imports import load_lock_file
+
+    imported = load_lock_file(path, options.lock.platform)
+    for skipped in imported.extra.get("skipped", ()):
+        rep.info(f"warning: {path.name}: skipped {skipped} (not a conda package)")
+    result = BuildResult()
+    for platform in sorted(imported.platforms):
+        pl = imported.platforms[platform]
+        if options.lock.micromamba_exe is not None:
+            pl = replace(pl, micromamba=artifact_from_file(options.lock.micromamba_exe))
+        elif pl.micromamba is None:
+            pl = replace(pl, micromamba=_solve_micromamba_from(pl, options, rep))
+        settings = BundleSettings(
+            name=imported.name, default_prefix=default_prefix(None, imported.name, platform)
+        )
+        result.outputs.extend(build_platform(pl, settings, options, rep))
+        result.packages += len(pl.packages)
+        result.total_bytes += sum(r.size for r in pl.packages)
+    return result
+
+
+def _solve_micromamba_from(
+    pl: PlatformLock, options: BuildOptions, rep: Reporter
+) -> MicromambaArtifact:
+    """A lock from another tool names no micromamba: take it from the channels it uses."""
+    from .channels import resolve_channel
+
+    channels = sorted({r.channel for r in pl.packages if r.channel})
+    if not channels:
+        raise LockError("the lock names no channel to take micromamba from; pass --micromamba-exe")
+    solver = get_solver("rattler")
+    cache = options.lock.cache_dir or default_cache_dir()
+    rep.info(f"{pl.platform}: solving micromamba from {', '.join(channels)}")
+    request = SolveRequest(
+        channels=[resolve_channel(c, Path.cwd()) for c in channels],
+        specs=tool_specs(DEFAULT_MICROMAMBA_SPEC, pl.platform),
+        platform=pl.platform,
+        virtual_packages=virtual_packages(pl.platform, {}),
+        offline=options.lock.offline,
+        cache_dir=cache / "repodata",
+    )
+    return artifact_from_solve(solver.solve(request), pl.platform)
 
 
 def build_from_lock(
