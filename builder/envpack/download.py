@@ -14,7 +14,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
@@ -141,9 +141,14 @@ class Fetcher:
                 for r in unique:
                     results[r] = self.fetch(r)
             else:
-                with ThreadPoolExecutor(max_workers=self.options.concurrency) as pool:
-                    for r, path in zip(unique, pool.map(self.fetch, unique), strict=True):
-                        results[r] = path
+                pool = ThreadPoolExecutor(max_workers=self.options.concurrency)
+                try:
+                    futures = {pool.submit(self.fetch, r): r for r in unique}
+                    for future in as_completed(futures):
+                        results[futures[future]] = future.result()
+                finally:
+                    # On the first failure, queued downloads are dropped, not run to no purpose.
+                    pool.shutdown(wait=True, cancel_futures=True)
         finally:
             if self._client is not None:
                 self._client.close()
