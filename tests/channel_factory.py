@@ -87,7 +87,9 @@ def build_package(pkg: Pkg, out_dir: Path) -> Path:
         (info / "paths.json").write_text(json.dumps({"paths": paths, "paths_version": 1}))
         (info / "files").write_text("".join(p["_path"] + "\n" for p in paths))
         file_list = [str(p.relative_to(root)) for p in sorted(root.rglob("*")) if p.is_file()]
-        api.create(str(root), file_list, pkg.fn, str(out_dir))
+        # zstd level 1: test packages are built often and mostly incompressible anyway.
+        kw = {"compression_level": 1} if pkg.fmt == ".conda" else {}
+        api.create(str(root), file_list, pkg.fn, str(out_dir), **kw)
     return out_dir / pkg.fn
 
 
