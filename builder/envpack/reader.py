@@ -1,0 +1,523 @@
+"""Read a bundle without trusting it: a zip, a self-extracting .bat, or an unpacked folder.
+
+A bundle being read may be years old, damaged, or made by someone hostile. So nothing here
+extracts anything or writes anywhere; member names are checked before they are used (no ``..``,
+no absolute paths or drive letters, no backslashes, no names Windows cannot hold, no duplicates,
+no symlinks leaving the folder); every member is streamed, and the JSON ones are read only up to a
+cap. Members whose sizes cannot be trusted (a stored member whose declared size differs from what
+it holds, an implausible compression ratio) stay listed but refuse to open, with the reason.
+
+Formats are classes registered in :data:`READERS`; :func:`open_bundle` is the one place that
+chooses among them, so a 7z or split-part reader is one more class and one ``register_reader``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import stat
+import struct
+import zipfile
+import zlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, ClassVar
+
+from .bundle import MANIFEST_NAME, read_manifest_bytes
+from .errors import BundleError
+
+MAX_JSON = 64 << 20  # a manifest, repodata or SBOM bigger than this is hostile, not a bundle
+# Bundles are written stored (ratio 1); re-zipped with deflate, text reaches 10-20:1. Deflate
+# itself tops out near 1032:1, so a member past this is a bomb or crafted, not a bundle file.
+MAX_RATIO = 200
+RATIO_FLOOR = 1 << 20  # small members may compress absurdly well (runs of zeros) and are harmless
+CHUNK = 1 << 20
+
+# Names cmd.exe/Windows cannot create or that mean a device; bundles are unpacked on Windows.
+_RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.IGNORECASE)
+_STREAM_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    struct.error,
+)
+
+
+def unsafe_reason(name: str) -> str | None:
+    """Why a bundle-relative member name must not be used, or ``None`` when it is safe."""
+    if not name:
+        return "empty name"
+    if "\\" in name:
+        return "backslash in name (a path separator on Windows)"
+    if name.startswith("/"):
+        return "absolute path"
+    if any(ord(c) < 32 or c == "\x7f" for c in name):
+        return "control character in name"
+    parts = name.split("/")
+    for part in parts:
+        if part in ("", "."):
+            return "empty or '.' path component"
+        if part == "..":
+            return "'..' path component"
+        if ":" in part:
+            return "':' in name (drive letter or alternate data stream)"
+        if part != part.rstrip(" ."):
+            return "name component ends with a space or dot (Windows drops it)"
+        if _RESERVED.match(part):
+            return f"reserved Windows device name {part!r}"
+    return None
+
+
+class BundleReader(ABC):
+    """One bundle, read-only. Names are relative to the bundle's top folder, '/'-separated."""
+
+    kind: ClassVar[str] = "?"  # the format's name, for messages and ``inspect``
+
+    def __init__(self, source: Path) -> None:
+        self.source = source
+        self.form = self.kind  # what this particular bundle is (a zip may be an "sfx")
+        self.top = ""  # the bundle's top folder (its name on disk or in the archive)
+        self.problems: list[str] = []  # members left out of names(), each with its reason
+        self._manifest: dict[str, Any] | None = None
+
+    @classmethod
+    @abstractmethod
+    def probe(cls, path: Path) -> bool:
+        """Whether this class reads ``path`` (cheap: a stat and at most a few bytes)."""
+
+    @abstractmethod
+    def names(self) -> list[str]:
+        """Every regular file of the bundle that passed the name checks, sorted."""
+
+    @abstractmethod
+    def size(self, name: str) -> int:
+        """The size the container declares for ``name``."""
+
+    @abstractmethod
+    def _open(self, name: str, seekable: bool) -> IO[bytes]: ...
+
+    def damaged(self, name: str) -> str | None:
+        """Why ``name`` cannot be read at all (sizes that cannot be trusted), or ``None``."""
+        return None
+
+    def _hint(self) -> str:
+        return ""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> BundleReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def open(self, name: str, seekable: bool = False) -> IO[bytes]:
+        """A binary stream of ``name``; read errors surface as :class:`BundleError`.
+
+        ``seekable=True`` asks for cheap seeks (a .conda is a zip read from its end), which a
+        compressed zip member can only emulate by re-reading.
+        """
+        if name not in self._name_set():
+            raise BundleError(f"{self.source}: no file {name!r} in the bundle")
+        reason = self.damaged(name)
+        if reason is not None:
+            raise BundleError(f"{name}: {reason}")
+        try:
+            raw = self._open(name, seekable)
+        except _STREAM_ERRORS as exc:
+            raise BundleError(f"{name}: cannot read ({_why(exc)})") from None
+        return io.BufferedReader(_Guarded(raw, name), CHUNK)
+
+    def read_bytes(self, name: str, cap: int = MAX_JSON) -> bytes:
+        """The whole of a small member; more than ``cap`` bytes is refused, not read."""
+        reason = self.damaged(name) if name in self._name_set() else None
+        if reason is not None:
+            raise BundleError(f"{name}: {reason}")
+        if self.size(name) > cap:
+            raise BundleError(f"{name}: {self.size(name)} bytes, implausibly large for this file")
+        data = bytearray()
+        with self.open(name) as fh:
+            # In chunks: read(cap) would allocate the whole cap up front, whatever the size.
+            while chunk := fh.read(CHUNK):
+                data += chunk
+                if len(data) > cap:
+                    raise BundleError(f"{name}: more than {cap} bytes, implausibly large")
+        return bytes(data)
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """``envpack.json``, its format and version checked before anything else is looked at."""
+        if self._manifest is None:
+            if MANIFEST_NAME not in self._name_set():
+                raise BundleError(
+                    f"{self.source}: no {MANIFEST_NAME}; not an envpack bundle{self._hint()}"
+                )
+            data = self.read_bytes(MANIFEST_NAME)
+            self._manifest = read_manifest_bytes(data, str(self.source))
+        return self._manifest
+
+    def _name_set(self) -> frozenset[str]:
+        cached: frozenset[str] | None = getattr(self, "_names_cache", None)
+        if cached is None:
+            cached = frozenset(self.names())
+            self._names_cache = cached
+        return cached
+
+
+READERS: list[type[BundleReader]] = []
+
+
+def register_reader(cls: type[BundleReader]) -> type[BundleReader]:
+    """Make :func:`open_bundle` consider ``cls`` (first registered, first asked)."""
+    if cls not in READERS:
+        READERS.append(cls)
+    return cls
+
+
+def open_bundle(path: Path) -> BundleReader:
+    """Open a bundle in whichever form it comes; :class:`BundleError` if it is none of them."""
+    path = Path(path)
+    if not path.exists():
+        raise BundleError(f"{path}: no such bundle")
+    for cls in READERS:
+        if cls.probe(path):
+            return cls(path)
+    raise BundleError(
+        f"{path}: not a bundle (expected a .zip, a self-extracting .bat or an unpacked folder)"
+    )
+
+
+# --------------------------------------------------------------------------- zip / .bat
+
+
+@register_reader
+class ZipBundleReader(BundleReader):
+    """A bundle zip, or the self-extracting .bat (a batch stub with the zip appended)."""
+
+    kind = "zip"
+
+    @classmethod
+    def probe(cls, path: Path) -> bool:
+        # is_zipfile finds the end record from the end, so a stub in front does not matter;
+        # a damaged zip is still a zip to report on, hence the name test as well.
+        return path.is_file() and (
+            zipfile.is_zipfile(path) or path.suffix.lower() in (".zip", ".bat")
+        )
+
+    def __init__(self, source: Path) -> None:
+        super().__init__(source)
+        try:
+            self._zf = zipfile.ZipFile(source)
+        except (zipfile.BadZipFile, OSError, ValueError, struct.error) as exc:
+            raise BundleError(f"{source}: not a readable zip ({_why(exc)})") from None
+        self.archive_size = source.stat().st_size
+        first = self._zf.infolist()[0].header_offset if self._zf.infolist() else 0
+        self.form = "sfx" if first > 0 else "zip"
+        self._members: dict[str, zipfile.ZipInfo] = {}
+        self._damaged: dict[str, str] = {}
+        self._scan()
+
+    def _scan(self) -> None:
+        infos = [i for i in self._zf.infolist() if not i.filename.endswith("/")]
+        manifests = sorted(
+            i.filename for i in infos if i.filename.rpartition("/")[2] == MANIFEST_NAME
+        )
+        tops = [m.rpartition("/")[0] for m in manifests if unsafe_reason(m) is None]
+        tops = [t for t in tops if "/" not in t]
+        self.top = tops[0] if tops else ""
+        if len(tops) > 1:
+            self.problems.append(
+                f"several bundle folders in one archive ({', '.join(tops)}); reading {self.top}/"
+            )
+        prefix = f"{self.top}/" if self.top else ""
+        seen: dict[str, str] = {}
+        for info in infos:
+            full = info.filename
+            if not full.startswith(prefix):
+                reason = unsafe_reason(full)
+                self.problems.append(
+                    f"{full}: unsafe member name ({reason})"
+                    if reason
+                    else f"{full}: outside the bundle folder {self.top or '(none)'}/"
+                )
+                continue
+            name = full[len(prefix) :]
+            reason = unsafe_reason(name) or unsafe_reason(full)
+            if reason:
+                self.problems.append(f"{full}: unsafe member name ({reason})")
+                continue
+            mode = info.external_attr >> 16
+            if info.create_system == 3 and stat.S_ISLNK(mode):
+                self.problems.append(f"{name}: a symlink, not a file")
+                continue
+            folded = name.casefold()
+            if folded in seen:
+                same = "twice" if seen[folded] == name else f"and as {seen[folded]!r}"
+                self.problems.append(f"{name}: in the archive {same} (duplicate member)")
+                self._members.pop(seen[folded], None)
+                continue
+            seen[folded] = name
+            self._members[name] = info
+            why = self._size_problem(info)
+            if why:
+                self._damaged[name] = why
+
+    def _size_problem(self, info: zipfile.ZipInfo) -> str | None:
+        if info.flag_bits & 0x1:
+            return "encrypted member"
+        end = info.header_offset + info.compress_size
+        if info.header_offset < 0 or end > self.archive_size:
+            return (
+                f"member claims {info.compress_size} bytes at offset {info.header_offset}, "
+                f"past the end of the {self.archive_size}-byte archive (truncated or hostile)"
+            )
+        if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
+            return (
+                f"stored member declares {info.file_size} bytes but holds {info.compress_size} "
+                "(damaged or hostile)"
+            )
+        if info.file_size > RATIO_FLOOR and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+            return (
+                f"member expands {info.compress_size} bytes to {info.file_size}, "
+                "an implausible ratio (zip bomb?)"
+            )
+        return None
+
+    def _hint(self) -> str:
+        # A zip cut short loses its directory; the last one left may be a stored package's
+        # (a .conda is a zip), which then reads as a small zip behind "prepended" data.
+        if self.form == "sfx" and not any(n.endswith(".bat") for n in self._members):
+            return " (or truncated: the only zip directory left describes data inside it)"
+        return ""
+
+    def names(self) -> list[str]:
+        return sorted(self._members)
+
+    def size(self, name: str) -> int:
+        return self._members[name].file_size
+
+    def damaged(self, name: str) -> str | None:
+        return self._damaged.get(name)
+
+    def _open(self, name: str, seekable: bool) -> IO[bytes]:
+        info = self._members[name]
+        if seekable and info.compress_type == zipfile.ZIP_STORED:
+            return io.BufferedReader(_Window.of_stored(self.source, info))
+        return self._zf.open(info)
+
+    def close(self) -> None:
+        self._zf.close()
+
+
+class _Window(io.RawIOBase):
+    """A stored member's bytes as a seekable file: its own handle, bounded to its range."""
+
+    def __init__(self, fh: IO[bytes], start: int, length: int) -> None:
+        self._fh, self._start, self._length, self._pos = fh, start, length, 0
+
+    @classmethod
+    def of_stored(cls, archive: Path, info: zipfile.ZipInfo) -> _Window:
+        fh = archive.open("rb")
+        try:
+            fh.seek(info.header_offset)
+            header = fh.read(30)
+            if len(header) != 30 or header[:4] != b"PK\x03\x04":
+                raise zipfile.BadZipFile("bad local file header")
+            name_len, extra_len = struct.unpack("<HH", header[26:30])
+            return cls(fh, info.header_offset + 30 + name_len + extra_len, info.compress_size)
+        except BaseException:
+            fh.close()
+            raise
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        want = min(len(buffer), self._length - self._pos)
+        if want <= 0:
+            return 0
+        self._fh.seek(self._start + self._pos)
+        data = self._fh.read(want)
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
+# --------------------------------------------------------------------------- folder
+
+
+@register_reader
+class FolderBundleReader(BundleReader):
+    """An unpacked bundle: the ``<name>/`` folder itself or the folder that holds it."""
+
+    kind = "folder"
+
+    @classmethod
+    def probe(cls, path: Path) -> bool:
+        return path.is_dir()
+
+    def __init__(self, source: Path) -> None:
+        super().__init__(source)
+        self.root = self._find_root(source)
+        self.top = self.root.name
+        self._files: dict[str, tuple[Path, int]] = {}
+        self._scan()
+
+    @staticmethod
+    def _find_root(source: Path) -> Path:
+        if (source / MANIFEST_NAME).is_file():
+            return source.resolve()
+        try:
+            found = sorted(
+                child
+                for child in source.iterdir()
+                if child.is_dir() and not child.is_symlink() and (child / MANIFEST_NAME).is_file()
+            )
+        except OSError as exc:
+            raise BundleError(f"{source}: cannot list ({exc.strerror})") from None
+        if not found:
+            raise BundleError(
+                f"{source}: no {MANIFEST_NAME} here or in a folder below; not a bundle"
+            )
+        if len(found) > 1:
+            names = ", ".join(f.name for f in found)
+            raise BundleError(f"{source}: holds several bundles ({names}); name one of them")
+        return found[0].resolve()
+
+    def _scan(self) -> None:
+        seen: dict[str, str] = {}
+        for rel, path in self._walk():
+            reason = unsafe_reason(rel)
+            if reason:
+                self.problems.append(f"{rel}: unsafe file name ({reason})")
+                continue
+            try:
+                st = path.lstat()
+                if stat.S_ISLNK(st.st_mode):
+                    target = path.resolve()
+                    if not target.is_relative_to(self.root):
+                        self.problems.append(f"{rel}: a symlink pointing outside the bundle")
+                        continue
+                    st = target.stat()
+            except (OSError, RuntimeError) as exc:
+                self.problems.append(f"{rel}: cannot inspect ({_why(exc)})")
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                self.problems.append(f"{rel}: a symlinked folder (not followed)")
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                self.problems.append(f"{rel}: not a regular file")
+                continue
+            folded = rel.casefold()
+            if folded in seen:
+                self.problems.append(
+                    f"{rel}: differs only in case from {seen[folded]!r} (Windows cannot hold both)"
+                )
+                continue
+            seen[folded] = rel
+            self._files[rel] = (path, st.st_size)
+
+    def _walk(self) -> Iterator[tuple[str, Path]]:
+        # followlinks=False: a symlinked folder shows up as a name, never as a tree to descend.
+        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
+            dirnames.sort()
+            base = Path(dirpath)
+            entries = sorted(filenames) + [d for d in dirnames if (base / d).is_symlink()]
+            for entry in entries:
+                path = base / entry
+                yield path.relative_to(self.root).as_posix(), path
+
+    def names(self) -> list[str]:
+        return sorted(self._files)
+
+    def size(self, name: str) -> int:
+        return self._files[name][1]
+
+    def close(self) -> None:
+        pass  # nothing is held open between reads
+
+    def _open(self, name: str, seekable: bool) -> IO[bytes]:
+        path = self._files[name][0]
+        # Checked again at open time: the folder may have changed since it was listed.
+        if not path.resolve().is_relative_to(self.root):
+            raise BundleError(f"{name}: now points outside the bundle")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise BundleError(f"{name}: not a regular file")
+        return os.fdopen(fd, "rb")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class _Guarded(io.RawIOBase):
+    """Turn whatever a damaged member raises mid-read (bad CRC, bad deflate data, a truncated
+    archive, a vanished file) into one :class:`BundleError` naming the member."""
+
+    def __init__(self, raw: IO[bytes], name: str) -> None:
+        self._raw, self._name = raw, name
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return self._raw.seekable()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return int(self._call(self._raw.seek, offset, whence))
+
+    def tell(self) -> int:
+        return int(self._call(self._raw.tell))
+
+    def readinto(self, buffer: Any) -> int:
+        data: bytes = self._call(self._raw.read, len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        finally:
+            super().close()
+
+    def _call(self, func: Any, *args: Any) -> Any:
+        try:
+            return func(*args)
+        except BundleError:
+            raise
+        except _STREAM_ERRORS as exc:
+            raise BundleError(f"{self._name}: damaged ({_why(exc)})") from None
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
