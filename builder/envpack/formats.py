@@ -48,7 +48,6 @@ from .reader import (
     READERS,
     BundleReader,
     ZipBundleReader,
-    register_reader,
     unsafe_reason,
 )
 from .stubs import batch_quote, load_template, render, to_crlf
@@ -1136,12 +1135,14 @@ class SplitReader(BundleReader):
 def register_readers() -> None:
     """Let reader.open_bundle read 7z and split bundles (idempotent).
 
-    The split reader goes first: reader.FolderBundleReader claims every folder, and a folder of
-    parts is not an unpacked bundle. The 7z reader goes last: its probe is exact.
+    Both go before the readers of reader.py: FolderBundleReader claims every folder (a folder of
+    parts is not an unpacked bundle), and ZipBundleReader's zipfile.is_zipfile() also says yes to
+    a 7z whose last stored member is a .conda (a zip, end record and all). The 7z probe is exact.
     """
-    if SplitReader not in READERS:
-        READERS.insert(0, SplitReader)
-    register_reader(SevenZipReader)
+    for position, cls in enumerate((SplitReader, SevenZipReader)):
+        if cls in READERS:
+            READERS.remove(cls)
+        READERS.insert(position, cls)
 
 
 register_readers()
