@@ -189,6 +189,8 @@ def register_reader(cls: type[BundleReader]) -> type[BundleReader]:
 
 def open_bundle(path: Path) -> BundleReader:
     """Open a bundle in whichever form it comes; :class:`BundleError` if it is none of them."""
+    from . import formats  # noqa: F401  (registers the 7z and split-part readers on import)
+
     path = Path(path)
     if not path.exists():
         raise BundleError(f"{path}: no such bundle")

@@ -316,7 +316,12 @@ def verify_bundle(path: Path) -> list[str]:
     except BundleError as exc:
         return [str(exc)]
     with reader:
-        return _Verifier(reader).run()
+        problems = _Verifier(reader).run()
+        # A split bundle also checks each part against its NAME.sha256 (formats.SplitReader).
+        verify_parts = getattr(reader, "verify_parts", None)
+        if callable(verify_parts):
+            problems.extend(str(p) for p in verify_parts())
+        return problems
 
 
 @dataclass
