@@ -337,6 +337,13 @@ class _Verifier:
     problems: list[str] = field(default_factory=list)
     digests: dict[str, _Digest] = field(default_factory=dict)
     unreadable: set[str] = field(default_factory=set)
+    missing: set[str] = field(default_factory=set)
+
+    def _missing(self, name: str, why: str) -> None:
+        """Report a missing file once, whichever check notices it first."""
+        if name not in self.missing:
+            self.missing.add(name)
+            self.problems.append(f"missing file: {name} ({why})")
 
     def run(self) -> list[str]:
         try:
@@ -394,7 +401,7 @@ class _Verifier:
             sha256, size = expected[name]
             if name not in names:
                 if name not in package_files:  # a missing package is reported as a package
-                    self.problems.append(f"missing file: {name} (listed in the manifest)")
+                    self._missing(name, "listed in the manifest")
                 continue
             if self.reader.size(name) != size:
                 self.problems.append(
@@ -510,7 +517,7 @@ class _Verifier:
                 continue
             rel = f"channel/{subdir}/repodata.json"
             if rel not in names:
-                self.problems.append(f"missing file: {rel} (micromamba needs it)")
+                self._missing(rel, "micromamba needs it")
                 continue
             try:
                 data = _read_json(self.reader, rel)
@@ -540,7 +547,7 @@ class _Verifier:
 
     def _check_explicit(self, pl: PlatformLock, names: set[str]) -> None:
         if EXPLICIT_NAME not in names:
-            self.problems.append(f"missing file: {EXPLICIT_NAME} (setup.bat installs from it)")
+            self._missing(EXPLICIT_NAME, "setup.bat installs from it")
             return
         try:
             text = self.reader.read_bytes(EXPLICIT_NAME).decode("utf-8")
@@ -566,7 +573,7 @@ class _Verifier:
 
     def _check_sbom(self, pl: PlatformLock, names: set[str]) -> None:
         if SBOM_NAME not in names:
-            self.problems.append(f"missing file: {SBOM_NAME}")
+            self._missing(SBOM_NAME, "the package list with licences and hashes")
             return
         try:
             sbom = _read_json(self.reader, SBOM_NAME)
@@ -592,7 +599,7 @@ class _Verifier:
     def _check_micromamba(self, pl: PlatformLock, names: set[str]) -> None:
         exe = exe_name(pl.platform)
         if exe not in names:
-            self.problems.append(f"missing file: {exe}")
+            self._missing(exe, "setup.bat installs with it")
             return
         mm = pl.micromamba
         if mm is not None and mm.source == "file" and mm.file_sha256:
