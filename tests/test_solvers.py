@@ -451,6 +451,7 @@ def test_micromamba_solver_is_isolated(
         "CONDA_PREFIX": str(tmp_path / "their-env"),
         "CONDA_OVERRIDE_WIN": "0",
         "CONDA_CHANNEL_PRIORITY": "disabled",
+        "MAMBA_PINNED_PACKAGES": "tool=1.0",  # honoured despite --no-rc (measured with 2.8.1)
     }
     for key, value in hostile.items():
         monkeypatch.setenv(key, value)
@@ -465,6 +466,8 @@ def test_builder_env_drops_micromamba_settings(tmp_path: Path) -> None:
         "PATH": "/bin",
         "HOME": "/home/u",
         "CONDA_CHANNELS": "x",
+        "CONDA_CHANNEL_PRIORITY": "disabled",
+        "MAMBA_PINNED_PACKAGES": "tool=1.0",
         "MAMBA_ROOT_PREFIX": "/r",
         "CONDARC": "/rc",
         "PYTHONPATH": "/p",

@@ -1,0 +1,375 @@
+"""What setup.bat runs, run by the real micromamba (a Linux build of 2.8.1, see ../shared/tools).
+
+Every command line comes from :mod:`envpack.mamba_cli`, as in the builder and the stub renderer:
+the same list file, flags and variables as setup.bat, with the Windows paths turned into this
+machine's (``%BUNDLE%`` = the extracted bundle, ``%WORK%`` = ``<prefix>.envpack-work``).
+
+What these tests record for the stub (measured with 2.8.1):
+
+- An intact bundle installs from the pre-filled pkgs folder alone: the channel URLs in env.txt
+  (``http://127.0.0.1:<port>/...`` or ``file:///<builder path>/...``) are never read.
+- A package whose copy fails its md5 is fetched again from its env.txt URL, despite
+  ``--offline``; when that URL answers with the right file, the install succeeds. Where it does
+  not answer, micromamba exits 1 and leaves a prefix holding only ``.mambarc`` (written by
+  ``--platform``) and ``conda-meta/history``: setup.bat must treat such a prefix as failed.
+- micromamba >= 2.6 extracts each package into ``pkgs/<scheme>/<host or path>/<subdir>/<dist>/``,
+  derived from the package's env.txt URL (``:`` and ``\\`` become ``_``), not into ``pkgs/<dist>``:
+  the path length the stub checks includes that part.
+- The install writes one file outside the prefix and the work folder:
+  ``$HOME/.conda/environments.txt`` (``%USERPROFILE%`` on Windows), listing the prefix, even
+  when the install fails (micromamba 1.5-2.8 have no option against it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from envpack import mamba_cli
+
+from conftest import run_cli, write_recipe
+from http_server import ChannelServer
+
+pytestmark = pytest.mark.micromamba
+
+# A space, "&", "(x86)" and a non-ASCII letter: what Windows paths throw at an installer.
+AWKWARD = "Bundles & Co (x86) é"
+PLATFORM = "win-64"
+NOT_EXPECTED = "The following argument was not expected"
+TIMEOUT = 120
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def micromamba_version(mm: Path) -> tuple[int, ...]:
+    out = subprocess.run(
+        [str(mm), "--version"], capture_output=True, text=True, timeout=TIMEOUT, check=True
+    ).stdout
+    found = re.search(r"(\d+)\.(\d+)\.(\d+)", out)
+    assert found, out
+    return tuple(int(g) for g in found.groups())
+
+
+def build_bundle(recipe: Path, out: Path, cache: Path) -> Path:
+    exe = out.parent / "stand-in-micromamba.exe"
+    exe.write_bytes(b"MZ stand-in")
+    result = run_cli(
+        "build", recipe, "-o", out, "--micromamba-exe", exe, "--cache-dir", cache, "--no-sfx", "-q"
+    )
+    assert result.exit_code == 0, result.output
+    (bundle,) = out.glob(f"*-{PLATFORM}.zip")
+    return bundle
+
+
+def extract(bundle_zip: Path, dest: Path) -> Path:
+    """Unzip as a user would, into ``dest`` (awkward name); return the bundle's top folder."""
+    with zipfile.ZipFile(bundle_zip) as zf:
+        zf.extractall(dest)
+        (top,) = {name.split("/", 1)[0] for name in zf.namelist()}
+    return dest / top
+
+
+def locked_dists(bundle: Path) -> set[str]:
+    manifest = json.loads((bundle / "envpack.json").read_text(encoding="utf-8"))
+    return {f"{p['name']}-{p['version']}-{p['build']}" for p in manifest["lock"]["packages"]}
+
+
+def install_env(home: Path, **overrides: str | None) -> dict[str, str]:
+    """setup.bat's environment: the caller's, minus CLEARED_VARS, plus the two it sets."""
+    env = {k: v for k, v in os.environ.items() if k not in mamba_cli.CLEARED_VARS}
+    env["HOME"] = str(home)
+    for key, value in overrides.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def install_like_setup(
+    mm: Path,
+    bundle: Path,
+    prefix: Path,
+    home: Path,
+    damage: str | None = None,
+    shortcuts: bool = False,
+    **env_overrides: str | None,
+) -> subprocess.CompletedProcess[str]:
+    """What setup.bat does: fresh work folder, packages (not repodata) copied in, then create."""
+    work = Path(f"{prefix}.envpack-work")
+    if work.exists():
+        shutil.rmtree(work)
+    pkgs, root = work / "pkgs", work / "root"
+    pkgs.mkdir(parents=True)
+    root.mkdir()
+    for subdir in (PLATFORM, "noarch"):
+        for package in sorted((bundle / "channel" / subdir).iterdir()):
+            if package.name != "repodata.json":
+                shutil.copyfile(package, pkgs / package.name)
+    if damage is not None:
+        flip_one_byte(pkgs / damage)
+    settings: dict[str, str | None] = {
+        mamba_cli.ROOT_PREFIX_VAR: str(root),
+        mamba_cli.PKGS_DIRS_VAR: str(pkgs),
+        **env_overrides,
+    }
+    env = install_env(home, **settings)
+    argv = mamba_cli.install_argv(
+        str(mm), str(prefix), str(bundle / "env.txt"), PLATFORM, shortcuts
+    )
+    return subprocess.run(
+        argv,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def flip_one_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def conda_meta(prefix: Path) -> set[str]:
+    return {p.stem for p in (prefix / "conda-meta").glob("*.json")}
+
+
+def tree(path: Path) -> set[str]:
+    return {p.relative_to(path).as_posix() for p in path.rglob("*")}
+
+
+def assert_accepted(proc: subprocess.CompletedProcess[str]) -> None:
+    assert NOT_EXPECTED not in proc.stdout + proc.stderr, proc.stderr
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def tool_package(bundle: Path) -> str:
+    (fn,) = [p.name for p in (bundle / "channel" / PLATFORM).glob("tool-*")]
+    return fn
+
+
+@pytest.fixture(scope="module")
+def local_bundle(std_channel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A bundle from a local-folder channel (awkward name), the folder renamed once built.
+
+    env.txt then holds ``file://`` URLs that lead nowhere: an install that reads them fails.
+    """
+    base = tmp_path_factory.mktemp("local")
+    channel = base / f"channel {AWKWARD}"
+    shutil.copytree(std_channel, channel)
+    recipe = write_recipe(base / "demo.yaml", [str(channel)], ["tool", "docs"])
+    bundle_zip = build_bundle(recipe, base / "dist", base / "cache")
+    channel.rename(base / "channel-moved-away")
+    yield bundle_zip
+
+
+# --------------------------------------------------------------------------- the install
+
+
+def test_install_from_local_channel_bundle(
+    local_bundle: Path, real_micromamba: Path, tmp_path: Path
+) -> None:
+    bundle = extract(local_bundle, tmp_path / AWKWARD)
+    env_txt = (bundle / "env.txt").read_text(encoding="utf-8")
+    assert "file:///" in env_txt and "%20" in env_txt and "%C3%A9" in env_txt
+    home = tmp_path / "home"
+    home.mkdir()
+    prefix = tmp_path / "my env"
+    proc = install_like_setup(real_micromamba, bundle, prefix, home)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert conda_meta(prefix) == locked_dists(bundle)
+    assert (prefix / "Library" / "share" / "tool" / "README.txt").read_text() == "tool 2.0\n"
+    assert (prefix / ".mambarc").read_text() == f"platform: {PLATFORM}"
+    # The one write outside prefix and work folder (micromamba always registers environments).
+    assert tree(home) == {".conda", ".conda/environments.txt"}
+    assert (home / ".conda" / "environments.txt").read_text().split("\n")[0] == str(prefix)
+    work = Path(f"{prefix}.envpack-work")
+    assert tree(work / "root") == set()
+    extracted = {p.parent.parent.name for p in (work / "pkgs").rglob("info/index.json")}
+    assert extracted == locked_dists(bundle)
+
+
+def test_install_from_http_bundle_with_server_gone(
+    channel_copy: Path, real_micromamba: Path, tmp_path: Path
+) -> None:
+    with ChannelServer(channel_copy) as server:
+        recipe = write_recipe(tmp_path / "demo.yaml", [server.url], ["tool", "docs"])
+        bundle_zip = build_bundle(recipe, tmp_path / "dist", tmp_path / "cache")
+        port = server.server_address[1]
+    bundle = extract(bundle_zip, tmp_path / AWKWARD)
+    assert f"http://127.0.0.1:{port}/win-64/" in (bundle / "env.txt").read_text(encoding="utf-8")
+    home = tmp_path / "home"
+    home.mkdir()
+    prefix = tmp_path / "my env"
+    proc = install_like_setup(real_micromamba, bundle, prefix, home)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert conda_meta(prefix) == locked_dists(bundle)
+    pkgs = Path(f"{prefix}.envpack-work") / "pkgs"
+    tool = next(d for d in locked_dists(bundle) if d.startswith("tool-"))
+    if micromamba_version(real_micromamba) >= (2, 6, 0):
+        # mamba#4163: the extraction folder is derived from the URL.
+        assert (pkgs / "http" / f"127.0.0.1_{port}" / PLATFORM / tool / "info").is_dir()
+    else:
+        assert (pkgs / tool / "info").is_dir()
+
+
+@pytest.mark.parametrize("channel_kind", ["local", "http"])
+def test_flipped_byte_fails_and_leaves_a_stub_prefix(
+    channel_kind: str,
+    local_bundle: Path,
+    channel_copy: Path,
+    real_micromamba: Path,
+    tmp_path: Path,
+) -> None:
+    if channel_kind == "local":
+        bundle_zip = local_bundle
+    else:
+        with ChannelServer(channel_copy) as server:
+            recipe = write_recipe(tmp_path / "demo.yaml", [server.url], ["tool", "docs"])
+            bundle_zip = build_bundle(recipe, tmp_path / "dist", tmp_path / "cache")
+    bundle = extract(bundle_zip, tmp_path / AWKWARD)
+    home = tmp_path / "home"
+    home.mkdir()
+    prefix = tmp_path / "my env"
+    damaged = tool_package(bundle)
+    proc = install_like_setup(real_micromamba, bundle, prefix, home, damage=damaged)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    # micromamba tried the URL (not there any more) and gave up: what setup.bat then finds.
+    assert re.search(rf"Download error \(\d+\).*{re.escape(damaged)}", proc.stderr), proc.stderr
+    assert tree(prefix) == {".mambarc", "conda-meta", "conda-meta/history"}
+    assert conda_meta(prefix) == set()
+    # ... and the failed prefix is registered all the same.
+    assert (home / ".conda" / "environments.txt").read_text().split("\n")[0] == str(prefix)
+
+
+def test_damaged_package_is_downloaded_from_its_url_despite_offline(
+    channel_copy: Path, real_micromamba: Path, tmp_path: Path
+) -> None:
+    """Why env.txt's URLs matter: where one answers, a damaged bundle still installs."""
+    with ChannelServer(channel_copy) as server:
+        recipe = write_recipe(tmp_path / "demo.yaml", [server.url], ["tool", "docs"])
+        bundle_zip = build_bundle(recipe, tmp_path / "dist", tmp_path / "cache")
+        bundle = extract(bundle_zip, tmp_path / AWKWARD)
+        home = tmp_path / "home"
+        home.mkdir()
+        damaged = tool_package(bundle)
+        before = dict(server.hits)
+        intact = install_like_setup(real_micromamba, bundle, tmp_path / "intact env", home)
+        assert intact.returncode == 0, intact.stderr
+        assert dict(server.hits) == before  # an intact bundle reads no URL
+        proc = install_like_setup(
+            real_micromamba, bundle, tmp_path / "my env", home, damage=damaged
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert server.hits[damaged] == before.get(damaged, 0) + 1
+    assert conda_meta(tmp_path / "my env") == locked_dists(bundle)
+
+
+def test_each_install_variable_is_needed(
+    local_bundle: Path, real_micromamba: Path, tmp_path: Path
+) -> None:
+    """Without PKGS_DIRS_VAR the pre-filled folder is not used (so the install fails here);
+    without ROOT_PREFIX_VAR micromamba falls back to folders in the user's home."""
+    bundle = extract(local_bundle, tmp_path / AWKWARD)
+    home = tmp_path / "home"
+    home.mkdir()
+    no_pkgs = install_like_setup(
+        real_micromamba, bundle, tmp_path / "a env", home, **{mamba_cli.PKGS_DIRS_VAR: None}
+    )
+    assert no_pkgs.returncode == 1, no_pkgs.stdout
+    assert "Download error" in no_pkgs.stderr
+    # micromamba's default root prefix (2.x: ~/.mamba; 1.x: ~/micromamba) holds a pkgs folder
+    assert any(p.name == "pkgs" for p in home.glob("*/pkgs")), tree(home)
+    shutil.rmtree(home)
+    home.mkdir()
+    no_root = install_like_setup(
+        real_micromamba, bundle, tmp_path / "b env", home, **{mamba_cli.ROOT_PREFIX_VAR: None}
+    )
+    assert no_root.returncode == 0, no_root.stderr
+    assert conda_meta(tmp_path / "b env") == locked_dists(bundle)
+
+
+# --------------------------------------------------------------------------- every flag
+
+
+def test_every_flag_accepted_by_the_real_parser(
+    local_bundle: Path, std_channel: Path, real_micromamba: Path, tmp_path: Path
+) -> None:
+    """Each option the builder or setup.bat passes, through 2.8.1's own parser and a real run."""
+    mm = str(real_micromamba)
+    home = tmp_path / "home"
+    home.mkdir()
+    pkgs = tmp_path / "pkgs"
+    pkgs.mkdir()
+    env = install_env(
+        home,
+        **{
+            mamba_cli.ROOT_PREFIX_VAR: str(tmp_path / "root"),
+            mamba_cli.PKGS_DIRS_VAR: str(pkgs),
+            "CONDA_OVERRIDE_WIN": "10.0.19045",
+        },
+    )
+
+    def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            argv, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False
+        )
+
+    prefix = str(tmp_path / "dry prefix")
+    channel = [std_channel.as_uri()]
+    for offline in (False, True):
+        argv = mamba_cli.dry_run_argv(mm, prefix, channel, ["tool", "docs"], PLATFORM, offline)
+        assert {*mamba_cli.DRY_RUN_FLAGS, *mamba_cli.ISOLATION_FLAGS} <= set(argv)
+        assert {mamba_cli.CHANNEL_OPTION, mamba_cli.PLATFORM_OPTION} <= set(argv)
+        assert (mamba_cli.OFFLINE_FLAG in argv) == offline
+        proc = run(argv)
+        assert_accepted(proc)
+        assert json.loads(proc.stdout)["success"] is True
+        assert not Path(prefix).exists()
+    # The same flags in a real create from a channel, then setup.bat's create from env.txt.
+    real_argv = [a for a in argv if a not in (mamba_cli.JSON_FLAG, "--dry-run")]
+    assert_accepted(run(real_argv))
+    assert {"tool", "docs"} <= {d.split("-")[0] for d in conda_meta(Path(prefix))}
+    bundle = extract(local_bundle, tmp_path / AWKWARD)
+    for shortcuts in (False, True):
+        target = tmp_path / f"env {shortcuts}"
+        argv = mamba_cli.install_argv(mm, str(target), str(bundle / "env.txt"), PLATFORM, shortcuts)
+        assert {*mamba_cli.INSTALL_FLAGS, mamba_cli.FILE_OPTION, mamba_cli.PREFIX_OPTION} <= set(
+            argv
+        )
+        assert (mamba_cli.NO_SHORTCUTS_FLAG in argv) == (not shortcuts)
+        assert_accepted(run([*argv, "--dry-run"]))
+        assert_accepted(
+            install_like_setup(real_micromamba, bundle, target, home, shortcuts=shortcuts)
+        )
+        assert conda_meta(target) == locked_dists(bundle)
+
+
+def test_an_unknown_flag_is_refused(real_micromamba: Path, tmp_path: Path) -> None:
+    """The check above can fail: this is what the parser says to a flag it does not know."""
+    argv = mamba_cli.install_argv(str(real_micromamba), str(tmp_path / "p"), "x.txt", PLATFORM)
+    proc = subprocess.run(
+        [*argv, "--no-such-flag"],
+        env=install_env(tmp_path, **{mamba_cli.ROOT_PREFIX_VAR: str(tmp_path / "r")}),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert NOT_EXPECTED in proc.stdout + proc.stderr
+    assert "--no-such-flag" in proc.stdout + proc.stderr
