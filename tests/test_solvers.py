@@ -585,7 +585,7 @@ def test_parse_dry_run_failures(tmp_path: Path) -> None:
         parse_dry_run("", "", 0, req, None)
 
 
-def test_summary_of_a_rattler_tree() -> None:
+def test_summaries_of_problem_reports() -> None:
     text = (
         "Cannot solve the request because of: python 3.9.* cannot be installed because there "
         "are no viable options:\n"
@@ -598,6 +598,14 @@ def test_summary_of_a_rattler_tree() -> None:
     )
     assert summarise_problems(text) == (
         "python 3.9.* cannot be installed (unsatisfiable requirements on openssl)"
+    )
+    # micromamba 1.x without --json: libsolv's list under a heading that says nothing
+    libsolv = (
+        "Encountered problems while solving:\n"
+        "  - package app-1.0-0 requires lib >=2, but none of the providers can be installed\n"
+    )
+    assert summarise_problems(libsolv) == (
+        "package app-1.0-0 requires lib >=2, but none of the providers can be installed"
     )
     long_text = "x" * 1000
     assert len(summarise_problems(long_text)) == 400

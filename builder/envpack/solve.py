@@ -140,7 +140,13 @@ def _check_hashes(records: list[LockedPackage]) -> list[LockedPackage]:
 # --------------------------------------------------------------------------- error messages
 
 _LOG_PREFIX = re.compile(r"^\s*(critical|error|warning|info|debug|trace)\s+libmamba\s+", re.I)
-_TREE = "│├└─|` "
+_TREE = "│├└─|`- "
+# Headings that say a solve failed without saying why.
+_GENERIC = re.compile(
+    r"^(could not solve for environment specs|the following packages? (are|is|could)\b|"
+    r"encountered problems while solving|cannot solve the request because of:?$)",
+    re.IGNORECASE,
+)
 _LEAF_MARKERS = (
     "for which no candidates were found",
     "conflicts with",
@@ -217,7 +223,7 @@ def summarise_problems(text: str) -> str:
             more = f" and {len(unique) - 5} more" if len(unique) > 5 else ""
             summary += f" (unsatisfiable requirements on {', '.join(unique[:5])}{more})"
     else:
-        lines = header + [body for _, body in entries]
+        lines = [line for line in header + [b for _, b in entries] if not _GENERIC.match(line)]
         summary = lines[0] if lines else "the solver gave no reason"
     summary = " ".join(summary.split())
     return summary if len(summary) <= _MAX_SUMMARY else summary[: _MAX_SUMMARY - 1] + "…"
