@@ -394,3 +394,27 @@ def test_conda_lock_builds_a_sound_bundle(
     bundle = build_imported(lock, tmp_path / "dist", cache_dir)
     assert bundle.name == "proj-win-64.zip"
     assert verify_bundle(bundle) == []
+
+
+def test_cli_builds_from_an_explicit_file(
+    server: ChannelServer, channel_copy: Path, tmp_path: Path, cache_dir: Path
+) -> None:
+    from conftest import run_cli
+
+    repodata = repodata_records(channel_copy)
+    fns = [
+        fn for fn, e in repodata.items() if e["name"] in ("ucrt", "libzlib", "vc", "vc14_runtime")
+    ]
+    lines = ["@EXPLICIT"] + [
+        f"{server.url}/{repodata[fn]['subdir']}/{fn}#{repodata[fn]['md5']}" for fn in fns
+    ]
+    path = explicit(tmp_path, *lines, name="zlib-only.txt")
+    result = run_cli("build", path, "-o", tmp_path / "dist", "--no-sfx")
+    assert result.exit_code == 0, result.output
+    bundle = tmp_path / "dist" / "zlib-only-win-64.zip"
+    assert verify_bundle(bundle) == []
+    from envpack.snapshot import inspect_bundle
+
+    info = inspect_bundle(bundle)
+    assert sorted(p["name"] for p in info["packages"]) == ["libzlib", "ucrt", "vc", "vc14_runtime"]
+    assert info["micromamba"]["version"] == "2.8.1"  # solved from the channel the lock uses

@@ -310,3 +310,32 @@ def test_cli_inspect_verify_diff(recipe: Path, tmp_path: Path, cache_dir: Path) 
     not_a_bundle.write_text("hi")
     result = run_cli("inspect", not_a_bundle)
     assert result.exit_code == 7 and "not a bundle" in result.output
+
+
+def test_7z_and_split_bundles_verify(recipe: Path, tmp_path: Path, cache_dir: Path) -> None:
+    """The same bundle rewritten by formats.py as 7z and as split parts reads and verifies the
+    same through open_bundle (formats registers its readers there)."""
+    from envpack.bundle import Entry
+    from envpack.formats import write_bundle
+
+    bundle = build(recipe, tmp_path / "dist", "--no-sfx")
+    with zipfile.ZipFile(bundle) as zf:
+        entries = [Entry.from_bytes(i.filename.split("/", 1)[1], zf.read(i)) for i in zf.infolist()]
+    seven = write_bundle(tmp_path / "7z", "demo-win-64", "demo", entries, 1700000000, fmt="7z")[0]
+    parts = write_bundle(
+        tmp_path / "split", "demo-win-64", "demo", entries, 1700000000, split=1 << 20
+    )
+    expected = inspect_bundle(bundle)["packages"]
+    for path in (seven, parts[0], tmp_path / "split"):
+        assert verify_bundle(path) == [], path
+        assert inspect_bundle(path)["packages"] == expected
+    # A damaged package inside the 7z is still found, by name.
+    tool = next(e for e in entries if e.arcname.startswith("channel/win-64/tool-"))
+    assert tool.data is not None and b"tool" in tool.data
+    bad = [
+        Entry.from_bytes(e.arcname, e.data.replace(b"tool", b"TOOL")) if e is tool and e.data else e
+        for e in entries
+    ]
+    broken = write_bundle(tmp_path / "bad7z", "demo-win-64", "demo", bad, 1700000000, fmt="7z")[0]
+    problems = verify_bundle(broken)
+    assert problems and all(tool.arcname in p for p in problems), problems
