@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from envpack.errors import BundleError, LockError
+from envpack.errors import BundleError, EnvpackError, LockError
 from envpack.lock import Lock, PlatformLock, read_lock, write_lock
 from envpack.snapshot import (
     diff,
@@ -339,3 +339,12 @@ def test_7z_and_split_bundles_verify(recipe: Path, tmp_path: Path, cache_dir: Pa
     broken = write_bundle(tmp_path / "bad7z", "demo-win-64", "demo", bad, 1700000000, fmt="7z")[0]
     problems = verify_bundle(broken)
     assert problems and all(tool.arcname in p for p in problems), problems
+
+
+def test_diff_refuses_what_it_cannot_read(recipe: Path, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello\n")
+    with pytest.raises(EnvpackError, match="neither a bundle nor a lock file"):
+        diff(notes, recipe)
+    with pytest.raises(BundleError, match="no envpack.json here or in a folder below"):
+        diff(tmp_path, tmp_path)

@@ -23,6 +23,7 @@ from .lock import Lock, LockedPackage, PlatformLock, read_lock
 
 KINDS = ("envpack", "conda-lock", "pixi", "explicit")
 MAX_LOCK = 256 << 20  # bigger than any real lock; refuse rather than parse it
+DETECT_BYTES = 8 << 20  # every format's telling top-level keys come well before this
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _TOP_KEY = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*):")
 _PLATFORM_COMMENT = re.compile(r"^#\s*platform:\s*(\S+)")
@@ -36,34 +37,30 @@ def detect_lock_kind(path: Path) -> str | None:
     version: str | None = None
     try:
         with Path(path).open("r", encoding="utf-8", errors="replace") as fh:
-            for number, line in enumerate(_lines(fh)):
-                stripped = line.strip()
-                if stripped == "@EXPLICIT":
+            for line in _lines(fh, DETECT_BYTES):
+                if line.strip() == "@EXPLICIT":
                     return "explicit"
                 match = _TOP_KEY.match(line)
                 if match:
                     keys.add(match.group(1))
                     if match.group(1) == "version":
                         version = line.split(":", 1)[1].strip().strip("'\"")
-                if number > 200_000:
-                    break
     except OSError as exc:
         raise LockError(f"{path}: cannot read ({exc.strerror})") from None
     if {"version", "envpack", "platforms", "recipe"} <= keys:
         return "envpack"
     if {"version", "package", "metadata"} <= keys:
         return "conda-lock"
-    if {"version", "environments", "packages"} <= keys and version not in (None, "1"):
+    # pixi lists every environment's URLs before "packages:", so that key may come late.
+    if {"version", "environments"} <= keys and version not in (None, "1"):
         return "pixi"
     return None
 
 
-def _lines(fh: Any) -> Iterator[str]:
+def _lines(fh: Any, limit: int) -> Iterator[str]:
     read = 0
-    for line in fh:
+    while read < limit and (line := fh.readline(limit - read)):
         read += len(line)
-        if read > MAX_LOCK:
-            return
         yield line
 
 

@@ -187,6 +187,13 @@ def register_reader(cls: type[BundleReader]) -> type[BundleReader]:
     return cls
 
 
+def is_bundle(path: Path) -> bool:
+    """Whether some reader claims ``path`` (cheap; says nothing about the bundle being sound)."""
+    from . import formats  # noqa: F401  (registers the 7z and split-part readers on import)
+
+    return any(cls.probe(Path(path)) for cls in READERS)
+
+
 def open_bundle(path: Path) -> BundleReader:
     """Open a bundle in whichever form it comes; :class:`BundleError` if it is none of them."""
     from . import formats  # noqa: F401  (registers the 7z and split-part readers on import)

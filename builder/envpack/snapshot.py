@@ -22,7 +22,7 @@ from .errors import BundleError, EnvpackError, LockError
 from .lock import Lock, LockedPackage, MicromambaArtifact, PlatformLock
 from .micromamba_exe import exe_name
 from .platforms import check_platform
-from .reader import CHUNK, MAX_JSON, BundleReader, open_bundle, unsafe_reason
+from .reader import CHUNK, MAX_JSON, BundleReader, is_bundle, open_bundle, unsafe_reason
 
 SBOM_NAME = "sbom.cdx.json"
 EXPLICIT_NAME = "env.txt"
@@ -692,16 +692,14 @@ def load_any(path: Path, platform: str | None = None) -> Lock:
     from .imports import detect_lock_kind, load_lock_file
 
     path = Path(path)
-    if path.is_dir():
-        return lock_from_bundle(path)[0]
-    if not path.is_file():
+    if not path.exists():
         raise EnvpackError(f"{path}: no such bundle or lock file")
+    # Bundles first: their probes read a few bytes, while a lock is recognised by reading text.
+    if is_bundle(path):
+        return lock_from_bundle(path)[0]
     if detect_lock_kind(path) is not None:
         return load_lock_file(path, platform)
-    try:
-        return lock_from_bundle(path)[0]
-    except BundleError as exc:
-        raise EnvpackError(f"{path}: neither a bundle nor a lock file ({exc})") from None
+    raise EnvpackError(f"{path}: neither a bundle nor a lock file envpack reads")
 
 
 def diff(a: Path, b: Path, platform: str | None = None) -> DiffResult:
