@@ -88,6 +88,16 @@ def shared_data() -> Path:
 
 @pytest.fixture
 def real_micromamba() -> Path:
+    """The Linux micromamba in ../shared/tools, or the user's own via ENVPACK_TEST_MICROMAMBA."""
+    chosen = os.environ.get("ENVPACK_TEST_MICROMAMBA")
+    if chosen:
+        path = Path(chosen).expanduser().resolve()
+        if not path.is_file():
+            pytest.fail(f"ENVPACK_TEST_MICROMAMBA={chosen!r} is not a file")
+        return path
     if not REAL_MICROMAMBA.is_file():
-        pytest.skip(f"real micromamba not found at {REAL_MICROMAMBA} (see ../shared/tools)")
+        pytest.skip(
+            f"real micromamba not found at {REAL_MICROMAMBA} (see ../shared/tools); "
+            "set ENVPACK_TEST_MICROMAMBA to your own"
+        )
     return REAL_MICROMAMBA

@@ -41,7 +41,7 @@ lock_options = _options(
     ),
     click.option(
         "--solver-micromamba",
-        type=click.Path(path_type=Path, dir_okay=False, exists=True),
+        type=click.Path(path_type=Path, dir_okay=False),
         help="The host micromamba that --solver micromamba runs (default: micromamba on PATH).",
     ),
     click.option(

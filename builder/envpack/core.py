@@ -6,6 +6,7 @@ Nothing here prints or exits: progress goes to a :class:`Reporter`, failures are
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -221,6 +222,10 @@ def explicit_lines(records: Sequence[LockedPackage]) -> list[str]:
     return [f"{r.url}#{r.md5}" for r in topological(records)]
 
 
+# The package name at the start of a dependency spec: "ucrt>=10", "vc 14.*", "python_abi 3.9.* *".
+_DEP_NAME = re.compile(r"[^\s=<>!~\[]*")
+
+
 def topological(records: Sequence[LockedPackage]) -> list[LockedPackage]:
     by_name = {r.name: r for r in records}
     done: set[str] = set()
@@ -230,7 +235,7 @@ def topological(records: Sequence[LockedPackage]) -> list[LockedPackage]:
         if name in done or name not in by_name or name in stack:
             return
         for dep in sorted(by_name[name].depends):
-            visit(dep.split()[0], (*stack, name))
+            visit(_DEP_NAME.match(dep).group(0), (*stack, name))  # type: ignore[union-attr]
         done.add(name)
         order.append(by_name[name])
 
