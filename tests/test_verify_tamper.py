@@ -410,6 +410,18 @@ def test_declared_size_lies(bundle: Path, tmp_path: Path) -> None:
     assert peak < 16 << 20, peak
 
 
+def test_overlapping_members(bundle: Path, tmp_path: Path) -> None:
+    bad = add_raw_members(
+        bundle, tmp_path / "bad.zip", [("demo/a.bin", b"a" * 100), ("demo/b.bin", b"b" * 100)]
+    )
+    patch_sizes(bad, "demo/a.bin", 300, 300)  # a's data now runs over b's header and data
+    assert verify_bundle(bad) == [
+        "extra file: a.bin (not in the manifest); overlaps the member after it in the archive "
+        "(zip bomb?)",
+        "extra file: b.bin (not in the manifest)",
+    ]
+
+
 def test_manifest_bomb_is_not_read(bundle: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.zip"
     shutil.copy(bundle, bad)

@@ -283,6 +283,19 @@ class ZipBundleReader(BundleReader):
             why = self._size_problem(info)
             if why:
                 self._damaged[name] = why
+        self._check_overlaps(prefix)
+
+    def _check_overlaps(self, prefix: str) -> None:
+        # Overlapping members are how the worst zip bombs multiply one payload (Fifield 2019);
+        # a member's data must end before the next local header, or the central directory.
+        ordered = sorted(self._zf.infolist(), key=lambda i: i.header_offset)
+        bounds = [i.header_offset for i in ordered[1:]] + [self._zf.start_dir]
+        for info, bound in zip(ordered, bounds, strict=True):
+            name = info.filename[len(prefix) :] if info.filename.startswith(prefix) else None
+            if name not in self._members or name in self._damaged:
+                continue
+            if info.header_offset + 30 + info.compress_size > bound:
+                self._damaged[name] = "overlaps the member after it in the archive (zip bomb?)"
 
     def _size_problem(self, info: zipfile.ZipInfo) -> str | None:
         if info.flag_bits & 0x1:
