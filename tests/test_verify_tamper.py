@@ -502,3 +502,11 @@ def test_checked_bytes_match_the_file(bundle: Path) -> None:
             streamed = fh.read()
     assert seekable == streamed == members(bundle)[f"demo/{TOOL}"]
     assert size == len(streamed)
+
+
+def test_two_bundle_folders_in_one_archive(bundle: Path, tmp_path: Path) -> None:
+    bad = add_raw_members(bundle, tmp_path / "bad.zip", [("zzz/envpack.json", b"{}")])
+    assert verify_bundle(bad) == [
+        "several bundle folders in one archive (demo, zzz); reading demo/",
+        "zzz/envpack.json: outside the bundle folder demo/",
+    ]
