@@ -15,9 +15,10 @@ What these tests record for the stub (measured with 2.8.1):
 - micromamba >= 2.6 extracts each package into ``pkgs/<scheme>/<host or path>/<subdir>/<dist>/``,
   derived from the package's env.txt URL (``:`` and ``\\`` become ``_``), not into ``pkgs/<dist>``:
   the path length the stub checks includes that part.
-- The install writes one file outside the prefix and the work folder:
-  ``$HOME/.conda/environments.txt`` (``%USERPROFILE%`` on Windows), listing the prefix, even
-  when the install fails (micromamba 1.5-2.8 have no option against it).
+- micromamba registers every prefix in ``$HOME/.conda/environments.txt`` (``%USERPROFILE%`` on
+  Windows), even when the install fails (1.5-2.8 have no option against it); setup.bat points the
+  home at its work folder for that run, so the user's home is untouched.
+- With setup.bat's dead proxy, a damaged package cannot be fetched again from an http(s) URL.
 """
 
 from __future__ import annotations
@@ -83,10 +84,10 @@ def locked_dists(bundle: Path) -> set[str]:
     return {f"{p['name']}-{p['version']}-{p['build']}" for p in manifest["lock"]["packages"]}
 
 
-def install_env(home: Path, **overrides: str | None) -> dict[str, str]:
-    """setup.bat's environment: the caller's, minus CLEARED_VARS, plus the two it sets."""
-    env = {k: v for k, v in os.environ.items() if k not in mamba_cli.CLEARED_VARS}
-    env["HOME"] = str(home)
+def install_env(home: Path, work: Path, **overrides: str | None) -> dict[str, str]:
+    """setup.bat's environment for micromamba (mamba_cli.install_env) for a user whose home is
+    ``home``, with test overrides."""
+    env = mamba_cli.install_env({**os.environ, "HOME": str(home)}, work)
     for key, value in overrides.items():
         if value is None:
             env.pop(key, None)
@@ -111,18 +112,14 @@ def install_like_setup(
     pkgs, root = work / "pkgs", work / "root"
     pkgs.mkdir(parents=True)
     root.mkdir()
+    (work / "home").mkdir()
     for subdir in (PLATFORM, "noarch"):
         for package in sorted((bundle / "channel" / subdir).iterdir()):
             if package.name != "repodata.json":
                 shutil.copyfile(package, pkgs / package.name)
     if damage is not None:
         flip_one_byte(pkgs / damage)
-    settings: dict[str, str | None] = {
-        mamba_cli.ROOT_PREFIX_VAR: str(root),
-        mamba_cli.PKGS_DIRS_VAR: str(pkgs),
-        **env_overrides,
-    }
-    env = install_env(home, **settings)
+    env = install_env(home, work, **env_overrides)
     argv = mamba_cli.install_argv(
         str(mm), str(prefix), str(bundle / "env.txt"), PLATFORM, shortcuts
     )
@@ -194,10 +191,11 @@ def test_install_from_local_channel_bundle(
     assert conda_meta(prefix) == locked_dists(bundle)
     assert (prefix / "Library" / "share" / "tool" / "README.txt").read_text() == "tool 2.0\n"
     assert (prefix / ".mambarc").read_text() == f"platform: {PLATFORM}"
-    # The one write outside prefix and work folder (micromamba always registers environments).
-    assert tree(home) == {".conda", ".conda/environments.txt"}
-    assert (home / ".conda" / "environments.txt").read_text().split("\n")[0] == str(prefix)
+    # micromamba's registration of the environment lands in the work folder, not the home.
+    assert tree(home) == set()
     work = Path(f"{prefix}.envpack-work")
+    environments = work / "home" / ".conda" / "environments.txt"
+    assert environments.read_text().split("\n")[0] == str(prefix)
     assert tree(work / "root") == set()
     extracted = {p.parent.parent.name for p in (work / "pkgs").rglob("info/index.json")}
     assert extracted == locked_dists(bundle)
@@ -252,14 +250,19 @@ def test_flipped_byte_fails_and_leaves_a_stub_prefix(
     assert re.search(rf"Download error \(\d+\).*{re.escape(damaged)}", proc.stderr), proc.stderr
     assert tree(prefix) == {".mambarc", "conda-meta", "conda-meta/history"}
     assert conda_meta(prefix) == set()
-    # ... and the failed prefix is registered all the same.
-    assert (home / ".conda" / "environments.txt").read_text().split("\n")[0] == str(prefix)
+    assert tree(home) == set()
 
 
-def test_damaged_package_is_downloaded_from_its_url_despite_offline(
+def test_damaged_package_is_never_fetched_again(
     channel_copy: Path, real_micromamba: Path, tmp_path: Path
 ) -> None:
-    """Why env.txt's URLs matter: where one answers, a damaged bundle still installs."""
+    """micromamba fetches a package that fails its md5 from its env.txt URL despite --offline;
+    setup.bat's dead proxy makes that fail, even where the URL answers."""
+    unguarded = {
+        v: None
+        for var in (*mamba_cli.PROXY_VARS, mamba_cli.NO_PROXY_VAR)
+        for v in (var, var.lower())
+    }
     with ChannelServer(channel_copy) as server:
         recipe = write_recipe(tmp_path / "demo.yaml", [server.url], ["tool", "docs"])
         bundle_zip = build_bundle(recipe, tmp_path / "dist", tmp_path / "cache")
@@ -271,12 +274,18 @@ def test_damaged_package_is_downloaded_from_its_url_despite_offline(
         intact = install_like_setup(real_micromamba, bundle, tmp_path / "intact env", home)
         assert intact.returncode == 0, intact.stderr
         assert dict(server.hits) == before  # an intact bundle reads no URL
-        proc = install_like_setup(
+        guarded = install_like_setup(
             real_micromamba, bundle, tmp_path / "my env", home, damage=damaged
         )
-        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert guarded.returncode == 1, guarded.stdout + guarded.stderr
+        assert dict(server.hits) == before
+        # Without the guard the damaged bundle "installs", from the network:
+        open_door = install_like_setup(
+            real_micromamba, bundle, tmp_path / "other env", home, damage=damaged, **unguarded
+        )
+        assert open_door.returncode == 0, open_door.stdout + open_door.stderr
         assert server.hits[damaged] == before.get(damaged, 0) + 1
-    assert conda_meta(tmp_path / "my env") == locked_dists(bundle)
+    assert conda_meta(tmp_path / "other env") == locked_dists(bundle)
 
 
 def test_each_install_variable_is_needed(
@@ -292,10 +301,11 @@ def test_each_install_variable_is_needed(
     )
     assert no_pkgs.returncode == 1, no_pkgs.stdout
     assert "Download error" in no_pkgs.stderr
-    # micromamba's default root prefix (2.x: ~/.mamba; 1.x: ~/micromamba) holds a pkgs folder
-    assert any(p.name == "pkgs" for p in home.glob("*/pkgs")), tree(home)
-    shutil.rmtree(home)
-    home.mkdir()
+    # micromamba's default root prefix (2.x: ~/.mamba; 1.x: ~/micromamba) holds a pkgs folder,
+    # in the home setup.bat gives it
+    work_home = tmp_path / "a env.envpack-work" / "home"
+    assert any(p.name == "pkgs" for p in work_home.glob("*/pkgs")), tree(work_home)
+    assert tree(home) == set()
     no_root = install_like_setup(
         real_micromamba, bundle, tmp_path / "b env", home, **{mamba_cli.ROOT_PREFIX_VAR: None}
     )
@@ -317,6 +327,7 @@ def test_every_flag_accepted_by_the_real_parser(
     pkgs.mkdir()
     env = install_env(
         home,
+        tmp_path / "work",
         **{
             mamba_cli.ROOT_PREFIX_VAR: str(tmp_path / "root"),
             mamba_cli.PKGS_DIRS_VAR: str(pkgs),
@@ -364,7 +375,7 @@ def test_an_unknown_flag_is_refused(real_micromamba: Path, tmp_path: Path) -> No
     argv = mamba_cli.install_argv(str(real_micromamba), str(tmp_path / "p"), "x.txt", PLATFORM)
     proc = subprocess.run(
         [*argv, "--no-such-flag"],
-        env=install_env(tmp_path, **{mamba_cli.ROOT_PREFIX_VAR: str(tmp_path / "r")}),
+        env=install_env(tmp_path, tmp_path, **{mamba_cli.ROOT_PREFIX_VAR: str(tmp_path / "r")}),
         capture_output=True,
         text=True,
         timeout=TIMEOUT,

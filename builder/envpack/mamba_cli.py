@@ -76,6 +76,20 @@ CLEARED_VARS: tuple[str, ...] = (
     "PYTHONUSERBASE",
 )
 
+# setup.bat points every proxy variable at a closed local port for micromamba's run: a package
+# that fails its hash check is otherwise fetched again from the list's URL despite --offline
+# (measured with 2.8.1), and a damaged bundle would install on any PC that can reach that URL.
+# NO_PROXY is emptied so that no host escapes the dead proxy. (Windows variables are
+# case-insensitive; the lower-case ones matter to libcurl on the Linux test host.)
+DEAD_PROXY = "http://127.0.0.1:9"
+PROXY_VARS: tuple[str, ...] = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+NO_PROXY_VAR = "NO_PROXY"
+
+# micromamba 1.5.0 .. 2.8.1 appends every prefix it creates to ~/.conda/environments.txt, with no
+# option to stop it. For its run setup.bat points the home folder at its work folder, so that
+# nothing outside the prefix changes and removing the folder uninstalls the environment.
+HOME_VARS: tuple[str, ...] = ("USERPROFILE", "HOME")
+
 # How the builder tells its micromamba the target's virtual packages. 2.0+ reads all of these;
 # 1.5.x reads CONDA_OVERRIDE_CUDA/GLIBC/OSX/LINUX but has no __archspec override and always gives
 # a foreign win-* target `__win=0` (core/virtual_packages.cpp at micromamba-1.5.2).
@@ -139,3 +153,19 @@ def dry_run_argv(
     for channel in channels:
         argv += [CHANNEL_OPTION, channel]
     return argv + list(specs)
+
+
+def install_env(base: Mapping[str, str], work: Path) -> dict[str, str]:
+    """The environment setup.bat gives micromamba, for a work folder (used by the tests on Linux).
+
+    ``work`` holds ``root``, ``pkgs`` and ``home``, as setup.bat lays them out.
+    """
+    env = {k: v for k, v in base.items() if k not in CLEARED_VARS}
+    env[ROOT_PREFIX_VAR] = str(work / "root")
+    env[PKGS_DIRS_VAR] = str(work / "pkgs")
+    for var in PROXY_VARS:
+        env[var] = env[var.lower()] = DEAD_PROXY
+    env[NO_PROXY_VAR] = env[NO_PROXY_VAR.lower()] = ""
+    for var in HOME_VARS:
+        env[var] = str(work / "home")
+    return env
