@@ -7,9 +7,10 @@ package in the download cache, so a warm build opens no package at all.
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .errors import BundleError
 
@@ -24,19 +25,26 @@ class PackageInfo:
     paths_count: int
 
 
-def read_info_files(package: Path, wanted: tuple[str, ...]) -> dict[str, bytes]:
-    """Return the named ``info/`` members of a ``.conda`` or ``.tar.bz2``."""
+def read_info_files(
+    package: Path | str, wanted: tuple[str, ...], fileobj: IO[bytes] | None = None
+) -> dict[str, bytes]:
+    """Return the named ``info/`` members of a ``.conda`` or ``.tar.bz2``.
+
+    ``package`` names it (its suffix picks the format); ``fileobj``, when given, is read instead
+    of the file, so a package inside a bundle is streamed without being extracted.
+    """
     from conda_package_streaming.package_streaming import stream_conda_component
 
+    name = Path(package).name
     found: dict[str, bytes] = {}
     try:
-        with package.open("rb") as fh:
-            component = "info"
-            stream = stream_conda_component(str(package), fh, component=component)
+        with ExitStack() as stack:
+            fh = fileobj if fileobj is not None else stack.enter_context(Path(package).open("rb"))
+            stream = stream_conda_component(name, fh, component="info")
             for tar, member in stream:
                 if member.name in wanted and member.isfile():
                     if member.size > MAX_JSON:
-                        raise BundleError(f"{package.name}: {member.name} is implausibly large")
+                        raise BundleError(f"{name}: {member.name} is implausibly large")
                     extracted = tar.extractfile(member)
                     if extracted is not None:
                         found[member.name] = extracted.read()
@@ -46,7 +54,9 @@ def read_info_files(package: Path, wanted: tuple[str, ...]) -> dict[str, bytes]:
     except BundleError:
         raise
     except Exception as exc:  # the streaming library raises many types for a damaged archive
-        raise BundleError(f"{package.name}: cannot read package ({exc})") from None
+        lines = str(exc).strip().splitlines()
+        why = lines[0] if lines else type(exc).__name__
+        raise BundleError(f"{name}: cannot read the package ({why})") from None
     return found
 
 

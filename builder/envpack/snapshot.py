@@ -21,6 +21,7 @@ from .bundle import MANIFEST_NAME
 from .errors import BundleError, EnvpackError, LockError
 from .lock import Lock, LockedPackage, MicromambaArtifact, PlatformLock
 from .micromamba_exe import exe_name
+from .pkginfo import read_info_files
 from .platforms import check_platform
 from .reader import CHUNK, MAX_JSON, BundleReader, is_bundle, open_bundle, unsafe_reason
 
@@ -609,34 +610,21 @@ class _Verifier:
 
 
 def _index_json(reader: BundleReader, rel: str) -> dict[str, Any]:
-    """A bundled package's ``info/index.json``, streamed from the package inside the bundle.
-
-    Same job as :func:`envpack.pkginfo.read_info_files`, which wants a path on disk; here the
-    package is a member of a zip and must not be extracted.
-    """
-    from conda_package_streaming.package_streaming import stream_conda_component
-
-    fn = rel.rsplit("/", 1)[-1]
+    """A bundled package's ``info/index.json``, streamed from inside the bundle."""
     with reader.open(rel, seekable=True) as fh:
         try:
-            stream = stream_conda_component(fn, fh, component="info")
-            for tar, member in stream:
-                if member.name != "info/index.json" or not member.isfile():
-                    continue
-                if member.size > MAX_INDEX:
-                    raise BundleError(f"{rel}: info/index.json is implausibly large")
-                extracted = tar.extractfile(member)
-                data = extracted.read() if extracted is not None else b""
-                stream.close()
-                index = json.loads(data)
-                if not isinstance(index, dict):
-                    raise BundleError(f"{rel}: info/index.json is not a JSON object")
-                return index
-        except BundleError:
-            raise
-        except Exception as exc:  # the streaming and archive libraries raise many types
-            raise BundleError(f"{rel}: cannot read the package ({_first_line(exc)})") from None
-    raise BundleError(f"{rel}: no info/index.json; not a conda package")
+            found = read_info_files(rel, ("info/index.json",), fileobj=fh)
+        except BundleError as exc:
+            raise BundleError(f"{rel}: {str(exc).split(': ', 1)[-1]}") from None
+    if "info/index.json" not in found:
+        raise BundleError(f"{rel}: no info/index.json; not a conda package")
+    try:
+        index = json.loads(found["info/index.json"])
+    except ValueError as exc:
+        raise BundleError(f"{rel}: info/index.json is not valid JSON ({exc})") from None
+    if not isinstance(index, dict):
+        raise BundleError(f"{rel}: info/index.json is not a JSON object")
+    return index
 
 
 def _first_line(exc: BaseException) -> str:
