@@ -30,7 +30,6 @@ EXPLICIT_NAME = "env.txt"
 # Top-level files a bundle always has; any other top-level file is micromamba or a runtime DLL.
 _FIXED_FILES = frozenset({"setup.bat", "README.txt", MANIFEST_NAME, SBOM_NAME, EXPLICIT_NAME})
 _INDEX_KEYS = ("name", "version", "build", "subdir")
-MAX_INDEX = 1 << 20  # real index.json files are under 2 KB
 _REPODATA_KEYS = ("name", "version", "build", "build_number", "subdir", "sha256", "md5", "size")
 
 
