@@ -524,6 +524,7 @@ def split_readme_text(info: SplitInfo, top: str, fmt: str, sfx: bool) -> str:
    size, joins them into {info.target}, and checks the result.
 3. {then}
 
+With 7-Zip, {info.target}.001 also opens directly, without joining.
 {info.target}.sha256 lists the SHA-256 of every part and of {info.target}
 (check one with: certutil -hashfile {info.target} SHA256).
 """
@@ -1139,7 +1140,8 @@ def register_readers() -> None:
     parts is not an unpacked bundle), and ZipBundleReader's zipfile.is_zipfile() also says yes to
     a 7z whose last stored member is a .conda (a zip, end record and all). The 7z probe is exact.
     """
-    for position, cls in enumerate((SplitReader, SevenZipReader)):
+    ours: tuple[type[BundleReader], ...] = (SplitReader, SevenZipReader)
+    for position, cls in enumerate(ours):
         if cls in READERS:
             READERS.remove(cls)
         READERS.insert(position, cls)
