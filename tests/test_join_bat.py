@@ -152,6 +152,17 @@ def test_join_rebuilds_the_bundle(
 
 
 @pytest.mark.wine
+def test_join_of_a_single_part(built: Built, tmp_path: Path, wine_prefix: Path) -> None:
+    folder = tmp_path / FOLDER
+    args = ("demo-win-64", built.top, built.entries, built.epoch)
+    whole = formats.write_bundle(tmp_path / "whole", *args)[0]
+    formats.write_bundle(folder, *args, split=64 * MIB)
+    code, out = run_join(wine_prefix, folder)
+    assert code == 0, out
+    assert file_sha256(folder / whole.name) == file_sha256(whole)
+
+
+@pytest.mark.wine
 def test_join_starts_the_self_extracting_installer(
     built: Built, tmp_path: Path, wine_prefix: Path
 ) -> None:

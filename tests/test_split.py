@@ -99,6 +99,21 @@ def test_parts_join_to_the_unsplit_bytes(built: Built, tmp_path: Path, kind: str
     assert f"{name}.001 to {parts[-1].name}" in text and "join.bat" in text and "NTFS" in text
 
 
+def test_a_bundle_smaller_than_one_part(built: Built, tmp_path: Path) -> None:
+    whole = write(built, tmp_path / "whole", "7z", None)[0]
+    out = write(built, tmp_path / "parts", "7z", 64 * MIB)
+    assert [p.name for p in out] == [
+        f"{whole.name}.001",
+        f"{whole.name}.sha256",
+        "README.txt",
+        "join.bat",
+    ]
+    assert out[0].read_bytes() == whole.read_bytes()
+    with open_bundle(tmp_path / "parts") as reader:
+        assert isinstance(reader, formats.SplitReader)
+        assert reader.form == "7z in 1 parts" and reader.manifest == built.manifest
+
+
 def test_split_output_is_deterministic(built: Built, tmp_path: Path) -> None:
     a = write(built, tmp_path / "a", "7z", 2 * MIB)
     b = write(built, tmp_path / "b", "7z", 2 * MIB)
