@@ -111,7 +111,7 @@ def test_a_bundle_smaller_than_one_part(built: Built, tmp_path: Path) -> None:
     assert out[0].read_bytes() == whole.read_bytes()
     with open_bundle(tmp_path / "parts") as reader:
         assert isinstance(reader, formats.SplitReader)
-        assert reader.form == "7z in 1 parts" and reader.manifest == built.manifest
+        assert reader.form == "7z in 1 part" and reader.manifest == built.manifest
 
 
 def test_split_output_is_deterministic(built: Built, tmp_path: Path) -> None:

@@ -1021,7 +1021,8 @@ class SplitReader(BundleReader):
             if head == SEVENZIP_MAGIC
             else _JoinedZipReader(where, opener)
         )
-        self.form = f"{self.inner.form} in {len(self.parts)} parts"
+        count = len(self.parts)
+        self.form = f"{self.inner.form} in {count} part{'s' if count != 1 else ''}"
         self.top = self.inner.top
         self.problems = self.inner.problems
 
