@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -30,6 +31,15 @@ class NginxError(RuntimeError):
 def find_nginx() -> str | None:
     # Debian installs it in /usr/sbin, which is not on an ordinary user's PATH
     return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: end nginx if the benchmark is killed without cleaning up."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
 
 
 def free_port() -> int:
@@ -85,6 +95,7 @@ class NginxServer:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
             if self._wait_ready(probe):
                 return

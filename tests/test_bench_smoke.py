@@ -19,6 +19,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 # What each row of the table must start with, in order (the bench's ROW_KEYS).
 ROW_LABELS = {
     "cold": "cold build, empty cache",
+    "cold_floor": "cold build vs curl, then `cat`",
     "cold_fetch": "cold build's fetch phase",
     "warm": "warm build, all cached",
     "warm_bsdtar": "warm build (`--no-sfx`) vs bsdtar's zip writer",
@@ -72,7 +73,7 @@ def test_bench_tiny_scale_reports_every_row(
             assert row[0].startswith(label), (key, row)
             assert row[5] in {"yes", "NO", "n/a"}, (key, row)
     by_key = dict(zip(ROW_LABELS, table_rows(written), strict=True))
-    timed = ["cold", "warm", "warm_cp", "warm_sfx", "warm_verify", "startup"]
+    timed = ["cold", "cold_floor", "warm", "warm_cp", "warm_sfx", "warm_verify", "startup"]
     if shutil.which("bsdtar"):
         timed.append("warm_bsdtar")
     for key in timed:
