@@ -153,6 +153,7 @@ def test_disk_full_leaves_nothing(
 ) -> None:
     assert run_cli("lock", recipe).exit_code == 0
     import envpack.bundle as bundle_mod
+    import envpack.formats as formats_mod
 
     orig = bundle_mod.write_zip_entries
 
@@ -160,7 +161,7 @@ def test_disk_full_leaves_nothing(
         orig(zf, top, entries[:2], epoch, advance)
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(bundle_mod, "write_zip_entries", write_then_fail)
+    monkeypatch.setattr(formats_mod, "_write_zip_entries", write_then_fail)
     err = one_line_error(run_cli("build", recipe, "-o", tmp_path / "o"), 7)
     assert "disk full" in err
     assert list((tmp_path / "o").iterdir()) == []

@@ -174,6 +174,17 @@ def lock_cmd(**kw: Any) -> None:
     help="Also write the self-extracting <name>-<platform>-setup.bat.",
 )
 @click.option("--verify-cache", is_flag=True, help="Re-hash cached packages before using them.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["zip", "7z"]),
+    help="Bundle container (default: the recipe's envpack.format, else zip).",
+)
+@click.option(
+    "--split",
+    metavar="SIZE",
+    help="Write NAME.001, NAME.002, ... of SIZE (700M, 4000M, 1G, fat32) with join.bat.",
+)
 def build_cmd(**kw: Any) -> None:
     """Build the offline bundle for RECIPE into --output (default dist/).
 
@@ -190,6 +201,11 @@ def build_cmd(**kw: Any) -> None:
         kw["recipe"] = Path(".")
     mode = "locked" if kw["locked"] else "frozen" if kw["frozen"] else "auto"
     reporter = Reporter(kw["quiet"], kw["as_json"])
+    split = None
+    if kw["split"]:
+        from .formats import parse_size
+
+        split = _run(lambda: parse_size(kw["split"]))
     options = core.BuildOptions(
         lock=_lock_opts(kw, mode),
         output_dir=kw["output"],
@@ -197,6 +213,8 @@ def build_cmd(**kw: Any) -> None:
         sfx=kw["sfx"],
         verify_cache=kw["verify_cache"],
         from_bundle=kw["from_bundle"],
+        format=kw["fmt"],
+        split=split,
     )
     result = _run(lambda: core.build(options, reporter))
     if kw["as_json"]:

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Protocol
 
 from . import __version__
-from .bundle import Entry, json_bytes, manifest_files, source_date_epoch, write_zip
+from .bundle import Entry, json_bytes, manifest_files, source_date_epoch
 from .channels import Channel
 from .download import Fetcher, FetchOptions, NullProgress, Progress
 from .errors import EnvpackError, LockError, SolveError
+from .formats import write_bundle
 from .lock import (
     Lock,
     LockedPackage,
@@ -89,6 +90,8 @@ class BuildOptions:
     sfx: bool = True
     verify_cache: bool = False
     from_bundle: Path | None = None  # rebuild from an old bundle's lock instead of a recipe
+    format: str | None = None  # zip | 7z; default the recipe's, else zip
+    split: int | None = None  # bytes per part; default the recipe's, else one file
 
 
 @dataclass
@@ -430,7 +433,10 @@ def build(options: BuildOptions, reporter: Reporter | None = None) -> BuildResul
     for platform in locked.recipe.platforms:
         pl = locked.lock.for_platform(platform)
         settings = BundleSettings.from_recipe(locked.recipe, platform)
-        result.outputs.extend(build_platform(pl, settings, options, rep, locked.recipe.channels))
+        container = _container(options, locked.recipe.format, locked.recipe.split)
+        result.outputs.extend(
+            build_platform(pl, settings, options, rep, locked.recipe.channels, None, container)
+        )
         result.packages += len(pl.packages)
         result.total_bytes += sum(r.size for r in pl.packages)
     return result
@@ -468,7 +474,8 @@ def build_from_bundle(
     )
     rep.info(f"{platform}: rebuilding {settings.name} from {bundle}")
     pl = inputs.lock.for_platform(platform)
-    paths = build_platform(pl, settings, options, rep, (), list(inputs.tools))
+    container = _container(options, inputs.format, None)
+    paths = build_platform(pl, settings, options, rep, (), list(inputs.tools), container)
     return paths, pl
 
 
@@ -489,7 +496,8 @@ def build_from_lock_file(path: Path, options: BuildOptions, rep: Reporter) -> Bu
         settings = BundleSettings(
             name=imported.name, default_prefix=default_prefix(None, imported.name, platform)
         )
-        result.outputs.extend(build_platform(pl, settings, options, rep))
+        container = _container(options, "zip", None)
+        result.outputs.extend(build_platform(pl, settings, options, rep, (), None, container))
         result.packages += len(pl.packages)
         result.total_bytes += sum(r.size for r in pl.packages)
     return result
@@ -534,6 +542,16 @@ def build_from_lock(
     return build_platform(pl, chosen, options, reporter or NullReporter(), (), tools)
 
 
+def _container(options: BuildOptions, fmt: str, split: str | None) -> tuple[str, int | None]:
+    """The bundle's container and part size: the command line's, else the given defaults."""
+    from .formats import parse_size
+
+    chosen_split = options.split
+    if chosen_split is None and split is not None:
+        chosen_split = parse_size(split)
+    return options.format or fmt, chosen_split
+
+
 def build_platform(
     pl: PlatformLock,
     settings: BundleSettings,
@@ -541,6 +559,7 @@ def build_platform(
     rep: Reporter,
     channels: Sequence[Channel] = (),
     tools: list[tuple[str, bytes]] | None = None,
+    container: tuple[str, int | None] = ("zip", None),
 ) -> list[Path]:
     if pl.micromamba is None and tools is None:
         raise LockError(f"the lock's {pl.platform} environment records no micromamba; lock again")
@@ -571,13 +590,15 @@ def build_platform(
     entries, ctx = bundle_entries(pl, settings, paths, tools, epoch)
     top = settings.name
     stem = f"{settings.name}-{pl.platform}"
-    out_dir = options.output_dir
-    zip_path = out_dir / f"{stem}.zip"
-    rep.info(f"{pl.platform}: writing {zip_path}")
-    write_zip(zip_path, top, entries, epoch)
-    outputs = [zip_path]
+    fmt, split = container
+    # join.bat and README.txt have fixed names: a split form gets a folder of its own.
+    folder = options.output_dir / stem if split else options.output_dir
+    rep.info(f"{pl.platform}: writing {folder / stem}.{fmt}{' in parts' if split else ''}")
+    outputs = write_bundle(folder, stem, top, entries, epoch, fmt=fmt, split=split)
     if options.sfx and pl.platform.startswith("win-"):
-        sfx_path = out_dir / f"{stem}-setup.bat"
-        write_zip(sfx_path, top, entries, epoch, header=render_sfx_header(ctx))
-        outputs.append(sfx_path)
+        sfx_stem = f"{stem}-setup"
+        sfx_dir = options.output_dir / sfx_stem if split else options.output_dir
+        outputs += write_bundle(
+            sfx_dir, sfx_stem, top, entries, epoch, header=render_sfx_header(ctx), split=split
+        )
     return outputs

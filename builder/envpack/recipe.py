@@ -167,6 +167,13 @@ def load_recipe(path: Path, *, platform: str | None = None, solver: str | None =
     if fmt not in FORMATS:
         raise RecipeError(f"{path}: unknown bundle format {fmt!r}; use one of {FORMATS}")
 
+    if extra.get("split"):
+        from .formats import parse_size
+
+        try:
+            parse_size(str(extra["split"]))
+        except RecipeError as exc:
+            raise RecipeError(f"{path}: envpack.split: {exc}") from None
     vps = extra.get("virtual_packages") or {}
     if not isinstance(vps, dict):
         raise RecipeError(f"{path}: 'envpack.virtual_packages' must be a mapping")

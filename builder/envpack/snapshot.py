@@ -90,6 +90,7 @@ class RebuildInputs:
     tools: tuple[
         tuple[str, bytes], ...
     ]  # micromamba first, then its DLLs, as the build orders them
+    format: str = "zip"  # the old bundle's container, which a rebuild keeps
 
 
 def rebuild_inputs(path: Path) -> RebuildInputs:
@@ -117,7 +118,10 @@ def rebuild_inputs(path: Path) -> RebuildInputs:
         top = [n for n in names if "/" not in n and n not in _FIXED_FILES]
         dlls = sorted((n for n in top if n != exe), key=str.lower)
         tools = tuple((n, reader.read_bytes(n, 1 << 30)) for n in [exe, *dlls] if n in top)
-        return RebuildInputs(lock=lock, manifest=manifest, post_install=post, tools=tools)
+        fmt = "7z" if "7z" in reader.form else "zip"
+        return RebuildInputs(
+            lock=lock, manifest=manifest, post_install=post, tools=tools, format=fmt
+        )
 
 
 # --------------------------------------------------------------------------- inspect
