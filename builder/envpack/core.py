@@ -7,6 +7,7 @@ Nothing here prints or exits: progress goes to a :class:`Reporter`, failures are
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -257,6 +258,19 @@ def repodata_for(subdir: str, records: Sequence[LockedPackage]) -> bytes:
     return json_bytes(data)
 
 
+def extraction_dir(record: LockedPackage) -> str:
+    """Where micromamba extracts a package, relative to its package cache, Windows-style.
+
+    micromamba >= 2.6 extracts to ``<scheme>\\<host or path>\\<subdir>\\<dist>`` derived from
+    the package's URL (mamba#4163; ``:`` becomes ``_``), older ones to ``<dist>``: the longer of the
+    two is what the long-path check must allow for.
+    """
+    parts = urllib.parse.urlsplit(record.url)
+    where = urllib.parse.unquote(parts.netloc + parts.path).replace(":", "_").strip("/")
+    folder = where.rsplit("/", 1)[0].replace("/", "\\")
+    return f"{parts.scheme}\\{folder}\\{record.dist}"
+
+
 def default_prefix(recipe_prefix: str | None, name: str, platform: str) -> str:
     if recipe_prefix:
         return recipe_prefix.replace("{name}", name)
@@ -329,6 +343,7 @@ def bundle_entries(
     pkg_rel: list[str] = []
     installed = 0
     longest = 0
+    extract = 0  # the longest path micromamba extracts to, relative to its package cache
     for r in pl.packages:
         rel = f"channel/{r.subdir}/{r.fn}"
         entries.append(Entry.from_file(rel, paths[r], r.size, r.sha256))
@@ -336,6 +351,7 @@ def bundle_entries(
         info = package_info(paths[r])
         installed += info.installed_size
         longest = max(longest, info.longest_path)
+        extract = max(extract, len(extraction_dir(r)) + 1 + info.longest_path)
     for subdir in sorted({platform, "noarch"}):
         recs = [r for r in pl.packages if r.subdir == subdir]
         entries.append(
@@ -395,6 +411,7 @@ def bundle_entries(
             "default_prefix": prefix,
             "installed_size": installed,
             "longest_path": longest,
+            "longest_extract_path": extract,
             "shortcuts": settings.shortcuts,
             "variables": dict(settings.variables),
             "post_install": post,
