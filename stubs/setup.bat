@@ -1,31 +1,425 @@
 @echo off
-rem envpack @@ENVPACK_VERSION@@: offline installer for the "@@NAME@@" environment (@@PLATFORM@@).
-rem First version: installs into PREFIX (default @@DEFAULT_PREFIX@@) from this folder, offline.
+rem envpack @@ENVPACK_VERSION@@: the offline installer of the conda environment "@@NAME@@" (@@PLATFORM@@).
+rem
+rem   setup.bat [PREFIX] [/S] [/FORCE] [/?]
+rem
+rem Installs the conda environment of this folder into PREFIX with no network, no administrator
+rem rights, and without writing the registry, the user or system PATH, or cmd.exe's AutoRun.
+rem   PREFIX   the folder to install into (default: see /?); it must be absent or empty
+rem   /S       silent: do not ask for confirmation
+rem   /FORCE   replace PREFIX when it already holds a conda environment
+rem
+rem Exit codes (also listed by /?):
+rem    0  installed
+rem    1  bad command line
+rem    2  cancelled at the confirmation prompt
+rem    3  a conda environment is active in this window (CONDA_PREFIX is set)
+rem    4  this Windows cannot run the environment (not 64-bit, or not a Windows bundle)
+rem    5  the bundle is incomplete: a file is missing or has the wrong size
+rem    6  PREFIX cannot be used: not empty, a file, a drive root or a network path
+rem    7  not enough free disk space
+rem    8  a path in the environment would exceed 259 characters and long paths are off
+rem    9  could not prepare the install (delete the old prefix, create or fill the work folder)
+rem   10  micromamba failed (for example a damaged package); its messages are shown and logged
+rem   11  micromamba exited 0 but packages are missing from the environment
+rem   12  could not write Scripts\micromamba.exe, activate.bat, envpack-shell.bat or .condarc
+rem   13  a post-install script failed
+rem   20  self-extracting file only: tar.exe is not available
+rem   21  self-extracting file only: the extraction failed
+rem
+rem Written for plain cmd.exe: no PowerShell, findstr, certutil, where, choice or timeout; no
+rem delayed expansion (it would eat the "!" of a path); no backward GOTO (the self-extracting
+rem file is this script followed by a zip, and a backward GOTO makes cmd.exe read all of it to
+rem find the label); no "&&" or "||". Every path is expanded inside quotes.
 setlocal EnableExtensions DisableDelayedExpansion
-set "BUNDLE=%~dp0"
-set "PREFIX=%~1"
-if "%PREFIX%"=="" set "PREFIX=@@DEFAULT_PREFIX@@"
-set "MISSING="
+
+rem The console switches to UTF-8 for the run, for non-ASCII paths (mamba#3097, #4054), and
+rem back at the end. chcp's message is localized ("Aktive Codepage: 850."): keep the digits.
+set "EP_CP="
+for /f "tokens=2 delims=:" %%C in ('chcp') do set "EP_CP=%%C"
+if defined EP_CP set "EP_CP=%EP_CP: =%"
+if defined EP_CP set "EP_CP=%EP_CP:.=%"
+if defined EP_CP for /f "delims=0123456789" %%C in ("%EP_CP%") do set "EP_CP="
+if "%EP_CP%"=="0" set "EP_CP="
+if defined EP_CP chcp 65001 >nul
+set "EP_RC=1"
+set "EP_LOG="
+set "EP_PREFIX="
+set "EP_WORK="
+
+rem ---------------------------------------------------------------- arguments
+set "EP_SILENT="
+set "EP_FORCE="
+set "EP_HELP="
+set "EP_BADARG="
+set "EP_PREFIX_ARG="
+set "EP_EXTRACT_DIR="
+set "EP_EXPECT="
+set "EP_ARG=%~1"
+if defined EP_ARG call :arg
+set "EP_ARG=%~2"
+if defined EP_ARG call :arg
+set "EP_ARG=%~3"
+if defined EP_ARG call :arg
+set "EP_ARG=%~4"
+if defined EP_ARG call :arg
+set "EP_ARG=%~5"
+if defined EP_ARG call :arg
+set "EP_ARG=%~6"
+if defined EP_ARG call :arg
+set "EP_ARG=%~7"
+if defined EP_ARG call :arg
+set "EP_ARG=%~8"
+if defined EP_ARG call :arg
+set "EP_ARG=%~9"
+if defined EP_ARG call :arg
+if defined EP_EXPECT set "EP_BADARG=%EP_EXPECT% needs a folder after it"
+if defined EP_HELP goto :usage
+if not defined EP_BADARG goto :args_ok
+echo setup: unexpected argument: "%EP_BADARG%"
+echo setup: run "%~nx0 /?" to see the usage.
+set "EP_RC=1"
+goto :finish
+:args_ok
+
+rem ---------------------------------------------------------------- checks that change nothing
+rem The user's rule: environments are created (and activated) from a clean shell only.
+if not defined CONDA_PREFIX goto :no_conda
+echo setup: a conda environment is active in this window: "%CONDA_PREFIX%"
+echo setup: open a new cmd.exe window (not an Anaconda Prompt) and run setup.bat there.
+set "EP_RC=3"
+goto :finish
+:no_conda
+
+set "EP_ARCH=%PROCESSOR_ARCHITECTURE%"
+if defined PROCESSOR_ARCHITEW6432 set "EP_ARCH=%PROCESSOR_ARCHITEW6432%"
+set "EP_ARCH_OK="
+@@ARCH_CHECK@@
+if defined EP_ARCH_OK goto :arch_ok
+echo setup: this environment is built for @@PLATFORM@@; this Windows reports a "%EP_ARCH%" processor.
+set "EP_RC=4"
+goto :finish
+:arch_ok
+
+@@BUNDLE_SOURCE@@
+
+echo setup: checking the bundle in "%EP_BUNDLE%"
+set "EP_BAD=0"
 @@CHECK_FILES@@
-if defined MISSING (
-  echo setup: the bundle is incomplete: "%MISSING%" is missing. Copy the whole folder again.
-  exit /b 3
-)
-set "WORK=%PREFIX%.envpack-work"
-if exist "%WORK%" rmdir /s /q "%WORK%"
-mkdir "%WORK%\pkgs"
-mkdir "%WORK%\root"
-copy /b /y "%BUNDLE%channel\@@PLATFORM@@\*" "%WORK%\pkgs\" >nul
-copy /b /y "%BUNDLE%channel\noarch\*" "%WORK%\pkgs\" >nul
-set "MAMBA_ROOT_PREFIX=%WORK%\root"
-set "CONDA_PKGS_DIRS=%WORK%\pkgs"
-"%BUNDLE%micromamba.exe" create -p "%PREFIX%" --yes --offline --no-rc --override-channels --platform @@PLATFORM@@ @@NO_SHORTCUTS@@ -f "%BUNDLE%@@EXPLICIT_FILE@@"
-if errorlevel 1 (
-  echo setup: micromamba failed; see the messages above.
-  exit /b 10
-)
-if not exist "%PREFIX%\Scripts" mkdir "%PREFIX%\Scripts"
-copy /b /y "%BUNDLE%micromamba.exe" "%PREFIX%\Scripts\" >nul
-rmdir /s /q "%WORK%"
-echo setup: installed "@@NAME@@" into "%PREFIX%".
-exit /b 0
+if "%EP_BAD%"=="0" goto :bundle_ok
+echo setup: the bundle is incomplete (%EP_BAD% files missing or damaged). Copy the whole folder again.
+set "EP_RC=5"
+goto :finish
+:bundle_ok
+
+set "EP_PREFIX=@@DEFAULT_PREFIX@@"
+if defined EP_PREFIX_ARG set "EP_PREFIX=%EP_PREFIX_ARG%"
+for %%P in ("%EP_PREFIX%") do set "EP_PREFIX=%%~fP"
+if "%EP_PREFIX:~-1%"=="\" set "EP_PREFIX=%EP_PREFIX:~0,-1%"
+rem micromamba crashes when run from a network drive (micromamba-releases#104).
+if "%EP_PREFIX:~0,2%"=="\\" goto :prefix_network
+rem Substrings are taken from a padded copy: wine reads past the end of a string for an
+rem offset beyond it. "?" cannot be part of a path.
+set "EP_T=%EP_PREFIX%?"
+if "%EP_T:~2,1%"=="?" goto :prefix_root
+set "EP_WORK=%EP_PREFIX%.envpack-work"
+
+rem An absent or empty prefix is used as is; one left by an unfinished envpack install (it has
+rem the marker) is replaced; a conda environment is replaced with /FORCE; anything else stays.
+set "EP_REPLACE="
+if not exist "%EP_PREFIX%" goto :prefix_ok
+if not exist "%EP_PREFIX%\" goto :prefix_file
+set "EP_LS=%TEMP%\envpack-ls-%RANDOM%.txt"
+dir /a /b "%EP_PREFIX%" >"%EP_LS%" 2>nul
+set "EP_EMPTY="
+for %%F in ("%EP_LS%") do if "%%~zF"=="0" set "EP_EMPTY=1"
+del /f /q "%EP_LS%" >nul 2>&1
+if defined EP_EMPTY goto :prefix_ok
+set "EP_REPLACE=an unfinished install"
+if exist "%EP_PREFIX%\.envpack-incomplete" goto :prefix_ok
+set "EP_REPLACE="
+if not defined EP_FORCE goto :prefix_taken
+set "EP_REPLACE=the environment"
+if exist "%EP_PREFIX%\conda-meta\" goto :prefix_ok
+echo setup: "%EP_PREFIX%" is not empty and is not a conda environment: not replacing it.
+set "EP_RC=6"
+goto :finish
+:prefix_taken
+echo setup: "%EP_PREFIX%" already exists and is not empty.
+echo setup: choose another folder, or add /FORCE to replace the conda environment in it.
+set "EP_RC=6"
+goto :finish
+:prefix_file
+echo setup: "%EP_PREFIX%" is a file, not a folder.
+set "EP_RC=6"
+goto :finish
+:prefix_network
+echo setup: "%EP_PREFIX%" is a network path; install on a local drive (micromamba cannot run from one).
+set "EP_RC=6"
+goto :finish
+:prefix_root
+echo setup: "%EP_PREFIX%" is a drive root; name a folder, e.g. "%EP_PREFIX%\envs\@@NAME@@".
+set "EP_RC=6"
+goto :finish
+:prefix_ok
+
+rem Free space, from the last line of "dir /-c" ("2 Dir(s)  N bytes free", any language), in
+rem MB (10^6 bytes) so that cmd's 32-bit arithmetic can compare it.
+for %%P in ("%EP_PREFIX%") do set "EP_DRIVE=%%~dP"
+set "EP_FREE="
+for /f "tokens=3" %%A in ('dir /-c "%EP_DRIVE%\" 2^>nul') do set "EP_FREE=%%A"
+if defined EP_FREE for /f "delims=0123456789" %%A in ("%EP_FREE%") do set "EP_FREE="
+if defined EP_FREE goto :space_known
+echo setup: warning: could not read the free space of %EP_DRIVE%; continuing without that check.
+goto :space_ok
+:space_known
+set "EP_FREE_MB=0"
+set "EP_T=%EP_FREE%???????"
+if not "%EP_T:~6,1%"=="?" set "EP_FREE_MB=%EP_FREE:~0,-6%"
+set "EP_T=%EP_FREE_MB%??????????"
+if not "%EP_T:~9,1%"=="?" goto :space_ok
+if %EP_FREE_MB% GEQ @@NEED_MB@@ goto :space_ok
+echo setup: not enough free space on %EP_DRIVE%: %EP_FREE_MB% MB free, about @@NEED_MB@@ MB needed.
+set "EP_RC=7"
+goto :finish
+:space_ok
+
+rem Long paths (mamba#991, constructor#1022): the longest file lands in the work folder's package
+rem cache (@@WORK_ROOM@@ characters after the prefix) or in the prefix (@@PREFIX_ROOM@@); MAX_PATH
+rem leaves 259. The setting is read, explained, and never changed.
+set "EP_LONG="
+for /f "tokens=1,3" %%A in ('reg query "HKLM\SYSTEM\CurrentControlSet\Control\FileSystem" /v LongPathsEnabled 2^>nul') do if /i "%%A"=="LongPathsEnabled" set "EP_LONG=%%B"
+set "EP_T=%EP_PREFIX%@@PATH_PAD@@"
+if "%EP_T:~@@PATH_LIMIT@@,1%"=="?" goto :paths_ok
+if /i "%EP_LONG%"=="0x1" goto :paths_ok
+echo setup: under "%EP_PREFIX%" some paths of this environment would be longer than 259 characters,
+echo        and long paths are not enabled on this PC. Either install into a shorter folder (at most
+echo        @@PATH_LIMIT@@ characters, e.g. setup.bat C:\envs\@@NAME@@), or ask an administrator to enable
+echo        "Enable Win32 long paths" (Group Policy: Computer Configuration ^> Administrative
+echo        Templates ^> System ^> Filesystem; registry: LongPathsEnabled=1 in
+echo        HKLM\SYSTEM\CurrentControlSet\Control\FileSystem). setup.bat never changes it.
+set "EP_RC=8"
+goto :finish
+:paths_ok
+
+echo.
+echo   Environment   @@NAME@@ (@@PLATFORM@@, @@PACKAGE_COUNT@@ packages)
+echo   Install into  "%EP_PREFIX%"
+echo   Disk space    about @@NEED_MB@@ MB
+if defined EP_REPLACE echo   Replaces      %EP_REPLACE% already in that folder (deleted first)
+echo.
+if defined EP_SILENT goto :confirmed
+set "EP_ANSWER="
+set /p "EP_ANSWER=Install now? [y/N] "
+if defined EP_ANSWER set "EP_ANSWER=%EP_ANSWER:"=%"
+if /i "%EP_ANSWER%"=="y" goto :confirmed
+if /i "%EP_ANSWER%"=="yes" goto :confirmed
+echo setup: cancelled; nothing was changed.
+set "EP_RC=2"
+goto :finish
+:confirmed
+
+rem ---------------------------------------------------------------- the install
+if not defined EP_REPLACE goto :old_removed
+echo setup: deleting %EP_REPLACE% in "%EP_PREFIX%"
+rmdir /s /q "%EP_PREFIX%" >nul 2>&1
+if not exist "%EP_PREFIX%" goto :old_removed
+echo setup: could not delete "%EP_PREFIX%" completely; close the programs that use it and run setup.bat again.
+set "EP_RC=9"
+goto :finish
+:old_removed
+
+rem A fresh work folder each run: a package extracted by an earlier run would hide a damaged
+rem archive from micromamba's check. Beside the prefix, so that it is on the same drive.
+if exist "%EP_WORK%" rmdir /s /q "%EP_WORK%" >nul 2>&1
+mkdir "%EP_WORK%\pkgs" >nul 2>&1
+mkdir "%EP_WORK%\root" >nul 2>&1
+mkdir "%EP_WORK%\bin" >nul 2>&1
+if not exist "%EP_WORK%\root\" goto :work_failed
+if not exist "%EP_WORK%\bin\" goto :work_failed
+set "EP_LOG=%EP_WORK%\envpack-install.log"
+>"%EP_LOG%" echo envpack @@ENVPACK_VERSION@@ setup.bat: "@@NAME@@" (@@PLATFORM@@, @@PACKAGE_COUNT@@ packages)
+>>"%EP_LOG%" echo started: %DATE% %TIME%
+>>"%EP_LOG%" echo bundle: "%EP_BUNDLE%"
+>>"%EP_LOG%" echo prefix: "%EP_PREFIX%"
+>>"%EP_LOG%" echo work folder: "%EP_WORK%"
+if not exist "%EP_LOG%" goto :work_failed
+
+echo setup: copying @@PACKAGE_COUNT@@ packages into the work folder
+set "EP_COPYFAIL="
+@@COPY_FILES@@
+if not defined EP_COPYFAIL goto :copied
+echo setup: could not copy "%EP_COPYFAIL%" into "%EP_WORK%" (disk full, or no permission?).
+>>"%EP_LOG%" echo could not copy "%EP_COPYFAIL%" into the work folder
+set "EP_RC=9"
+goto :finish
+:work_failed
+echo setup: could not create the work folder "%EP_WORK%" (no permission to write beside the prefix?).
+set "EP_RC=9"
+goto :finish
+:copied
+
+rem micromamba sees only the bundle: its own root prefix and package cache, no .condarc, no
+rem inherited CONDA_*, MAMBA_* or PYTHON* variable (all cleared inside this setlocal).
+@@CLEAR_VARS@@
+call :clear_prefixed 2>nul
+set "@@ROOT_PREFIX_VAR@@=%EP_WORK%\root"
+set "@@PKGS_DIRS_VAR@@=%EP_WORK%\pkgs"
+>>"%EP_LOG%" echo command: @@MICROMAMBA_COMMAND@@
+echo setup: installing into "%EP_PREFIX%" (this can take a few minutes)
+@@MICROMAMBA_COMMAND@@ >"%EP_WORK%\step.log" 2>&1
+set "EP_MMRC=%ERRORLEVEL%"
+type "%EP_WORK%\step.log" >>"%EP_LOG%"
+>>"%EP_LOG%" echo micromamba exit code: %EP_MMRC%
+rem From here until success the prefix carries a marker: a rerun replaces it without /FORCE.
+if exist "%EP_PREFIX%\" type nul >"%EP_PREFIX%\.envpack-incomplete"
+if "%EP_MMRC%"=="0" goto :micromamba_ok
+type "%EP_WORK%\step.log"
+echo setup: micromamba failed (exit code %EP_MMRC%); its messages are above and in the log.
+echo setup: "MD5 doesn't match" means a package was damaged on its way here: copy the bundle again.
+set "EP_RC=10"
+goto :finish
+:micromamba_ok
+
+rem micromamba 2.x leaves a prefix holding only conda-meta\history when it gives up, so its exit
+rem code alone is not trusted: every package must have its conda-meta record.
+set "EP_NOTINSTALLED="
+@@CHECK_META@@
+if not defined EP_NOTINSTALLED goto :meta_ok
+echo setup: micromamba exited 0, but "%EP_NOTINSTALLED%" is not installed in "%EP_PREFIX%".
+>>"%EP_LOG%" echo not installed: %EP_NOTINSTALLED%
+set "EP_RC=11"
+goto :finish
+:meta_ok
+
+rem The environment's own files: micromamba (to manage it later, offline), activation scripts
+rem that need no "shell init" and no registry, and a .condarc that keeps conda/mamba offline.
+set "EP_WRITEFAIL="
+mkdir "%EP_PREFIX%\Scripts" >nul 2>&1
+@@INSTALL_TOOLS@@
+rem They are the KEY|text lines at the end of setup.bat (the self-extracting file reads the
+rem setup.bat it unpacked). FOR substitutes %%B after cmd.exe has parsed the line, so the text
+rem is written exactly as it is; each line goes to the file named by its key, with no IF (wine
+rem parses an IF after the substitution, and an "==" in the text breaks it).
+mkdir "%EP_WORK%\prefix-files" >nul 2>&1
+for /f "usebackq skip=@@TEMPLATE_SKIP@@ tokens=1* delims=|" %%A in ("%EP_BUNDLE%setup.bat") do >>"%EP_WORK%\prefix-files\%%A.txt" echo.%%B
+@@WRITE_PREFIX_FILES@@
+if not defined EP_WRITEFAIL goto :written
+echo setup: could not write "%EP_WRITEFAIL%".
+>>"%EP_LOG%" echo could not write "%EP_WRITEFAIL%"
+set "EP_RC=12"
+goto :finish
+:written
+
+@@POST_INSTALL@@
+
+del /f /q "%EP_PREFIX%\.envpack-incomplete" >nul 2>&1
+>>"%EP_LOG%" echo result: installed
+echo setup: installed "@@NAME@@" into "%EP_PREFIX%".
+echo setup: start it with "%EP_PREFIX%\envpack-shell.bat" (a new cmd.exe with it active), or
+echo        CALL "%EP_PREFIX%\activate.bat" in a cmd.exe window where no environment is active.
+set "EP_RC=0"
+goto :finish
+
+:post_failed
+type "%EP_WORK%\step.log"
+echo setup: the post-install script "%EP_SCRIPT%" failed (exit code %EP_PIRC%); its output is above.
+>>"%EP_LOG%" echo post-install script failed: %EP_SCRIPT%
+set "EP_RC=13"
+goto :finish
+
+rem ---------------------------------------------------------------- the end of every run
+:finish
+if not defined EP_LOG goto :finish_console
+if not "%EP_RC%"=="0" >>"%EP_LOG%" echo result: FAILED, exit code %EP_RC%
+>>"%EP_LOG%" echo finished: %DATE% %TIME%
+if exist "%EP_PREFIX%\" copy /b /y "%EP_LOG%" "%EP_PREFIX%\envpack-install.log" >nul 2>&1
+rmdir /s /q "%EP_WORK%\pkgs" >nul 2>&1
+rmdir /s /q "%EP_WORK%\root" >nul 2>&1
+rmdir /s /q "%EP_WORK%\bin" >nul 2>&1
+del /f /q "%EP_WORK%\step.log" >nul 2>&1
+if exist "%EP_PREFIX%\envpack-install.log" rmdir /s /q "%EP_WORK%" >nul 2>&1
+if "%EP_RC%"=="0" goto :finish_console
+if exist "%EP_PREFIX%\envpack-install.log" echo setup: log: "%EP_PREFIX%\envpack-install.log"
+if exist "%EP_WORK%\envpack-install.log" echo setup: log: "%EP_WORK%\envpack-install.log"
+if exist "%EP_PREFIX%\.envpack-incomplete" echo setup: the unfinished environment in "%EP_PREFIX%" is replaced when you run setup.bat again.
+:finish_console
+if defined EP_CP chcp %EP_CP% >nul
+exit /b %EP_RC%
+
+rem ---------------------------------------------------------------- subroutines (all below
+rem their callers: a CALL searches forward first)
+:arg
+if defined EP_EXPECT (set "EP_EXTRACT_DIR=%EP_ARG%" & set "EP_EXPECT=" & goto :eof)
+if /i "%EP_ARG%"=="/S" (set "EP_SILENT=1" & goto :eof)
+if /i "%EP_ARG%"=="/FORCE" (set "EP_FORCE=1" & goto :eof)
+if "%EP_ARG%"=="/?" (set "EP_HELP=1" & goto :eof)
+if /i "%EP_ARG%"=="/H" (set "EP_HELP=1" & goto :eof)
+if /i "%EP_ARG%"=="/HELP" (set "EP_HELP=1" & goto :eof)
+if /i "%EP_ARG%"=="--help" (set "EP_HELP=1" & goto :eof)
+@@SFX_ARGS@@
+if "%EP_ARG:~0,1%"=="/" (set "EP_BADARG=%EP_ARG%" & goto :eof)
+if defined EP_PREFIX_ARG (set "EP_BADARG=%EP_ARG%" & goto :eof)
+set "EP_PREFIX_ARG=%EP_ARG%"
+goto :eof
+
+:clear_prefixed
+rem Every CONDA_* and MAMBA_* variable, whatever its name ("set X" lists those starting with X;
+rem its complaint when there are none goes to the caller's 2>nul).
+for /f "delims==" %%V in ('set CONDA_') do set "%%V="
+for /f "delims==" %%V in ('set MAMBA_') do set "%%V="
+goto :eof
+
+:badfile
+set /a EP_BAD+=1
+if exist "%EP_BUNDLE%%EP_FILE%" echo setup:   wrong size: "%EP_FILE%"
+if not exist "%EP_BUNDLE%%EP_FILE%" echo setup:   missing: "%EP_FILE%"
+goto :eof
+
+rem A post-install script runs in the activated environment, in its own setlocal, with the prefix
+rem as working folder. It is CALLed by a relative path: CALL parses its line a second time,
+rem which would double a "^" or expand a "%" of an absolute path.
+:postinstall
+set "EP_PIRC=1"
+mkdir "%EP_PREFIX%\etc\envpack\post-install" >nul 2>&1
+copy /b /y "%EP_BUNDLE%post-install\%EP_SCRIPT%" "%EP_PREFIX%\etc\envpack\post-install\" >nul 2>&1
+if not exist "%EP_PREFIX%\etc\envpack\post-install\%EP_SCRIPT%" goto :eof
+echo setup: running the post-install script "%EP_SCRIPT%"
+>>"%EP_LOG%" echo post-install: "%EP_SCRIPT%"
+setlocal
+set "@@ROOT_PREFIX_VAR@@="
+set "@@PKGS_DIRS_VAR@@="
+pushd "%EP_PREFIX%"
+call .\activate.bat >"%EP_WORK%\step.log" 2>&1
+if errorlevel 1 (popd & endlocal & goto :eof)
+call ".\etc\envpack\post-install\%EP_SCRIPT%" >>"%EP_WORK%\step.log" 2>&1
+set "EP_PIRC=%ERRORLEVEL%"
+popd
+endlocal & set "EP_PIRC=%EP_PIRC%"
+type "%EP_WORK%\step.log" >>"%EP_LOG%"
+>>"%EP_LOG%" echo post-install exit code: %EP_PIRC%
+goto :eof
+
+:usage
+echo Installs the conda environment "@@NAME@@" (@@PLATFORM@@, @@PACKAGE_COUNT@@ packages) offline, without
+echo administrator rights, and without changing the registry, PATH or cmd.exe AutoRun.
+echo.
+echo   %~nx0 [PREFIX] [/S] [/FORCE]@@SFX_USAGE@@
+echo.
+echo   PREFIX    the folder to install into; it must be absent or empty.
+echo             Default: "@@DEFAULT_PREFIX@@"
+echo   /S        do not ask for confirmation
+echo   /FORCE    replace PREFIX when it already holds a conda environment
+@@SFX_USAGE_LINES@@echo   %~nx0 /? shows this help.
+echo.
+echo Afterwards: PREFIX\envpack-shell.bat opens a cmd.exe with the environment active, and
+echo CALL PREFIX\activate.bat activates it in the current window (no other environment active).
+echo.
+echo Exit codes: 0 installed; 1 bad command line; 2 cancelled; 3 a conda environment is active;
+echo 4 not 64-bit Windows; 5 bundle incomplete; 6 PREFIX not usable; 7 not enough disk space;
+echo 8 paths too long; 9 work folder failed; 10 micromamba failed; 11 packages missing after
+echo install; 12 could not write the activation files; 13 a post-install script failed;
+echo 20 no tar.exe and 21 extraction failed (self-extracting file only).
+set "EP_RC=0"
+goto :finish
+rem Not run: the files written into the prefix follow, one KEY|line each.

@@ -1,19 +1,35 @@
-@echo off
-rem envpack self-extracting installer for "@@NAME@@": a batch header followed by a zip.
-setlocal EnableExtensions DisableDelayedExpansion
-set "DEST=%~dp0"
-where tar >nul 2>nul
-if errorlevel 1 (
-  echo This installer needs tar.exe, built into Windows 10 1803 and later.
-  exit /b 20
-)
-pushd "%DEST%"
-tar -xf "%~f0"
-if errorlevel 1 (
-  popd
-  echo Extraction failed.
-  exit /b 21
-)
+rem ---------------------------------------------------------------- self-extraction
+rem This file is this script followed by a zip whose offsets count from the start of the file.
+rem Windows' own tar.exe (libarchive's bsdtar, Windows 10 1803 and later) finds the zip's central
+rem directory from the end of the FILE, so it is given the file, never stdin.
+set "EP_DEST=%~dp0"
+if defined EP_EXTRACT_DIR set "EP_DEST=%EP_EXTRACT_DIR%"
+for %%D in ("%EP_DEST%") do set "EP_DEST=%%~fD"
+if "%EP_DEST:~-1%"=="\" set "EP_DEST=%EP_DEST:~0,-1%"
+set "EP_TAR=%SystemRoot%\System32\tar.exe"
+if not exist "%EP_TAR%" set "EP_TAR=tar.exe"
+"%EP_TAR%" --version >nul 2>&1
+if not errorlevel 1 goto :tar_ok
+echo setup: this file unpacks itself with tar.exe, which comes with Windows 10 (1803) and later,
+echo        but there is none here. Instead: copy "%~nx0" to a name ending in .zip, extract it
+echo        with Explorer or 7-Zip, and run setup.bat in the extracted "@@NAME@@" folder.
+set "EP_RC=20"
+goto :finish
+:tar_ok
+if not exist "%EP_DEST%\" mkdir "%EP_DEST%" >nul 2>&1
+if not exist "%EP_DEST%\" goto :extract_failed
+echo setup: extracting "%~nx0" into "%EP_DEST%\@@NAME@@"
+pushd "%EP_DEST%"
+"%EP_TAR%" -xf "%~f0"
+set "EP_TARRC=%ERRORLEVEL%"
 popd
-call "%DEST%@@NAME@@\setup.bat" %*
-exit /b %ERRORLEVEL%
+if not "%EP_TARRC%"=="0" goto :extract_failed
+if exist "%EP_DEST%\@@NAME@@\setup.bat" goto :extracted
+:extract_failed
+echo setup: could not extract "%~nx0" into "%EP_DEST%" (no permission, or disk full?).
+echo setup: choose another folder with /EXTRACT FOLDER, or copy "%~nx0" to a name ending in .zip
+echo        and extract it with Explorer or 7-Zip, then run setup.bat in the "@@NAME@@" folder.
+set "EP_RC=21"
+goto :finish
+:extracted
+set "EP_BUNDLE=%EP_DEST%\@@NAME@@\"

@@ -1,16 +1,25 @@
 """Rendering the cmd.exe templates in ``stubs/`` into a bundle's batch files.
 
-Templates are CRLF text with ``@@NAME@@`` placeholders. Values are escaped for the place they go
-(see :func:`batch_quote`); the bundle writer only hands over a :class:`StubContext`.
+Templates are CRLF text with ``@@NAME@@`` placeholders; the bundle writer hands over a
+:class:`StubContext` and gets bytes back.
+
+``setup.bat`` carries the files it writes into the prefix (``activate.bat``, ``envpack-shell.bat``,
+``.condarc``) after its last ``exit /b``, one ``KEY|line`` per line; at install time a ``for /f``
+copies them out verbatim (FOR variables are substituted after cmd.exe has parsed the line, so
+``&``, ``^``, ``%`` and ``!`` in them stay as they are). The self-extracting header is the same
+script with an extraction step in front of the install, so both behave alike.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from .errors import BundleError
+from .mamba_cli import CLEARED_VARS, PKGS_DIRS_VAR, ROOT_PREFIX_VAR, install_argv
 
 
 @dataclass(frozen=True)
@@ -31,6 +40,42 @@ class StubContext:
     envpack_version: str = ""
 
 
+# Where setup.bat puts things, relative to the prefix; the path-length check depends on them.
+WORK_SUFFIX = ".envpack-work"  # the work folder is "<prefix>.envpack-work", beside the prefix
+MAX_PATH_CHARS = 259  # MAX_PATH (260) minus the terminating NUL
+
+# Processor architectures (PROCESSOR_ARCHITECTURE, or PROCESSOR_ARCHITEW6432 in a 32-bit cmd.exe)
+# that run each platform's binaries; Windows 11 on ARM runs x64 binaries by emulation.
+ARCHITECTURES = {
+    "win-64": ("AMD64", "ARM64"),
+    "win-arm64": ("ARM64",),
+    "win-32": ("x86", "AMD64", "ARM64"),
+}
+
+# Keys of the files setup.bat writes into the prefix: (key, template, file name in the prefix).
+PREFIX_TEMPLATES = (
+    ("A", "activate.bat", "activate.bat"),
+    ("S", "envpack-shell.bat", "envpack-shell.bat"),
+    ("C", "condarc", ".condarc"),
+)
+
+# Characters that cannot be made safe in a batch file: a quote ends the quoting that protects
+# "&", "^" and friends, a "%" in a literal would be expanded, control characters end the line.
+_UNSAFE = re.compile(r'["%\x00-\x1f]')
+# A post-install script is CALLed, and CALL doubles "^" (and reads "%" again).
+_UNSAFE_CALLED = re.compile(r'["%^\x00-\x1f]')
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Variables activate.bat sets itself.
+_RESERVED_VARS = {
+    "PATH",
+    "PROMPT",
+    "CONDA_PREFIX",
+    "CONDA_DEFAULT_ENV",
+    "CONDA_SHLVL",
+    "CONDA_PROMPT_MODIFIER",
+}
+
+
 def stubs_dir() -> Path:
     """``envpack/stubs`` in a wheel; the repository's ``stubs/`` in an editable install."""
     packaged = resources.files("envpack").joinpath("stubs")
@@ -48,7 +93,7 @@ def load_template(name: str) -> str:
         data = path.read_bytes()
     except OSError as exc:
         raise BundleError(f"cannot read template {path}: {exc.strerror}") from None
-    return data.decode("utf-8")
+    return data.decode("utf-8").replace("\r\n", "\n")
 
 
 def to_crlf(text: str) -> bytes:
@@ -60,31 +105,253 @@ def batch_quote(value: str) -> str:
     return value.replace("%", "%%")
 
 
-def render(template: str, values: dict[str, str]) -> bytes:
+def fill(template: str, values: dict[str, str]) -> str:
     text = template
     for key, value in values.items():
         text = text.replace(f"@@{key}@@", value)
     if "@@" in text:
         start = text.index("@@")
         raise BundleError(f"template placeholder left unrendered: {text[start : start + 40]!r}")
-    return to_crlf(text)
+    return text
+
+
+def render(template: str, values: dict[str, str]) -> bytes:
+    return to_crlf(fill(template, values))
+
+
+def _check(value: str, what: str, pattern: re.Pattern[str] = _UNSAFE) -> str:
+    bad = pattern.search(value)
+    if bad:
+        raise BundleError(
+            f"{what} {value!r} contains {bad.group()!r}, which a Windows batch file cannot "
+            "handle safely; rename it"
+        )
+    return value
+
+
+def _file_name(rel: str) -> str:
+    return rel.replace("/", "\\").rsplit("\\", 1)[-1]
+
+
+def _stem(fn: str) -> str:
+    for ext in (".conda", ".tar.bz2"):
+        if fn.endswith(ext):
+            return fn[: -len(ext)]
+    return fn
+
+
+def need_mb(ctx: StubContext) -> int:
+    """Disk space the install needs, in MB of 10^6 bytes: the packages' copies in the work folder
+    plus the installed environment (micromamba hard-links from its cache on the same drive)."""
+    sizes = dict(ctx.files)
+    packages = sum(sizes.get(p.replace("/", "\\"), 0) for p in ctx.packages)
+    return max(1, math.ceil((ctx.installed_size + packages) / 1_000_000))
+
+
+def path_limit(ctx: StubContext) -> tuple[int, int, int]:
+    """(the longest prefix that keeps every path within MAX_PATH, room needed in the prefix,
+    room needed in the work folder): micromamba extracts each package into
+    ``<prefix>.envpack-work\\pkgs\\<name-version-build>\\`` before linking it into the prefix."""
+    longest_stem = max((len(_stem(_file_name(p))) for p in ctx.packages), default=0)
+    in_prefix = 1 + ctx.longest_path
+    in_work = len(WORK_SUFFIX) + len("\\pkgs\\") + longest_stem + 1 + ctx.longest_path
+    return max(0, MAX_PATH_CHARS - max(in_prefix, in_work)), in_prefix, in_work
+
+
+def _micromamba_command(ctx: StubContext) -> str:
+    exe = ctx.micromamba_files[0] if ctx.micromamba_files else "micromamba.exe"
+    argv = install_argv(
+        f"%EP_WORK%\\bin\\{_file_name(exe)}",
+        "%EP_PREFIX%",
+        "%EP_BUNDLE%" + ctx.explicit_file.replace("/", "\\"),
+        ctx.platform,
+        ctx.shortcuts,
+    )
+    return " ".join(f'"{a}"' if "%" in a or " " in a else a for a in argv)
+
+
+def _arch_check(platform: str) -> str:
+    archs = ARCHITECTURES.get(platform)
+    if archs is None:
+        # a bundle for another OS: setup.bat explains and stops at the architecture check
+        return "rem not a Windows bundle: no processor can run it here"
+    return "\n".join(f'if /i "%EP_ARCH%"=="{a}" set "EP_ARCH_OK=1"' for a in archs)
+
+
+def _check_files(ctx: StubContext) -> str:
+    # Two lines per file: wine's cmd.exe fails a CALL inside a parenthesized block in a FOR body,
+    # and the name goes through a variable, not a CALL argument (CALL doubles "^").
+    lines = []
+    for rel, size in ctx.files:
+        rel = _check(rel.replace("/", "\\"), "bundle file")
+        lines.append(f'set "EP_FILE={rel}"')
+        lines.append(
+            f'for %%F in ("%EP_BUNDLE%%EP_FILE%") do if not "%%~zF"=="{size}" call :badfile'
+        )
+    return "\n".join(lines)
+
+
+def _copy_files(ctx: StubContext) -> str:
+    sizes = {rel.replace("/", "\\"): size for rel, size in ctx.files}
+    lines = []
+    for rel in ctx.micromamba_files:
+        rel = _check(rel.replace("/", "\\"), "micromamba file")
+        fn = _file_name(rel)
+        lines.append(f'copy /b /y "%EP_BUNDLE%{rel}" "%EP_WORK%\\bin\\" >nul 2>&1')
+        lines.append(f'if not exist "%EP_WORK%\\bin\\{fn}" set "EP_COPYFAIL={rel}"')
+    for rel in ctx.packages:
+        rel = _check(rel.replace("/", "\\"), "package")
+        fn = _file_name(rel)
+        lines.append(f'copy /b /y "%EP_BUNDLE%{rel}" "%EP_WORK%\\pkgs\\" >nul 2>&1')
+        lines.append(
+            f'for %%F in ("%EP_WORK%\\pkgs\\{fn}") do if not "%%~zF"=="{sizes.get(rel, "")}" '
+            f'set "EP_COPYFAIL={rel}"'
+        )
+    return "\n".join(lines)
+
+
+def _check_meta(ctx: StubContext) -> str:
+    lines = []
+    for rel in ctx.packages:
+        stem = _stem(_file_name(rel))
+        lines.append(
+            f'if not exist "%EP_PREFIX%\\conda-meta\\{stem}.json" set "EP_NOTINSTALLED={stem}"'
+        )
+    return "\n".join(lines)
+
+
+def _install_tools(ctx: StubContext) -> str:
+    lines = []
+    for rel in ctx.micromamba_files:
+        fn = _file_name(rel)
+        lines.append(f'copy /b /y "%EP_WORK%\\bin\\{fn}" "%EP_PREFIX%\\Scripts\\" >nul 2>&1')
+        lines.append(f'if not exist "%EP_PREFIX%\\Scripts\\{fn}" set "EP_WRITEFAIL=Scripts\\{fn}"')
+    return "\n".join(lines)
+
+
+def _post_install(ctx: StubContext) -> str:
+    lines = []
+    for rel in ctx.post_install:
+        rel = rel.replace("/", "\\")
+        if not rel.lower().startswith("post-install\\"):
+            raise BundleError(f"post-install script {rel!r} must be in the bundle's post-install\\")
+        name = _check(rel.split("\\", 1)[1], "post-install script name", _UNSAFE_CALLED)
+        lines += [
+            f'set "EP_SCRIPT={name}"',
+            "call :postinstall",
+            'if not "%EP_PIRC%"=="0" goto :post_failed',
+        ]
+    return "\n".join(lines)
+
+
+def _variables(ctx: StubContext) -> str:
+    lines = []
+    for key, value in ctx.variables:
+        if not _VAR_NAME.fullmatch(key) or key.upper() in _RESERVED_VARS:
+            raise BundleError(f"variable name {key!r} cannot be set by activate.bat")
+        _check(value.replace("%", ""), f"the value of variable {key}")
+        lines.append(f'set "{key}={batch_quote(value)}"')
+    return "\n".join(lines) if lines else "rem (the recipe sets no variables)"
+
+
+def _default_prefix(prefix: str) -> str:
+    # "%" stays: the default may name variables expanded on the target (%LOCALAPPDATA%).
+    _check(prefix.replace("%", ""), "default prefix")
+    return prefix
+
+
+def _common_values(ctx: StubContext) -> dict[str, str]:
+    name = _check(ctx.name, "environment name")
+    if re.search(r"[&^!|<>]", name):
+        raise BundleError(
+            f"environment name {name!r} contains a character cmd.exe treats specially"
+        )
+    limit, in_prefix, in_work = path_limit(ctx)
+    return {
+        "ENVPACK_VERSION": ctx.envpack_version,
+        "NAME": name,
+        "PLATFORM": ctx.platform,
+        "PACKAGE_COUNT": str(len(ctx.packages)),
+        "DEFAULT_PREFIX": _default_prefix(ctx.default_prefix),
+        "ARCH_CHECK": _arch_check(ctx.platform),
+        "CHECK_FILES": _check_files(ctx),
+        "NEED_MB": str(need_mb(ctx)),
+        "PATH_LIMIT": str(limit),
+        "PATH_PAD": "?" * (limit + 1),
+        "PREFIX_ROOM": str(in_prefix),
+        "WORK_ROOM": str(in_work),
+        "COPY_FILES": _copy_files(ctx),
+        "CLEAR_VARS": "\n".join(f'set "{v}="' for v in CLEARED_VARS),
+        "ROOT_PREFIX_VAR": ROOT_PREFIX_VAR,
+        "PKGS_DIRS_VAR": PKGS_DIRS_VAR,
+        "MICROMAMBA_COMMAND": _micromamba_command(ctx),
+        "CHECK_META": _check_meta(ctx),
+        "INSTALL_TOOLS": _install_tools(ctx),
+        "POST_INSTALL": _post_install(ctx),
+        "WRITE_PREFIX_FILES": _write_prefix_files(ctx),
+    }
+
+
+def prefix_files(ctx: StubContext) -> list[tuple[str, str]]:
+    """(file name in the prefix, text) of each file setup.bat writes there, rendered."""
+    values = {"NAME": ctx.name, "VARIABLES": _variables(ctx)}
+    return [(target, fill(load_template(tpl), values)) for _, tpl, target in PREFIX_TEMPLATES]
+
+
+def _embedded_templates(ctx: StubContext) -> str:
+    lines = []
+    for (key, _, _), (_, text) in zip(PREFIX_TEMPLATES, prefix_files(ctx), strict=True):
+        for line in text.rstrip("\n").split("\n"):
+            lines.append(f"{key}|{line}")
+    return "\n".join(lines) + "\n"
+
+
+def _write_prefix_files(ctx: StubContext) -> str:
+    # The size check proves that FOR /F copied every line (it skips empty ones, and the keys
+    # keep none empty) and that the console's code page round-tripped the text.
+    lines = []
+    for (key, _, target), (_, text) in zip(PREFIX_TEMPLATES, prefix_files(ctx), strict=True):
+        size = len(to_crlf(text))
+        lines.append(
+            f'copy /b /y "%EP_WORK%\\prefix-files\\{key}.txt" "%EP_PREFIX%\\{target}" >nul 2>&1'
+        )
+        lines.append(
+            f'for %%F in ("%EP_PREFIX%\\{target}") do if not "%%~zF"=="{size}" '
+            f'set "EP_WRITEFAIL={target}"'
+        )
+    return "\n".join(lines)
+
+
+def _values(ctx: StubContext, sfx: bool) -> dict[str, str]:
+    values = _common_values(ctx)
+    if sfx:
+        values["BUNDLE_SOURCE"] = fill(load_template("sfx-header.bat"), {"NAME": values["NAME"]})
+        values["SFX_ARGS"] = 'if /i "%EP_ARG%"=="/EXTRACT" (set "EP_EXPECT=/EXTRACT" & goto :eof)'
+        values["SFX_USAGE"] = " [/EXTRACT FOLDER]"
+        values["SFX_USAGE_LINES"] = (
+            f"echo   /EXTRACT  unpack into FOLDER\\{values['NAME']} instead of beside this file\n"
+        )
+    else:
+        values["BUNDLE_SOURCE"] = 'set "EP_BUNDLE=%~dp0"'
+        values["SFX_ARGS"] = "rem (/EXTRACT belongs to the self-extracting file)"
+        values["SFX_USAGE"] = ""
+        values["SFX_USAGE_LINES"] = ""
+    return values
+
+
+def _script(ctx: StubContext, sfx: bool) -> str:
+    template = load_template("setup.bat")
+    # setup.bat's :template reads the embedded files from the tail of setup.bat, skipping its
+    # script lines; the self-extracting file reads them from the setup.bat it unpacked, so both
+    # skip setup.bat's count.
+    plain = fill(template, {**_values(ctx, sfx=False), "TEMPLATE_SKIP": "0"})
+    skip = plain.count("\n")
+    return fill(template, {**_values(ctx, sfx), "TEMPLATE_SKIP": str(skip)})
 
 
 def render_setup(ctx: StubContext) -> bytes:
-    checks = "\n".join(
-        f'if not exist "%BUNDLE%{rel}" set "MISSING={batch_quote(rel)}"' for rel, _ in ctx.files
-    )
-    values = {
-        "NAME": ctx.name,
-        "PLATFORM": ctx.platform,
-        "DEFAULT_PREFIX": ctx.default_prefix,
-        "EXPLICIT_FILE": ctx.explicit_file,
-        "CHECK_FILES": checks,
-        "NO_SHORTCUTS": "" if ctx.shortcuts else "--no-shortcuts",
-        "ENVPACK_VERSION": ctx.envpack_version,
-    }
-    return render(load_template("setup.bat"), values)
+    return to_crlf(_script(ctx, sfx=False) + _embedded_templates(ctx))
 
 
 def render_sfx_header(ctx: StubContext) -> bytes:
-    return render(load_template("sfx-header.bat"), {"NAME": ctx.name})
+    return to_crlf(_script(ctx, sfx=True))
