@@ -858,12 +858,13 @@ def main(argv: list[str] | None = None) -> int:
         print(message, file=sys.stderr, flush=True)
 
     when = datetime.datetime.now(datetime.timezone.utc)
+    facts = machine()  # before the run: the commit measured is the one checked out at the start
     try:
         report = run_bench(cfg, log)
     except BenchError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return 1
-    report.context.update(machine())
+    report.context.update(facts)
     print(table(report.rows))
     if not args.no_results:
         command = shlex.join(
