@@ -128,7 +128,10 @@ rem An absent or empty prefix is used as is; one left by an unfinished envpack i
 rem the marker) is replaced; a conda environment is replaced with /FORCE; anything else stays.
 set "EP_REPLACE="
 if not exist "%EP_PREFIX%" goto :prefix_ok
-if not exist "%EP_PREFIX%\" goto :prefix_file
+rem A folder by its attributes: wine's "if exist FILE\" is true for a file too.
+set "EP_ATTR="
+for %%P in ("%EP_PREFIX%") do set "EP_ATTR=%%~aP-"
+if /i not "%EP_ATTR:~0,1%"=="d" goto :prefix_file
 set "EP_LS=%TEMP%\envpack-ls-%RANDOM%.txt"
 dir /a /b "%EP_PREFIX%" >"%EP_LS%" 2>nul
 set "EP_EMPTY="

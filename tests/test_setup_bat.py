@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import zipfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
 from envpack.mamba_cli import CLEARED_VARS, PKGS_DIRS_VAR, ROOT_PREFIX_VAR, install_argv
-from envpack.stubs import StubContext, prefix_files
+from envpack.stubs import StubContext, prefix_files, render_setup
 from wine import (
     TEST_VARIABLE,
     Demo,
@@ -205,3 +205,375 @@ def test_install_with_percent_in_paths(wine: Wine, demo: Demo, tmp_path: Path) -
     run = setup.run()
     assert_installed(run, ctx_of(demo))
     assert run.records[0]["argv"][3] == win_path(run.prefix)  # type: ignore[index]
+
+
+def no_trace(run: Run) -> None:
+    """Nothing was installed or prepared: no prefix, no work folder, micromamba never ran."""
+    assert not run.prefix.exists()
+    assert not run.work.exists()
+    assert run.records == []
+
+
+# ------------------------------------------------------------------ command line
+
+
+def test_usage(setup: Setup) -> None:
+    run = setup.run(["/?"])
+    assert run.result.rc == 0, run.result.out
+    out = run.result.out
+    assert "setup.bat [PREFIX] [/S] [/FORCE]" in out
+    assert "Exit codes: 0 installed; 1 bad command line; 2 cancelled;" in out
+    assert "13 a post-install script failed" in out
+    # the default prefix, with %LOCALAPPDATA% expanded on the target
+    assert 'Default: "C:\\users\\' in out and '\\AppData\\Local\\envs\\demo"' in out
+    no_trace(run)
+
+
+@pytest.mark.parametrize(
+    ("args", "bad"),
+    [
+        (["/BOGUS"], "/BOGUS"),
+        (["C:\\one", "C:\\two"], "C:\\two"),
+        (["/EXTRACT", "C:\\x"], "/EXTRACT"),  # the self-extracting file's option only
+    ],
+)
+def test_bad_command_line(setup: Setup, args: list[str], bad: str) -> None:
+    run = setup.run(args)
+    assert run.result.rc == 1, run.result.out
+    assert f'unexpected argument: "{bad}"' in run.result.out
+    no_trace(run)
+
+
+# ------------------------------------------------------------------ checks before anything changes
+
+
+def test_refuses_an_active_conda_environment(setup: Setup) -> None:
+    run = setup.run(env={"CONDA_PREFIX": r"C:\Users\me\miniconda3"})
+    assert run.result.rc == 3, run.result.out
+    assert 'a conda environment is active in this window: "C:\\Users\\me\\miniconda3"' in (
+        run.result.out
+    )
+    no_trace(run)
+
+
+def test_refuses_32_bit_windows(setup: Setup) -> None:
+    run = setup.run(before=['set "PROCESSOR_ARCHITECTURE=x86"', 'set "PROCESSOR_ARCHITEW6432="'])
+    assert run.result.rc == 4, run.result.out
+    assert 'built for win-64; this Windows reports a "x86" processor' in run.result.out
+    no_trace(run)
+
+
+def test_32_bit_cmd_on_64_bit_windows_installs(setup: Setup) -> None:
+    # a 32-bit cmd.exe on 64-bit Windows sees x86, and the real architecture in ...W6432
+    run = setup.run(
+        before=['set "PROCESSOR_ARCHITECTURE=x86"', 'set "PROCESSOR_ARCHITEW6432=AMD64"']
+    )
+    assert_installed(run, ctx_of(setup.demo))
+
+
+def test_incomplete_bundle_names_the_files(setup: Setup) -> None:
+    ctx = ctx_of(setup.demo)
+    package = next(p for p in ctx.packages if "tool-" in p)
+    (setup.bundle / package.replace("\\", "/")).unlink()
+    env_txt = setup.bundle / "env.txt"
+    env_txt.write_bytes(env_txt.read_bytes()[:-10])
+    run = setup.run()
+    assert run.result.rc == 5, run.result.out
+    out = run.result.out
+    assert f'missing: "{package}"' in out
+    assert 'wrong size: "env.txt"' in out
+    assert "the bundle is incomplete (2 files missing or damaged)" in out
+    no_trace(run)
+
+
+def test_refuses_a_folder_that_is_not_empty(setup: Setup) -> None:
+    setup.prefix.mkdir()
+    (setup.prefix / "keep.txt").write_text("mine")
+    for args in ([win_path(setup.prefix), "/S"], [win_path(setup.prefix), "/S", "/FORCE"]):
+        run = setup.run(args)
+        assert run.result.rc == 6, run.result.out
+        assert (setup.prefix / "keep.txt").read_text() == "mine"
+        assert run.records == []
+    assert "not a conda environment: not replacing it" in run.result.out
+
+
+def test_an_empty_folder_is_used(setup: Setup) -> None:
+    setup.prefix.mkdir()
+    assert_installed(setup.run(), ctx_of(setup.demo))
+
+
+def test_replaces_an_environment_only_with_force(setup: Setup) -> None:
+    assert_installed(setup.run(), ctx_of(setup.demo))
+    (setup.prefix / "old-file.txt").write_text("from the first install")
+    again = setup.run()
+    assert again.result.rc == 6, again.result.out
+    assert "already exists and is not empty" in again.result.out
+    assert "add /FORCE" in again.result.out
+    assert len(again.records) == 2  # micromamba and the post-install script of the first run
+
+    forced = setup.run([win_path(setup.prefix), "/FORCE", "/S"])
+    assert_installed(forced, ctx_of(setup.demo))
+    assert "deleting the environment in" in forced.result.out
+    assert not (setup.prefix / "old-file.txt").exists()
+
+
+@pytest.mark.parametrize(
+    ("prefix", "message"),
+    [
+        ("\\\\server\\share\\envs\\demo", "is a network path"),
+        ("Z:\\", "is a drive root"),
+    ],
+)
+def test_refuses_unusable_prefixes(setup: Setup, prefix: str, message: str) -> None:
+    run = setup.run([prefix, "/S"])
+    assert run.result.rc == 6, run.result.out
+    assert message in run.result.out
+    assert run.records == []
+
+
+def test_refuses_a_file_as_prefix(setup: Setup) -> None:
+    setup.prefix.write_text("a file")
+    run = setup.run()
+    assert run.result.rc == 6, run.result.out
+    assert "is a file, not a folder" in run.result.out
+
+
+def test_not_enough_disk_space(setup: Setup) -> None:
+    huge = replace(ctx_of(setup.demo), installed_size=10**16)
+    (setup.bundle / "setup.bat").write_bytes(render_setup(huge))
+    run = setup.run()
+    assert run.result.rc == 7, run.result.out
+    assert "not enough free space on Z:" in run.result.out
+    assert "about 10000000001 MB needed" in run.result.out or "MB needed" in run.result.out
+    no_trace(run)
+
+
+def test_long_paths_are_explained_and_never_changed(setup: Setup) -> None:
+    deep = replace(ctx_of(setup.demo), longest_path=240)
+    (setup.bundle / "setup.bat").write_bytes(render_setup(deep))
+    setup.wine.set_long_paths(False)
+    try:
+        run = setup.run()
+        assert run.result.rc == 8, run.result.out
+        out = run.result.out
+        assert "would be longer than 259 characters" in out
+        assert "LongPathsEnabled=1" in out and "setup.bat never changes it" in out
+        no_trace(run)
+
+        setup.wine.set_long_paths(True)
+        assert_installed(setup.run(), deep)
+        query = setup.wine.run_cmd(
+            'reg query "HKLM\\SYSTEM\\CurrentControlSet\\Control\\FileSystem" /v LongPathsEnabled'
+        )
+        assert "0x1" in query.out  # as the test set it
+    finally:
+        setup.wine.set_long_paths(None)
+
+
+def test_confirmation(setup: Setup) -> None:
+    args = [win_path(setup.prefix)]
+    for answer in (b"n\r\n", b"", b'"\r\n'):  # no, end of input, a stray quote
+        run = setup.run(args, stdin=answer)
+        assert run.result.rc == 2, run.result.out
+        assert "Install now? [y/N]" in run.result.out
+        assert "cancelled; nothing was changed" in run.result.out
+        no_trace(run)
+    assert_installed(setup.run(args, stdin=b"Y\r\n"), ctx_of(setup.demo))
+
+
+# ------------------------------------------------------------------ failures during the install
+
+
+def test_damaged_package_fails_then_rerun_works(setup: Setup) -> None:
+    ctx = ctx_of(setup.demo)
+    package = setup.bundle / next(p for p in ctx.packages if "libzlib" in p).replace("\\", "/")
+    good = package.read_bytes()
+    damaged = bytearray(good)
+    damaged[len(damaged) // 2] ^= 0x01  # same size: the bundle check passes, the md5 does not
+    package.write_bytes(bytes(damaged))
+
+    run = setup.run()
+    assert run.result.rc == 10, run.result.out
+    out = run.result.out
+    assert "File not valid: MD5 doesn't match expectation" in out
+    assert "Found incorrect downloads. Aborting" in out
+    assert "micromamba failed (exit code 1)" in out
+    assert "copy the bundle again" in out
+    # what micromamba 2.x leaves, plus setup.bat's marker and log
+    assert sorted(p.name for p in run.prefix.iterdir()) == [
+        ".envpack-incomplete",
+        "conda-meta",
+        "envpack-install.log",
+    ]
+    assert [p.name for p in (run.prefix / "conda-meta").iterdir()] == ["history"]
+    assert "result: FAILED, exit code 10" in run.log
+    assert "micromamba exit code: 1" in run.log
+    assert not run.work.exists()
+    assert "is replaced when you run setup.bat again" in out
+
+    package.write_bytes(good)
+    rerun = setup.run()
+    assert_installed(rerun, ctx)
+    assert "deleting an unfinished install in" in rerun.result.out
+
+
+def test_micromamba_that_does_not_start_keeps_the_log(setup: Setup) -> None:
+    run = setup.run(env={"STANDIN_FAIL": "3"})
+    assert run.result.rc == 10, run.result.out
+    assert "micromamba failed (exit code 3)" in run.result.out
+    assert not run.prefix.exists()
+    log = run.work / "envpack-install.log"
+    assert sorted(p.name for p in run.work.iterdir()) == ["envpack-install.log"]
+    text = log.read_text("latin-1")
+    assert "micromamba exit code: 3" in text and "result: FAILED, exit code 10" in text
+    assert 'setup: log: "' in run.result.out
+
+    assert_installed(setup.run(), ctx_of(setup.demo))  # the work folder is made fresh
+
+
+def test_micromamba_success_is_not_trusted_blindly(setup: Setup) -> None:
+    run = setup.run(env={"STANDIN_NOOP": "1"})
+    assert run.result.rc == 11, run.result.out
+    assert "micromamba exited 0, but" in run.result.out
+
+
+def test_failing_post_install_script_fails_the_install(setup: Setup) -> None:
+    run = setup.run(env={"ENVPACK_TEST_POSTINSTALL_FAIL": "1"})
+    assert run.result.rc == 13, run.result.out
+    out = run.result.out
+    assert 'the post-install script "01-check-env.bat" failed' in out
+    assert "post-install ran" in out  # its output is shown
+    assert (run.prefix / ".envpack-incomplete").exists()
+    assert "post-install script failed: 01-check-env.bat" in run.log
+    assert_installed(setup.run(), ctx_of(setup.demo))
+
+
+# ------------------------------------------------------------------ the console's code page
+
+
+def test_switches_to_utf8_and_back(setup: Setup) -> None:
+    from wine import chcp_standin
+
+    state = setup.cwd / "chcp-state.txt"
+    calls = setup.cwd / "chcp-calls.txt"
+    run = setup.run(
+        before=[f'set "PATH={win_path(chcp_standin().parent)};%PATH%"'],
+        env={"STANDIN_CHCP_STATE": win_path(state), "STANDIN_CHCP_RECORD": win_path(calls)},
+    )
+    assert_installed(run, ctx_of(setup.demo))
+    seen = calls.read_text().split()
+    assert seen[:2] == ["query", "65001"]  # parsed "Aktive Codepage: 850." and switched
+    assert seen[-1] == "850"  # and switched back at the end
+    assert state.read_text().strip() == "850"
+
+
+# ------------------------------------------------------------------ using the environment
+
+ACTIVATE_D = {
+    # a package's activation scripts, which activate.bat CALLs in name order
+    "b-second.bat": b'@echo off\r\n>>"%CONDA_PREFIX%\\activate-d.txt" echo b\r\n',
+    "a-first.bat": b'@echo off\r\n>>"%CONDA_PREFIX%\\activate-d.txt" echo a\r\n',
+}
+
+
+@pytest.fixture
+def installed(setup: Setup) -> Setup:
+    assert_installed(setup.run(), ctx_of(setup.demo))
+    folder = setup.prefix / "etc" / "conda" / "activate.d"
+    folder.mkdir(parents=True)
+    for name, text in ACTIVATE_D.items():
+        (folder / name).write_bytes(text)
+    return setup
+
+
+def run_check(setup: Setup, lines: list[str], **kw: object) -> tuple[Result, dict[str, object]]:
+    """A user's batch file in another folder that CALLs activate.bat (by a relative path, as
+    activate.bat asks when the path holds "^"), then runs micromamba.exe from PATH."""
+    check = setup.cwd / "check.bat"
+    before = ["@echo off", 'set "ENVPACK_BEFORE=%PATH%"', *lines, "micromamba.exe --version"]
+    check.write_bytes("".join(f"{line}\r\n" for line in before).encode("cp437"))
+    start = len(records(setup.record_file))
+    result = setup.wine.run_bat(
+        check, cwd=setup.cwd, env={"STANDIN_RECORD": win_path(setup.record_file)}, **kw
+    )  # type: ignore[arg-type]
+    new = records(setup.record_file)[start:]
+    return result, (new[-1] if new else {})
+
+
+def test_activate_bat_activates(installed: Setup) -> None:
+    prefix = win_path(installed.prefix)
+    result, record = run_check(
+        installed, [f'pushd "{prefix}"', "call .\\activate.bat", "popd", "echo rc=%ERRORLEVEL%"]
+    )
+    assert "rc=0" in result.out, result.out
+    env = record["env"]
+    assert isinstance(env, dict)
+    assert record["exe"] == prefix + "\\Scripts\\micromamba.exe"
+    assert record["cwd"] == win_path(installed.cwd)
+    assert env["CONDA_PREFIX"] == prefix
+    assert env["CONDA_DEFAULT_ENV"] == prefix
+    assert env["CONDA_SHLVL"] == "1"
+    assert env["CONDA_PROMPT_MODIFIER"] == "(demo) "
+    assert env["PROMPT"] == "(demo) $P$G"
+    entries = ["", "\\Library\\mingw-w64\\bin", "\\Library\\usr\\bin", "\\Library\\bin"]
+    entries += ["\\Scripts", "\\bin"]
+    assert env["PATH"] == ";".join(prefix + e for e in entries) + ";" + env["ENVPACK_BEFORE"]
+    assert env[TEST_VARIABLE[0]] == TEST_VARIABLE[1]
+    assert "_ENVPACK_PREFIX" not in env and "_ENVPACK_CP" not in env
+    assert (installed.prefix / "activate-d.txt").read_text().split() == ["a", "b"]
+
+
+def test_activate_bat_refuses_another_environment(installed: Setup) -> None:
+    prefix = win_path(installed.prefix)
+    result, record = run_check(
+        installed,
+        [
+            'set "CONDA_PREFIX=C:\\other\\env"',
+            f'pushd "{prefix}"',
+            "call .\\activate.bat",
+            "echo rc=%ERRORLEVEL%",
+            "popd",
+        ],
+    )
+    assert "rc=1" in result.out
+    assert 'another conda environment is active in this window: "C:\\other\\env"' in result.out
+    assert record == {}  # PATH was left alone: micromamba.exe is not found
+    assert not (installed.prefix / "activate-d.txt").exists()
+
+
+def test_activate_bat_twice_is_harmless(installed: Setup) -> None:
+    prefix = win_path(installed.prefix)
+    twice = [f'pushd "{prefix}"', "call .\\activate.bat", "call .\\activate.bat", "popd"]
+    result, record = run_check(installed, twice)
+    assert '"demo" is already active in this window' in result.out
+    env = record["env"]
+    assert isinstance(env, dict)
+    assert env["PATH"].count(prefix + "\\Scripts;") == 1
+
+
+def test_launcher_opens_a_shell_with_the_environment(installed: Setup) -> None:
+    start = len(records(installed.record_file))
+    result = installed.wine.run_bat(
+        installed.prefix / "envpack-shell.bat",
+        cwd=installed.cwd,
+        env={"STANDIN_RECORD": win_path(installed.record_file)},
+        stdin=b"micromamba.exe --version\r\nexit\r\n",  # typed into the new cmd.exe
+    )
+    assert result.rc == 0, result.out
+    (record,) = records(installed.record_file)[start:]
+    env = record["env"]
+    assert isinstance(env, dict)
+    assert env["CONDA_PREFIX"] == win_path(installed.prefix)
+    assert record["cwd"] == win_path(installed.cwd)  # back in the folder it was started from
+    assert "ENVPACK_SHELL_CWD" not in env
+
+
+def test_launcher_refuses_inside_another_environment(installed: Setup) -> None:
+    result = installed.wine.run_bat(
+        installed.prefix / "envpack-shell.bat",
+        cwd=installed.cwd,
+        env={"CONDA_PREFIX": "C:\\other\\env"},
+        stdin=b"exit\r\n",
+    )
+    assert result.rc == 1, result.out
+    assert "a conda environment is already active in this window" in result.out

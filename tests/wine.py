@@ -268,6 +268,10 @@ def tar_standin() -> Path:
     return build_exe("tar_standin.c")
 
 
+def chcp_standin() -> Path:
+    return build_exe("chcp_standin.c")
+
+
 def percent_survives() -> bool:
     """Whether this wine's cmd.exe keeps a "%" that is part of %~dp0's value (Windows does)."""
     global _PERCENT
