@@ -17,14 +17,15 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
-
-import httpx
+from typing import TYPE_CHECKING, Protocol
 
 from . import __version__
 from .channels import Channel, credentialed_url, file_url_to_path, redact
 from .errors import ChecksumError, DownloadError, EnvpackError
 from .lock import LockedPackage
+
+if TYPE_CHECKING:
+    import httpx
 
 CHUNK = 1 << 20
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
@@ -91,6 +92,9 @@ def ssl_context() -> ssl.SSLContext:
 
 
 def make_client(options: FetchOptions) -> httpx.Client:
+    # Imported here: a warm build never downloads, and httpx is a third of envpack's import time.
+    import httpx
+
     # trust_env picks up HTTP(S)_PROXY / NO_PROXY as httpx users expect.
     return httpx.Client(
         verify=ssl_context(),
@@ -238,6 +242,8 @@ class Fetcher:
         self, url: str, part: Path, digest: _Digest, have: int, record: LockedPackage
     ) -> _Digest:
         """Append the rest of the file to ``part``; return the digest of the whole part."""
+        import httpx
+
         headers = {"Range": f"bytes={have}-"} if have else {}
         public = redact(url)
         try:
@@ -264,7 +270,9 @@ class Fetcher:
                 got = have
                 try:
                     with part.open(mode) as fh:
-                        for chunk in resp.iter_bytes(CHUNK):
+                        for (
+                            chunk
+                        ) in resp.iter_bytes():  # as read: re-chunking costs a copy per read
                             got += len(chunk)
                             if record.size and got > record.size:
                                 raise ChecksumError(
