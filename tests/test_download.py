@@ -178,10 +178,14 @@ def test_concurrent_fetch_all(tmp_path: Path) -> None:
 
 def test_first_failure_cancels_queued_downloads(tmp_path: Path) -> None:
     root = tmp_path / "srv"
-    pkgs = [build_package(Pkg(f"q{i:02d}", random_bytes=2 << 20), root / "win-64") for i in range(20)]
+    pkgs = [
+        build_package(Pkg(f"q{i:02d}", random_bytes=2 << 20), root / "win-64") for i in range(20)
+    ]
     with ChannelServer(root) as server:
         recs = [record_for(p, f"{server.url}/win-64/{p.name}", name=p.name) for p in pkgs]
-        missing = record_for(pkgs[0], f"{server.url}/win-64/a-missing.conda", name="a", fn="a-missing.conda")
+        missing = record_for(
+            pkgs[0], f"{server.url}/win-64/a-missing.conda", name="a", fn="a-missing.conda"
+        )
         with pytest.raises(DownloadError, match="a-missing.conda: not found"):
             fetcher(tmp_path, concurrency=2).fetch_all([missing, *recs])
         fetched = sum(server.hits[p.name] for p in pkgs)

@@ -58,7 +58,9 @@ def test_input_hash_tracks_what_changes_a_solve(tmp_path: Path) -> None:
     first = load_recipe(env).input_hash("win-64")
     env.write_text("# a comment\nchannels: [conda-forge]\ndependencies: [y, x]\n")
     assert load_recipe(env).input_hash("win-64") == first  # order and comments do not matter
-    env.write_text("channels: [conda-forge]\ndependencies: [x, y]\nenvpack:\n  micromamba: '>=2.7'\n")
+    env.write_text(
+        "channels: [conda-forge]\ndependencies: [x, y]\nenvpack:\n  micromamba: '>=2.7'\n"
+    )
     assert load_recipe(env).input_hash("win-64") != first
     env.write_text(
         "channels: [conda-forge]\ndependencies: [x, y]\nenvpack:\n  virtual_packages: {__win: '6.1'}\n"
@@ -91,9 +93,17 @@ def test_channels(tmp_path: Path) -> None:
     ("url", "public", "stripped"),
     [
         ("https://u:p@h.org/c", "https://h.org/c", "https://h.org/c"),
-        ("https://h.org/t/abc-123/c/win-64/x.conda", "https://h.org/t/<TOKEN>/c/win-64/x.conda", "https://h.org/c/win-64/x.conda"),
+        (
+            "https://h.org/t/abc-123/c/win-64/x.conda",
+            "https://h.org/t/<TOKEN>/c/win-64/x.conda",
+            "https://h.org/c/win-64/x.conda",
+        ),
         ("https://h.org/c/t/abc", "https://h.org/c/t/<TOKEN>", "https://h.org/c"),
-        ("http://u:p@127.0.0.1:8080/t/tk/c", "http://127.0.0.1:8080/t/<TOKEN>/c", "http://127.0.0.1:8080/c"),
+        (
+            "http://u:p@127.0.0.1:8080/t/tk/c",
+            "http://127.0.0.1:8080/t/<TOKEN>/c",
+            "http://127.0.0.1:8080/c",
+        ),
     ],
 )
 def test_credentials_are_redacted(url: str, public: str, stripped: str) -> None:

@@ -18,7 +18,9 @@ from channel_factory import file_sha256
 from conftest import run_cli
 
 
-@pytest.mark.skipif(shutil.which("bsdtar") is None, reason="bsdtar (libarchive-tools) not installed")
+@pytest.mark.skipif(
+    shutil.which("bsdtar") is None, reason="bsdtar (libarchive-tools) not installed"
+)
 def test_zip64_bundle_and_sfx_read_by_libarchive(
     recipe: Path, tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -41,4 +43,6 @@ def test_zip64_bundle_and_sfx_read_by_libarchive(
     b = sorted(p.relative_to(tmp_path / "x-bat") for p in (tmp_path / "x-bat").rglob("*"))
     assert a == b and len(a) > 10
     tool = tmp_path / "x-bat" / "demo" / "channel" / "win-64" / "tool-2.0-h1234_0.conda"
-    assert file_sha256(tool) == file_sha256(tmp_path / "x-zip" / "demo" / "channel" / "win-64" / tool.name)
+    assert file_sha256(tool) == file_sha256(
+        tmp_path / "x-zip" / "demo" / "channel" / "win-64" / tool.name
+    )
