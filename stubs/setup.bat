@@ -331,6 +331,29 @@ echo setup: the post-install script "%EP_SCRIPT%" failed (exit code %EP_PIRC%); 
 set "EP_RC=13"
 goto :finish
 
+:usage
+echo Installs the conda environment "@@NAME@@" (@@PLATFORM@@, @@PACKAGE_COUNT@@ packages) offline, without
+echo administrator rights, and without changing the registry, PATH or cmd.exe AutoRun.
+echo.
+echo   %~nx0 [PREFIX] [/S] [/FORCE]@@SFX_USAGE@@
+echo.
+echo   PREFIX    the folder to install into; it must be absent or empty.
+echo             Default: "@@DEFAULT_PREFIX@@"
+echo   /S        do not ask for confirmation
+echo   /FORCE    replace PREFIX when it already holds a conda environment
+@@SFX_USAGE_LINES@@echo   %~nx0 /? shows this help.
+echo.
+echo Afterwards: PREFIX\envpack-shell.bat opens a cmd.exe with the environment active, and
+echo CALL PREFIX\activate.bat activates it in the current window (no other environment active).
+echo.
+echo Exit codes: 0 installed; 1 bad command line; 2 cancelled; 3 a conda environment is active;
+echo 4 not 64-bit Windows; 5 bundle incomplete; 6 PREFIX not usable; 7 not enough disk space;
+echo 8 paths too long; 9 work folder failed; 10 micromamba failed; 11 packages missing after
+echo install; 12 could not write the activation files; 13 a post-install script failed;
+echo 20 no tar.exe and 21 extraction failed (self-extracting file only).
+set "EP_RC=0"
+goto :finish
+
 rem ---------------------------------------------------------------- the end of every run
 :finish
 if not defined EP_LOG goto :finish_console
@@ -403,26 +426,4 @@ type "%EP_WORK%\step.log" >>"%EP_LOG%"
 >>"%EP_LOG%" echo post-install exit code: %EP_PIRC%
 goto :eof
 
-:usage
-echo Installs the conda environment "@@NAME@@" (@@PLATFORM@@, @@PACKAGE_COUNT@@ packages) offline, without
-echo administrator rights, and without changing the registry, PATH or cmd.exe AutoRun.
-echo.
-echo   %~nx0 [PREFIX] [/S] [/FORCE]@@SFX_USAGE@@
-echo.
-echo   PREFIX    the folder to install into; it must be absent or empty.
-echo             Default: "@@DEFAULT_PREFIX@@"
-echo   /S        do not ask for confirmation
-echo   /FORCE    replace PREFIX when it already holds a conda environment
-@@SFX_USAGE_LINES@@echo   %~nx0 /? shows this help.
-echo.
-echo Afterwards: PREFIX\envpack-shell.bat opens a cmd.exe with the environment active, and
-echo CALL PREFIX\activate.bat activates it in the current window (no other environment active).
-echo.
-echo Exit codes: 0 installed; 1 bad command line; 2 cancelled; 3 a conda environment is active;
-echo 4 not 64-bit Windows; 5 bundle incomplete; 6 PREFIX not usable; 7 not enough disk space;
-echo 8 paths too long; 9 work folder failed; 10 micromamba failed; 11 packages missing after
-echo install; 12 could not write the activation files; 13 a post-install script failed;
-echo 20 no tar.exe and 21 extraction failed (self-extracting file only).
-set "EP_RC=0"
-goto :finish
-rem Not run: the files written into the prefix follow, one KEY|line each.
+rem Nothing after this line is run.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from wine import (
     build_demo,
     get_wine,
     percent_survives,
+    shutdown,
     win_path,
 )
 
@@ -55,8 +56,9 @@ LEAKY_ENV = {
 
 
 @pytest.fixture(scope="session")
-def wine() -> Wine:
-    return get_wine()
+def wine() -> Iterator[Wine]:
+    yield get_wine()
+    shutdown()
 
 
 @pytest.fixture(scope="session")

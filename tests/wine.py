@@ -19,7 +19,6 @@ for it, and tests of paths with "%" skip while the installed wine has that bug.
 
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
 import subprocess
@@ -220,13 +219,25 @@ def get_wine() -> Wine:
     if reason:
         pytest.skip(reason)
     if _WINE is None:
-        root = Path(tempfile.mkdtemp(prefix="envpack-wine-"))
-        wine = Wine(root)
-        atexit.register(shutil.rmtree, root, True)
-        atexit.register(wine.stop)
-        wine.start()
+        wine = Wine(Path(tempfile.mkdtemp(prefix="envpack-wine-")))
         _WINE = wine
+        wine.start()
     return _WINE
+
+
+def shutdown() -> None:
+    """Stop the session's wineserver and remove its prefix and the stand-ins. Called from the
+    session fixtures' teardown: tests/conftest.py ends the process with os._exit, so atexit
+    handlers never run."""
+    global _WINE, _PERCENT
+    if _WINE is not None:
+        _WINE.stop()
+        shutil.rmtree(_WINE.root, ignore_errors=True)
+        _WINE = None
+        _PERCENT = None
+    for exe in _EXES.values():
+        shutil.rmtree(exe.parent, ignore_errors=True)
+    _EXES.clear()
 
 
 def build_exe(source: str) -> Path:
@@ -236,7 +247,6 @@ def build_exe(source: str) -> Path:
         if reason:
             pytest.skip(reason)
         out_dir = Path(tempfile.mkdtemp(prefix="envpack-standin-"))
-        atexit.register(shutil.rmtree, out_dir, True)
         exe = out_dir / (Path(source).stem.replace("_standin", "") + ".exe")
         proc = subprocess.run(
             [
