@@ -1,0 +1,352 @@
+"""What can be checked in the batch templates and the rendered scripts without running cmd.exe,
+and the rendered micromamba command line run by the real micromamba (Linux build, same parser
+and installer code as micromamba.exe)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import shutil
+import subprocess
+import zipfile
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from envpack.errors import BundleError
+from envpack.mamba_cli import (
+    CLEARED_VARS,
+    INSTALL_FLAGS,
+    NO_SHORTCUTS_FLAG,
+    PKGS_DIRS_VAR,
+    ROOT_PREFIX_VAR,
+    install_argv,
+)
+from envpack.stubs import (
+    PREFIX_TEMPLATES,
+    StubContext,
+    need_mb,
+    path_limit,
+    prefix_files,
+    render_setup,
+    render_sfx_header,
+    stubs_dir,
+)
+from wine import STANDIN_DIR, Demo, build_demo
+
+CTX = StubContext(
+    name="demo",
+    platform="win-64",
+    default_prefix="%LOCALAPPDATA%\\envs\\demo",
+    explicit_file="env.txt",
+    channel_dir="channel",
+    micromamba_files=("micromamba.exe", "msvcp140.dll", "vcruntime140.dll"),
+    files=(
+        ("channel\\noarch\\docs-0.1-pyh0.conda", 1000),
+        ("channel\\noarch\\repodata.json", 300),
+        ("channel\\win-64\\tool-2.0-h1234_0.conda", 2_000_000),
+        ("channel\\win-64\\repodata.json", 400),
+        ("env.txt", 200),
+        ("micromamba.exe", 12_000_000),
+        ("msvcp140.dll", 500_000),
+        ("post-install\\01-first (x86) & co!.bat", 90),
+        ("post-install\\02-second.cmd", 80),
+        ("vcruntime140.dll", 100_000),
+    ),
+    packages=("channel\\noarch\\docs-0.1-pyh0.conda", "channel\\win-64\\tool-2.0-h1234_0.conda"),
+    installed_size=7_500_000,
+    longest_path=90,
+    post_install=("post-install\\01-first (x86) & co!.bat", "post-install\\02-second.cmd"),
+    variables=(("MY_VAR", "a&b^c!d%e|f<g>h (x86)"), ("OTHER", "")),
+    envpack_version="0.1.0",
+)
+
+
+def code_lines(text: str) -> list[tuple[int, str]]:
+    """(line number, line) of the lines cmd.exe parses: no comments, no embedded data."""
+    out = []
+    for number, line in enumerate(text.split("\r\n"), 1):
+        stripped = line.lstrip(" @")
+        if stripped.lower().startswith(("rem ", "rem\t", "::")) or stripped.lower() == "rem":
+            continue
+        if re.match(r"^[A-Z]\|", line):  # setup.bat's embedded files, never executed
+            continue
+        out.append((number, line))
+    return out
+
+
+def without_echo(line: str) -> str:
+    """The line up to an echo command: what follows is text, not commands."""
+    return re.split(r"\becho[ .]", line, maxsplit=1, flags=re.IGNORECASE)[0]
+
+
+def assert_batch_text(data: bytes, what: str) -> None:
+    assert b"\n" not in data.replace(b"\r\n", b""), f"{what}: a line ends without CRLF"
+    assert data.endswith(b"\r\n"), f"{what}: the last line has no CRLF"
+    for number, line in code_lines(data.decode("utf-8")):
+        assert "&&" not in line and "||" not in line, f"{what}:{number}: {line}"
+
+
+# ------------------------------------------------------------------ CRLF, no && or ||
+
+TEMPLATES = sorted(p.name for p in stubs_dir().glob("*.bat"))
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_template_is_crlf_without_and_or(name: str) -> None:
+    data = (stubs_dir() / name).read_bytes()
+    for number, line in code_lines(
+        data.decode("utf-8").replace("\r\n", "\n").replace("\n", "\r\n")
+    ):
+        assert "&&" not in line and "||" not in line, f"{name}:{number}: {line}"
+    if name == "join.bat" and b"\r\n" not in data:
+        pytest.xfail("stubs/join.bat (formats.py's) is stored with LF; render() converts it")
+    assert_batch_text(data, name)
+
+
+def test_rendered_scripts_are_crlf_without_and_or() -> None:
+    for ctx in (CTX, replace(CTX, shortcuts=True, post_install=(), variables=())):
+        assert_batch_text(render_setup(ctx), "setup.bat")
+        assert_batch_text(render_sfx_header(ctx), "sfx header")
+        for name, text in prefix_files(ctx):
+            assert_batch_text(text.replace("\n", "\r\n").encode(), name)
+
+
+# ------------------------------------------------------------------ what the script may use
+
+
+def test_never_writes_the_registry_path_or_autorun() -> None:
+    forbidden = re.compile(
+        r"(^|[&(]\s*|\bdo\s+)@?(setx|regedit|reg\s+(add|delete|import|copy|restore|load)"
+        r"|powershell|findstr|certutil|where|choice|timeout|runas)(\.exe)?\b",
+        re.IGNORECASE,
+    )
+    for data in (render_setup(CTX), render_sfx_header(CTX)):
+        text = data.decode()
+        for number, line in code_lines(text):
+            command = without_echo(line)
+            assert not forbidden.search(command.strip()), f"{number}: {line}"
+            assert "autorun" not in command.lower(), f"{number}: {line}"
+        assert "EnableDelayedExpansion" not in "\n".join(line for _, line in code_lines(text))
+        assert "setlocal EnableExtensions DisableDelayedExpansion" in text
+    reg = [line for _, line in code_lines(render_setup(CTX).decode()) if "reg " in line]
+    assert len(reg) == 1 and "reg query" in reg[0]
+
+
+def test_no_goto_or_call_jumps_backward_in_the_sfx() -> None:
+    # cmd.exe looks for a label from the current line to the end of the file first: a backward
+    # jump in the self-extracting file would read the whole zip (and under wine, hang).
+    lines = code_lines(render_sfx_header(CTX).decode())
+    labels: dict[str, int] = {}
+    for number, line in lines:
+        if line.startswith(":"):
+            label = line[1:].split()[0].lower()
+            assert label not in labels, f"label :{label} twice"
+            labels[label] = number
+    jumps = 0
+    for number, line in lines:
+        command = without_echo(line)
+        for target in re.findall(r"\b(?:goto|call)\s+:?([\w-]+)", command, re.IGNORECASE):
+            if target.lower() == "eof" or line.lower().lstrip().startswith("call ."):
+                continue
+            assert target.lower() in labels, f"{number}: no label :{target}"
+            assert labels[target.lower()] > number, f"{number}: jumps back to :{target}"
+            jumps += 1
+    assert jumps > 50
+
+
+def test_lines_before_the_code_page_switch_are_ascii() -> None:
+    ctx = replace(CTX, name="données", default_prefix="D:\\Umgebungen\\données")
+    for data in (render_setup(ctx), render_sfx_header(ctx)):
+        text = data.decode()
+        head = text[: text.index("chcp 65001")]
+        for number, line in code_lines(head):
+            assert line.isascii(), f"{number}: {line}"
+
+
+# ------------------------------------------------------------------ one source of truth
+
+
+def micromamba_line(text: str) -> list[str]:
+    (line,) = [line for _, line in code_lines(text) if line.startswith('"%EP_WORK%\\bin\\')]
+    command = line.split(' >"%EP_WORK%', 1)[0]
+    return [a.strip('"') for a in re.findall(r'"[^"]*"|\S+', command)]
+
+
+@pytest.mark.parametrize("shortcuts", [False, True])
+def test_micromamba_command_is_mamba_clis(shortcuts: bool) -> None:
+    text = render_setup(replace(CTX, shortcuts=shortcuts)).decode()
+    assert micromamba_line(text) == install_argv(
+        "%EP_WORK%\\bin\\micromamba.exe",
+        "%EP_PREFIX%",
+        "%EP_BUNDLE%env.txt",
+        "win-64",
+        shortcuts=shortcuts,
+    )
+
+
+def test_every_inherited_variable_is_cleared_before_micromamba() -> None:
+    text = render_setup(CTX).decode()
+    run = text.index('"%EP_WORK%\\bin\\micromamba.exe" create')
+    before = text[:run]
+    for var in CLEARED_VARS:
+        assert f'set "{var}="\r\n' in before, var
+    assert "call :clear_prefixed 2>nul" in before
+    assert before.rindex(f'set "{ROOT_PREFIX_VAR}=%EP_WORK%\\root"') > before.rindex(
+        "call :clear_prefixed"
+    )
+    assert f'set "{PKGS_DIRS_VAR}=%EP_WORK%\\pkgs"' in before
+
+
+def test_standin_accepts_exactly_the_flags_setup_bat_uses() -> None:
+    source = (STANDIN_DIR / "micromamba_standin.c").read_text()
+
+    def array(name: str) -> set[str]:
+        body = re.search(name + r"\[\] = \{(.*?)\};", source, re.DOTALL)
+        assert body is not None, name
+        return set(re.findall(r'L"([^"]+)"', body.group(1)))
+
+    argv = install_argv("mm", "P", "F", "win-64", shortcuts=False)[2:]
+    with_value = {
+        a for a, b in itertools.pairwise(argv) if a.startswith("-") and not b.startswith("-")
+    }
+    assert array("FLAGS_ARG") == with_value == {"-p", "-f", "--platform"}
+    assert array("FLAGS_NOARG") == {*INSTALL_FLAGS, NO_SHORTCUTS_FLAG}
+
+
+# ------------------------------------------------------------------ rendering details
+
+
+def test_embedded_files_follow_the_script() -> None:
+    text = render_setup(CTX).decode()
+    lines = text.split("\r\n")
+    skip = int(re.search(r"skip=(\d+) tokens=1\* delims=\|", text).group(1))  # type: ignore[union-attr]
+    assert lines[skip - 1] == "rem Nothing after this line is run."
+    data = [line for line in lines[skip:] if line]
+    assert all(re.match(r"^[ASC]\|", line) for line in data)
+    for (key, _, _), (name, content) in zip(PREFIX_TEMPLATES, prefix_files(CTX), strict=True):
+        mine = [line[2:] for line in data if line.startswith(key + "|")]
+        assert "\n".join(mine) + "\n" == content, name
+    # the sfx reads the setup.bat it unpacked, with setup.bat's count
+    assert f"skip={skip} " in render_sfx_header(CTX).decode()
+
+
+def test_activation_variables_are_escaped() -> None:
+    (activate,) = [text for name, text in prefix_files(CTX) if name == "activate.bat"]
+    assert 'set "MY_VAR=a&b^c!d%%e|f<g>h (x86)"\n' in activate
+    assert 'set "OTHER="\n' in activate
+    assert "@@" not in activate
+
+
+def test_sizes_and_limits() -> None:
+    # 7.5 MB installed + 1000 + 2 MB of packages, in MB of 10^6 bytes, rounded up
+    assert need_mb(CTX) == 10
+    limit, in_prefix, in_work = path_limit(CTX)
+    assert in_prefix == 91
+    assert in_work == len(".envpack-work\\pkgs\\") + len("tool-2.0-h1234_0") + 1 + 90
+    assert limit == 259 - in_work
+    assert path_limit(replace(CTX, longest_path=250))[0] == 0
+    text = render_setup(CTX).decode()
+    assert f'if "%EP_T:~{limit},1%"=="?" goto :paths_ok' in text
+    assert f'set "EP_T=%EP_PREFIX%{"?" * (limit + 1)}"' in text
+
+
+def test_architectures() -> None:
+    def checks(platform: str) -> list[str]:
+        text = render_setup(replace(CTX, platform=platform)).decode()
+        return re.findall(r'if /i "%EP_ARCH%"=="(\w+)" set "EP_ARCH_OK=1"', text)
+
+    assert checks("win-64") == ["AMD64", "ARM64"]
+    assert checks("win-arm64") == ["ARM64"]
+    assert checks("linux-64") == []  # a Linux bundle's setup.bat stops with exit code 4
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"post_install": ("post-install\\a^b.bat",)}, "post-install script name"),
+        ({"post_install": ("post-install\\100%.bat",)}, "post-install script name"),
+        ({"files": (("it's 100%.txt", 1),)}, "bundle file"),
+        ({"packages": ('channel\\win-64\\a"b.conda',)}, "package"),
+        ({"variables": (("X", 'say "hi"'),)}, "the value of variable X"),
+        ({"variables": (("PATH", "C:\\x"),)}, "variable name 'PATH'"),
+        ({"variables": (("A-B", "x"),)}, "variable name 'A-B'"),
+        ({"name": "a&b"}, "environment name"),
+        ({"default_prefix": 'C:\\"x"'}, "default prefix"),
+    ],
+)
+def test_unsafe_values_are_refused(change: dict[str, object], message: str) -> None:
+    with pytest.raises(BundleError, match=re.escape(message)):
+        render_setup(replace(CTX, **change))  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ against the real micromamba
+
+
+@pytest.fixture(scope="session")
+def demo(std_channel: Path, tmp_path_factory: pytest.TempPathFactory) -> Demo:
+    return build_demo(std_channel, tmp_path_factory.mktemp("demo-build"))
+
+
+def run_rendered(
+    mm: Path, bundle: Path, prefix: Path, work: Path
+) -> subprocess.CompletedProcess[str]:
+    """setup.bat's micromamba line, with its placeholders given Linux paths, run as setup.bat
+    runs it: a fresh package cache holding the bundle's packages, an empty root prefix."""
+    (work / "pkgs").mkdir(parents=True)
+    (work / "root").mkdir()
+    for pkg in (bundle / "channel").glob("*/*.conda"):
+        shutil.copy(pkg, work / "pkgs")
+    argv = micromamba_line((bundle / "setup.bat").read_bytes().decode("utf-8"))
+    argv = [
+        a.replace("%EP_WORK%\\bin\\micromamba.exe", str(mm))
+        .replace("%EP_PREFIX%", str(prefix))
+        .replace("%EP_BUNDLE%", str(bundle) + "/")
+        for a in argv
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONDA", "MAMBA"))}
+    env[ROOT_PREFIX_VAR] = str(work / "root")
+    env[PKGS_DIRS_VAR] = str(work / "pkgs")
+    env["CONDA_OVERRIDE_WIN"] = "10.0.19045"
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.micromamba
+def test_real_micromamba_runs_the_rendered_command(
+    demo: Demo, real_micromamba: Path, tmp_path: Path
+) -> None:
+    with zipfile.ZipFile(demo.zip) as zf:
+        zf.extractall(tmp_path / "bundle dir")
+    bundle = tmp_path / "bundle dir" / "demo"
+    prefix = tmp_path / "the prefix"
+    proc = run_rendered(real_micromamba, bundle, prefix, tmp_path / "work")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # the records setup.bat checks (and the stand-in writes) are the ones micromamba writes
+    ctx = demo.ctx
+    assert isinstance(ctx, StubContext)
+    expected = {
+        p.rsplit("\\", 1)[1].removesuffix(".conda").removesuffix(".tar.bz2") + ".json"
+        for p in ctx.packages
+    }
+    assert {p.name for p in (prefix / "conda-meta").glob("*.json")} == expected
+    assert (prefix / "conda-meta" / "history").is_file()
+
+
+@pytest.mark.micromamba
+def test_real_micromamba_refuses_a_damaged_package(
+    demo: Demo, real_micromamba: Path, tmp_path: Path
+) -> None:
+    with zipfile.ZipFile(demo.zip) as zf:
+        zf.extractall(tmp_path / "b")
+    bundle = tmp_path / "b" / "demo"
+    package = next((bundle / "channel" / "win-64").glob("libzlib-*.conda"))
+    data = bytearray(package.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    package.write_bytes(bytes(data))
+    prefix = tmp_path / "p"
+    proc = run_rendered(real_micromamba, bundle, prefix, tmp_path / "work")
+    # as the stand-in does: exit 1, and a prefix with only conda-meta/history (setup.bat: 10)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert sorted(p.name for p in (prefix / "conda-meta").iterdir()) == ["history"]
