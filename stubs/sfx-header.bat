@@ -2,6 +2,9 @@ rem ---------------------------------------------------------------- self-extrac
 rem This file is this script followed by a zip whose offsets count from the start of the file.
 rem Windows' own tar.exe (libarchive's bsdtar, Windows 10 1803 and later) finds the zip's central
 rem directory from the end of the FILE, so it is given the file, never stdin.
+rem The path of this file is taken now: for a file started by a relative name, cmd.exe resolves
+rem it against the current folder each time, and the extraction runs from another one.
+set "EP_SFX=%~f0"
 set "EP_DEST=%~dp0"
 if defined EP_EXTRACT_DIR set "EP_DEST=%EP_EXTRACT_DIR%"
 for %%D in ("%EP_DEST%") do set "EP_DEST=%%~fD"
@@ -20,7 +23,7 @@ if not exist "%EP_DEST%\" mkdir "%EP_DEST%" >nul 2>&1
 if not exist "%EP_DEST%\" goto :extract_failed
 echo setup: extracting "%~nx0" into "%EP_DEST%\@@NAME@@"
 pushd "%EP_DEST%"
-"%EP_TAR%" -xf "%~f0"
+"%EP_TAR%" -xf "%EP_SFX%"
 set "EP_TARRC=%ERRORLEVEL%"
 popd
 if not "%EP_TARRC%"=="0" goto :extract_failed

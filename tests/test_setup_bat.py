@@ -156,6 +156,7 @@ def assert_installed(run: Run, ctx: StubContext) -> None:
         assert (prefix / name).read_bytes() == text.replace("\n", "\r\n").encode(), name
     assert not (prefix / ".envpack-incomplete").exists()
     assert not run.work.exists()
+    assert "could not read the free space" not in run.result.out
     log = run.log
     assert "result: installed" in log
     assert "micromamba exit code: 0" in log
@@ -579,3 +580,66 @@ def test_launcher_refuses_inside_another_environment(installed: Setup) -> None:
     )
     assert result.rc == 1, result.out
     assert "a conda environment is already active in this window" in result.out
+
+
+def test_runtime_dlls_go_beside_micromamba(setup: Setup) -> None:
+    # a bundle of conda-forge's micromamba ships vcruntime140*.dll/msvcp140*.dll beside it
+    dlls = {"vcruntime140.dll": b"MZ runtime 1", "msvcp140.dll": b"MZ runtime 22"}
+    ctx = ctx_of(setup.demo)
+    for name, data in dlls.items():
+        (setup.bundle / name).write_bytes(data)
+    ctx = replace(
+        ctx,
+        micromamba_files=(*ctx.micromamba_files, *dlls),
+        files=(*ctx.files, *((n, len(d)) for n, d in dlls.items())),
+    )
+    (setup.bundle / "setup.bat").write_bytes(render_setup(ctx))
+    assert_installed(setup.run(), ctx)  # compares Scripts\ with the bundle, DLLs included
+
+
+def test_work_folder_that_cannot_be_made(setup: Setup) -> None:
+    # the tests run as root, so only a file system that refuses everyone will do: /proc
+    prefix = "Z:\\proc\\envpack-no-such-folder\\demo"
+    run = setup.run([prefix, "/S"])
+    assert run.result.rc == 9, run.result.out
+    assert f'could not create the work folder "{prefix}.envpack-work"' in run.result.out
+    assert run.records == []
+
+
+def test_prefix_files_are_checked_after_writing(setup: Setup) -> None:
+    # a line more in activate.bat's embedded text than setup.bat expects: the size check fails
+    bat = setup.bundle / "setup.bat"
+    bat.write_bytes(bat.read_bytes() + b"A|rem one line too many\r\n")
+    run = setup.run()
+    assert run.result.rc == 12, run.result.out
+    assert 'could not write "activate.bat"' in run.result.out
+    assert (run.prefix / ".envpack-incomplete").exists()
+
+
+def test_standin_refuses_what_micromamba_refuses(wine: Wine, tmp_path: Path) -> None:
+    from wine import micromamba_standin
+
+    exe = micromamba_standin()
+    env = {"STANDIN_RECORD": win_path(tmp_path / "r.jsonl")}
+    bogus = wine.run([win_path(exe), "create", "-p", "C:\\x", "--bogus"], env=env)
+    assert bogus.rc == 109
+    assert "The following argument was not expected: --bogus" in bogus.out
+    missing = wine.run(
+        [win_path(exe), "create", "-p", win_path(tmp_path / "p"), "-f", "C:\\nope.txt"], env=env
+    )
+    assert missing.rc == 1 and "failed to open C:\\nope.txt" in missing.out
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    (tmp_path / "e.txt").write_text("@EXPLICIT\n")
+    full = wine.run(
+        [
+            win_path(exe),
+            "create",
+            "-p",
+            win_path(tmp_path / "full"),
+            "-f",
+            win_path(tmp_path / "e.txt"),
+        ],
+        env=env,
+    )
+    assert full.rc == 1 and "Non-conda folder exists at prefix" in full.out

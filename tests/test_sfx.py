@@ -91,7 +91,12 @@ class Sfx:
         self.cwd = tmp
 
     def run(
-        self, args: list[str] | None = None, *, tar: bool = True, bundle: Path | None = None
+        self,
+        args: list[str] | None = None,
+        *,
+        tar: bool = True,
+        bundle: Path | None = None,
+        by_name: bool = False,
     ) -> Run:
         before = [f'set "PATH={win_path(tar_standin().parent)};%PATH%"'] if tar else []
         result = self.wine.run_bat(
@@ -103,6 +108,7 @@ class Sfx:
                 "STANDIN_RECORD": win_path(self.record_file),
                 "STANDIN_TAR_RECORD": win_path(self.tar_record),
             },
+            by_name=by_name,
         )
         bundle = bundle or self.folder / self.demo.name
         return Run(bundle, self.prefix, result, self.record_file)
@@ -140,11 +146,14 @@ def test_sfx_extracts_beside_itself_and_installs(sfx: Sfx) -> None:
 def test_sfx_extracts_into_a_given_folder(sfx: Sfx) -> None:
     elsewhere = sfx.cwd / "unpacked & here (x86)!^ é"
     args = ["/EXTRACT", win_path(elsewhere), win_path(sfx.prefix), "/S"]
-    run = sfx.run(args, bundle=elsewhere / "demo")
+    # started by its bare name: the path of the file is taken before the folder changes
+    run = sfx.run(args, bundle=elsewhere / "demo", by_name=True)
     assert_installed(run, ctx_of(sfx.demo))
     assert (elsewhere / "demo" / "setup.bat").is_file()
     assert not (sfx.folder / "demo").exists()
-    assert records(sfx.tar_record)[-1]["cwd"] == win_path(elsewhere)
+    tar = records(sfx.tar_record)[-1]
+    assert tar["cwd"] == win_path(elsewhere)
+    assert tar["argv"] == ["tar.exe", "-xf", win_path(sfx.file)]
 
 
 @pytestmark_wine

@@ -164,15 +164,18 @@ class Wine:
         env: Mapping[str, str] | None = None,
         stdin: bytes = b"",
         timeout: int = 120,
+        by_name: bool = False,
     ) -> Result:
         """Run BAT with ARGS as typed at a cmd.exe prompt: each argument is quoted unless it is
         a plain word, and "%" is doubled (the wrapper is a batch file). ``before`` holds wrapper
-        lines run first (e.g. ``set "PATH=..."``). The exit code is the batch file's
-        ``exit /b`` code: the wrapper transfers control to it (no CALL, which would parse the
-        line a second time)."""
+        lines run first (e.g. ``set "PATH=..."``); ``by_name`` starts BAT by its bare name from
+        its own folder. The exit code is the batch file's ``exit /b`` code: the wrapper
+        transfers control to it (no CALL, which would parse the line a second time)."""
         words = [_arg(a) for a in args]
-        lines = [f'cd /d "{win_path(cwd or bat.parent)}"', *before]
-        lines.append(" ".join([f'"{win_path(bat)}"', *words]))
+        folder = bat.parent if by_name else cwd or bat.parent
+        lines = [f'cd /d "{win_path(folder)}"', *before]
+        name = f'"{bat.name}"' if by_name else f'"{win_path(bat)}"'
+        lines.append(" ".join([name, *words]))
         return self._run_wrapper(lines, env=env, stdin=stdin, timeout=timeout)
 
     def _run_wrapper(
