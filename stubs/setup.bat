@@ -82,6 +82,16 @@ set "EP_RC=1"
 goto :finish
 :args_ok
 
+rem Started by a double-click (Explorer runs cmd.exe /c "setup.bat"), the window would close
+rem before the result could be read: it then waits for a key at the end, unless /S was given.
+set "EP_PAUSE="
+if defined EP_SILENT goto :pause_known
+set "EP_T=%CMDCMDLINE%"
+if not defined EP_T goto :pause_known
+set "EP_T=%EP_T:"=%"
+if /i not "%EP_T: /C =%"=="%EP_T%" set "EP_PAUSE=1"
+:pause_known
+
 rem ---------------------------------------------------------------- checks that change nothing
 rem The user's rule: environments are created (and activated) from a clean shell only.
 if not defined CONDA_PREFIX goto :no_conda
@@ -370,6 +380,7 @@ if exist "%EP_PREFIX%\envpack-install.log" echo setup: log: "%EP_PREFIX%\envpack
 if exist "%EP_WORK%\envpack-install.log" echo setup: log: "%EP_WORK%\envpack-install.log"
 if exist "%EP_PREFIX%\.envpack-incomplete" echo setup: the unfinished environment in "%EP_PREFIX%" is replaced when you run setup.bat again.
 :finish_console
+if defined EP_PAUSE pause
 if defined EP_CP chcp %EP_CP% >nul
 exit /b %EP_RC%
 

@@ -643,3 +643,16 @@ def test_standin_refuses_what_micromamba_refuses(wine: Wine, tmp_path: Path) -> 
         env=env,
     )
     assert full.rc == 1 and "Non-conda folder exists at prefix" in full.out
+
+
+def test_waits_for_a_key_when_started_by_a_double_click(setup: Setup) -> None:
+    # wine's cmd.exe does not set CMDCMDLINE; Windows sets it to how cmd.exe was started
+    explorer = f'C:\\WINDOWS\\system32\\cmd.exe /c ""{win_path(setup.bundle)}\\setup.bat" "'
+    run = setup.run([], env={"CMDCMDLINE": explorer}, stdin=b"n\r\n\r\n")
+    assert run.result.rc == 2, run.result.out
+    assert run.result.out.rstrip().endswith("Press any key to continue...")
+    typed = setup.run([], env={"CMDCMDLINE": '"C:\\WINDOWS\\system32\\cmd.exe"'}, stdin=b"n\r\n")
+    assert typed.result.rc == 2 and "Press any key" not in typed.result.out
+    silent = setup.run([win_path(setup.prefix), "/S"], env={"CMDCMDLINE": explorer})
+    assert_installed(silent, ctx_of(setup.demo))
+    assert "Press any key" not in silent.result.out
