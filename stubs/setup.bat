@@ -300,7 +300,7 @@ set "EP_NOTINSTALLED="
 @@CHECK_META@@
 if not defined EP_NOTINSTALLED goto :meta_ok
 echo setup: micromamba exited 0, but "%EP_NOTINSTALLED%" is not installed in "%EP_PREFIX%".
->>"%EP_LOG%" echo not installed: %EP_NOTINSTALLED%
+>>"%EP_LOG%" echo not installed: "%EP_NOTINSTALLED%"
 set "EP_RC=11"
 goto :finish
 :meta_ok
@@ -337,7 +337,7 @@ goto :finish
 :post_failed
 type "%EP_WORK%\step.log"
 echo setup: the post-install script "%EP_SCRIPT%" failed (exit code %EP_PIRC%); its output is above.
->>"%EP_LOG%" echo post-install script failed: %EP_SCRIPT%
+>>"%EP_LOG%" echo post-install script failed: "%EP_SCRIPT%"
 set "EP_RC=13"
 goto :finish
 

@@ -19,6 +19,7 @@ import pytest
 from envpack.mamba_cli import CLEARED_VARS, PKGS_DIRS_VAR, ROOT_PREFIX_VAR, install_argv
 from envpack.stubs import StubContext, prefix_files, render_setup
 from wine import (
+    POST_INSTALL_NAME,
     TEST_VARIABLE,
     Demo,
     Result,
@@ -444,10 +445,10 @@ def test_failing_post_install_script_fails_the_install(setup: Setup) -> None:
     run = setup.run(env={"ENVPACK_TEST_POSTINSTALL_FAIL": "1"})
     assert run.result.rc == 13, run.result.out
     out = run.result.out
-    assert 'the post-install script "01-check-env.bat" failed' in out
+    assert f'the post-install script "01-{POST_INSTALL_NAME}" failed' in out
     assert "post-install ran" in out  # its output is shown
     assert (run.prefix / ".envpack-incomplete").exists()
-    assert "post-install script failed: 01-check-env.bat" in run.log
+    assert f'post-install script failed: "01-{POST_INSTALL_NAME}"' in run.log
     assert_installed(setup.run(), ctx_of(setup.demo))
 
 

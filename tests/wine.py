@@ -312,6 +312,8 @@ echo post-install ran\r
 if defined ENVPACK_TEST_POSTINSTALL_FAIL exit /b 3\r
 exit /b 0\r
 """
+# cmd.exe specials in the script's name too (CALL would double a "^": the renderer refuses one)
+POST_INSTALL_NAME = "check env & co (x86)!.bat"
 # cmd.exe specials in an activation variable (set by activate.bat, read back by the tests)
 TEST_VARIABLE = ("ENVPACK_TEST_VAR", "a&b^c!d%e (x86)")
 
@@ -340,7 +342,7 @@ def build_demo(std_channel: Path, work: Path) -> Demo:
     from http_server import ChannelServer
 
     exe = micromamba_standin()
-    (work / "check-env.bat").write_bytes(POST_INSTALL_SCRIPT)
+    (work / POST_INSTALL_NAME).write_bytes(POST_INSTALL_SCRIPT)
     captured: list[object] = []
     real = envpack.core.render_setup
 
@@ -349,7 +351,9 @@ def build_demo(std_channel: Path, work: Path) -> Demo:
         return real(ctx)
 
     key, value = TEST_VARIABLE
-    extra = f"variables:\n  {key}: '{value}'\nenvpack:\n  post_install:\n    - check-env.bat\n"
+    extra = (
+        f"variables:\n  {key}: '{value}'\nenvpack:\n  post_install:\n    - '{POST_INSTALL_NAME}'\n"
+    )
     with ChannelServer(std_channel) as server, pytest.MonkeyPatch.context() as mp:
         mp.setenv("ENVPACK_CACHE_DIR", str(work / "cache"))
         mp.setattr(envpack.core, "render_setup", spy)

@@ -4,10 +4,14 @@ Templates are CRLF text with ``@@NAME@@`` placeholders; the bundle writer hands 
 :class:`StubContext` and gets bytes back.
 
 ``setup.bat`` carries the files it writes into the prefix (``activate.bat``, ``envpack-shell.bat``,
-``.condarc``) after its last ``exit /b``, one ``KEY|line`` per line; at install time a ``for /f``
-copies them out verbatim (FOR variables are substituted after cmd.exe has parsed the line, so
-``&``, ``^``, ``%`` and ``!`` in them stay as they are). The self-extracting header is the same
-script with an extraction step in front of the install, so both behave alike.
+``.condarc``) after its last line of script, one ``KEY|line`` per line. At install time one
+``for /f`` writes each line to the file named by its key: FOR variables are substituted after
+cmd.exe has parsed the line, so ``&``, ``^``, ``%`` and ``!`` in the text stay as they are. The
+self-extracting header is the same script with an extraction step in front of the install, so
+both behave alike; it reads those lines from the ``setup.bat`` it unpacked.
+
+Everything here was run under wine's cmd.exe (tests/test_setup_bat.py); where wine and Windows
+differ, the script uses only what behaves the same in both (see the comments in stubs/setup.bat).
 """
 
 from __future__ import annotations
@@ -341,9 +345,9 @@ def _values(ctx: StubContext, sfx: bool) -> dict[str, str]:
 
 def _script(ctx: StubContext, sfx: bool) -> str:
     template = load_template("setup.bat")
-    # setup.bat's :template reads the embedded files from the tail of setup.bat, skipping its
-    # script lines; the self-extracting file reads them from the setup.bat it unpacked, so both
-    # skip setup.bat's count.
+    # The embedded files are read from the tail of setup.bat, skipping its script lines; the
+    # self-extracting file reads them from the setup.bat it unpacked, so both skip setup.bat's
+    # count.
     plain = fill(template, {**_values(ctx, sfx=False), "TEMPLATE_SKIP": "0"})
     skip = plain.count("\n")
     return fill(template, {**_values(ctx, sfx), "TEMPLATE_SKIP": str(skip)})
