@@ -122,7 +122,14 @@ set "EP_RC=5"
 goto :finish
 :bundle_ok
 
+rem The recipe's default may name variables (%LOCALAPPDATA%) and may be relative: to the folder
+rem of setup.bat. A PREFIX typed on the command line is relative to the current folder.
 set "EP_PREFIX=@@DEFAULT_PREFIX@@"
+set "EP_T=%EP_PREFIX%??"
+if "%EP_T:~1,1%"==":" goto :default_absolute
+if "%EP_T:~0,1%"=="\" goto :default_absolute
+set "EP_PREFIX=%EP_BUNDLE%%EP_PREFIX%"
+:default_absolute
 if defined EP_PREFIX_ARG set "EP_PREFIX=%EP_PREFIX_ARG%"
 for %%P in ("%EP_PREFIX%") do set "EP_PREFIX=%%~fP"
 if "%EP_PREFIX:~-1%"=="\" set "EP_PREFIX=%EP_PREFIX:~0,-1%"
@@ -348,7 +355,7 @@ echo.
 echo   %~nx0 [PREFIX] [/S] [/FORCE]@@SFX_USAGE@@
 echo.
 echo   PREFIX    the folder to install into; it must be absent or empty.
-echo             Default: "@@DEFAULT_PREFIX@@"
+echo             Default: "@@DEFAULT_PREFIX@@" (a relative one is in the folder of setup.bat)
 echo   /S        do not ask for confirmation
 echo   /FORCE    replace PREFIX when it already holds a conda environment
 @@SFX_USAGE_LINES@@echo   %~nx0 /? shows this help.

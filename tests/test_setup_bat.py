@@ -9,6 +9,7 @@ line, environment and working folder micromamba would see, and refuses what micr
 from __future__ import annotations
 
 import json
+import shutil
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -657,3 +658,29 @@ def test_waits_for_a_key_when_started_by_a_double_click(setup: Setup) -> None:
     silent = setup.run([win_path(setup.prefix), "/S"], env={"CMDCMDLINE": explorer})
     assert_installed(silent, ctx_of(setup.demo))
     assert "Press any key" not in silent.result.out
+
+
+def test_default_prefix_under_localappdata(setup: Setup) -> None:
+    # the builder's default, %LOCALAPPDATA%\envs\<name>, expanded on the target
+    local = setup.wine.prefix / "drive_c" / "users"
+    before = set(local.glob("*/AppData/Local/envs/demo"))
+    assert before == set()
+    try:
+        run = setup.run(["/S"])
+        assert run.result.rc == 0, run.result.out
+        (installed,) = set(local.glob("*/AppData/Local/envs/demo"))
+        assert_installed(
+            Run(run.bundle, installed, run.result, run.record_file), ctx_of(setup.demo)
+        )
+    finally:
+        for folder in local.glob("*/AppData/Local/envs"):
+            shutil.rmtree(folder)
+
+
+def test_relative_default_prefix_is_beside_setup_bat(setup: Setup) -> None:
+    ctx = replace(ctx_of(setup.demo), default_prefix="..\\demo env")
+    (setup.bundle / "setup.bat").write_bytes(render_setup(ctx))
+    run = setup.run(["/S"])
+    target = setup.bundle.parent / "demo env"
+    assert_installed(Run(run.bundle, target, run.result, run.record_file), ctx)
+    assert run.records[0]["argv"][3] == win_path(target)  # type: ignore[index]
