@@ -283,12 +283,17 @@ rem micromamba sees only the bundle: its own root prefix and package cache, no .
 rem inherited CONDA_*, MAMBA_* or PYTHON* variable (all cleared inside this setlocal).
 @@CLEAR_VARS@@
 call :clear_prefixed 2>nul
-set "@@ROOT_PREFIX_VAR@@=%EP_WORK%\root"
-set "@@PKGS_DIRS_VAR@@=%EP_WORK%\pkgs"
 >>"%EP_LOG%" echo command: @@MICROMAMBA_COMMAND@@
 echo setup: installing into "%EP_PREFIX%" (this can take a few minutes)
+rem For micromamba's run only: its root prefix and package cache in the work folder; every proxy
+rem pointed at a closed port, because a package that fails its md5 is otherwise fetched again
+rem from its URL despite --offline (measured with 2.8.1); and its home in the work folder, so
+rem that its registry of environments (~\.conda\environments.txt) stays out of the profile.
+mkdir "%EP_WORK%\home" >nul 2>&1
+setlocal
+@@MICROMAMBA_ENV@@
 @@MICROMAMBA_COMMAND@@ >"%EP_WORK%\step.log" 2>&1
-set "EP_MMRC=%ERRORLEVEL%"
+endlocal & set "EP_MMRC=%ERRORLEVEL%"
 type "%EP_WORK%\step.log" >>"%EP_LOG%"
 >>"%EP_LOG%" echo micromamba exit code: %EP_MMRC%
 rem From here until success the prefix carries a marker: a rerun replaces it without /FORCE.
@@ -380,6 +385,7 @@ if exist "%EP_PREFIX%\" copy /b /y "%EP_LOG%" "%EP_PREFIX%\envpack-install.log" 
 rmdir /s /q "%EP_WORK%\pkgs" >nul 2>&1
 rmdir /s /q "%EP_WORK%\root" >nul 2>&1
 rmdir /s /q "%EP_WORK%\bin" >nul 2>&1
+rmdir /s /q "%EP_WORK%\home" >nul 2>&1
 del /f /q "%EP_WORK%\step.log" >nul 2>&1
 if exist "%EP_PREFIX%\envpack-install.log" rmdir /s /q "%EP_WORK%" >nul 2>&1
 if "%EP_RC%"=="0" goto :finish_console
@@ -431,8 +437,6 @@ if not exist "%EP_PREFIX%\etc\envpack\post-install\%EP_SCRIPT%" goto :eof
 echo setup: running the post-install script "%EP_SCRIPT%"
 >>"%EP_LOG%" echo post-install: "%EP_SCRIPT%"
 setlocal
-set "@@ROOT_PREFIX_VAR@@="
-set "@@PKGS_DIRS_VAR@@="
 pushd "%EP_PREFIX%"
 call .\activate.bat >"%EP_WORK%\step.log" 2>&1
 if errorlevel 1 (popd & endlocal & goto :eof)

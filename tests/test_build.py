@@ -111,3 +111,21 @@ def test_local_folder_channel(std_channel: Path, tmp_path: Path, cache_dir: Path
     with zipfile.ZipFile(tmp_path / "o" / "local-win-64.zip") as zf:
         lock = json.loads(zf.read("local/envpack.json"))["lock"]
     assert {p["name"]: p["version"] for p in lock["packages"]}["tool"] == "1.0"
+
+
+def test_manifest_records_micromambas_extraction_paths(
+    recipe: Path, tmp_path: Path, cache_dir: Path, server: ChannelServer
+) -> None:
+    assert run_cli("build", recipe, "-o", tmp_path / "o", "--no-sfx").exit_code == 0
+    with zipfile.ZipFile(tmp_path / "o" / "demo-win-64.zip") as zf:
+        manifest = json.loads(zf.read("demo/envpack.json"))
+    install = manifest["install"]
+    host = server.url.split("://", 1)[1].replace(":", "_")
+    # "http\127.0.0.1_PORT\win-64\<dist>\<longest path>" for the package holding the longest path
+    assert (
+        install["longest_extract_path"] >= len(f"http\\{host}\\noarch\\") + install["longest_path"]
+    )
+    assert (
+        install["longest_extract_path"]
+        <= len(f"http\\{host}\\win-64\\") + 64 + install["longest_path"]
+    )

@@ -17,7 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from envpack.mamba_cli import CLEARED_VARS, PKGS_DIRS_VAR, ROOT_PREFIX_VAR, install_argv
+from envpack.mamba_cli import (
+    CLEARED_VARS,
+    DEAD_PROXY,
+    HOME_VARS,
+    NO_PROXY_VAR,
+    PKGS_DIRS_VAR,
+    PROXY_VARS,
+    ROOT_PREFIX_VAR,
+    install_argv,
+)
 from envpack.stubs import StubContext, prefix_files, render_setup
 from wine import (
     POST_INSTALL_NAME,
@@ -185,6 +194,12 @@ def test_install_into_awkward_paths(setup: Setup) -> None:
     assert leaked == {ROOT_PREFIX_VAR, PKGS_DIRS_VAR}
     assert not set(CLEARED_VARS) & set(env)
     assert create["cwd"] == win_path(setup.cwd)
+    # no way to the network for a package that fails its md5, and micromamba's registry of
+    # environments lands in the work folder (deleted), not in the user's profile
+    upper = {k.upper(): v for k, v in env.items()}
+    assert all(upper[var] == DEAD_PROXY for var in PROXY_VARS)
+    assert upper.get(NO_PROXY_VAR, "") == ""
+    assert all(upper[var] == work + "\\home" for var in HOME_VARS)
 
     # the post-install script ran micromamba.exe from PATH, inside the activated environment
     assert post["argv"] == ["micromamba.exe", "--version"]
@@ -197,6 +212,9 @@ def test_install_into_awkward_paths(setup: Setup) -> None:
     assert penv["PATH"].startswith(f"{prefix};{prefix}\\Library\\mingw-w64\\bin;")
     assert penv[TEST_VARIABLE[0]] == TEST_VARIABLE[1]
     assert ROOT_PREFIX_VAR not in penv and PKGS_DIRS_VAR not in penv
+    # ...and with the user's own profile and proxies again
+    assert penv["USERPROFILE"] != work + "\\home"
+    assert penv.get("HTTP_PROXY") != DEAD_PROXY
     assert "post-install ran" in run.log
 
 

@@ -18,9 +18,13 @@ import pytest
 from envpack.errors import BundleError
 from envpack.mamba_cli import (
     CLEARED_VARS,
+    DEAD_PROXY,
+    HOME_VARS,
     INSTALL_FLAGS,
+    NO_PROXY_VAR,
     NO_SHORTCUTS_FLAG,
     PKGS_DIRS_VAR,
+    PROXY_VARS,
     ROOT_PREFIX_VAR,
     install_argv,
 )
@@ -189,7 +193,7 @@ def test_micromamba_command_is_mamba_clis(shortcuts: bool) -> None:
 
 def test_every_inherited_variable_is_cleared_before_micromamba() -> None:
     text = render_setup(CTX).decode()
-    run = text.index('"%EP_WORK%\\bin\\micromamba.exe" create')
+    run = text.index('\r\n"%EP_WORK%\\bin\\micromamba.exe" create')
     before = text[:run]
     for var in CLEARED_VARS:
         assert f'set "{var}="\r\n' in before, var
@@ -198,6 +202,15 @@ def test_every_inherited_variable_is_cleared_before_micromamba() -> None:
         "call :clear_prefixed"
     )
     assert f'set "{PKGS_DIRS_VAR}=%EP_WORK%\\pkgs"' in before
+    # micromamba's run only: dead proxies (no refetch of a damaged package), home in the work
+    # folder (environments.txt), all inside a setlocal that ends right after it.
+    scoped = before[before.rindex("setlocal\r\n") :]
+    for var in PROXY_VARS:
+        assert f'set "{var}={DEAD_PROXY}"' in scoped, var
+    assert f'set "{NO_PROXY_VAR}="' in scoped
+    for var in HOME_VARS:
+        assert f'set "{var}=%EP_WORK%\\home"' in scoped, var
+    assert text[run:].split("\r\n")[2].startswith('endlocal & set "EP_MMRC=%ERRORLEVEL%"')
 
 
 def test_standin_accepts_exactly_the_flags_setup_bat_uses() -> None:
@@ -350,3 +363,17 @@ def test_real_micromamba_refuses_a_damaged_package(
     # as the stand-in does: exit 1, and a prefix with only conda-meta/history (setup.bat: 10)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert sorted(p.name for p in (prefix / "conda-meta").iterdir()) == ["history"]
+
+
+def test_path_limit_allows_for_micromambas_url_derived_cache_folders() -> None:
+    from envpack.stubs import path_limit
+
+    short = path_limit(replace(CTX, longest_extract=0))
+    # a package extracted to pkgs\https\conda.anaconda.org\conda-forge\win-64\<dist>\... (2.6+)
+    deep = path_limit(replace(CTX, longest_extract=CTX.longest_path + 120))
+    assert deep[2] > short[2]
+    assert deep[0] == max(0, 259 - deep[2]) < short[0]
+    assert (
+        f'set "EP_T=%EP_PREFIX%{"?" * (deep[0] + 1)}"'
+        in render_setup(replace(CTX, longest_extract=CTX.longest_path + 120)).decode()
+    )

@@ -396,6 +396,7 @@ def bundle_entries(
         shortcuts=settings.shortcuts,
         variables=settings.variables,
         envpack_version=__version__,
+        longest_extract=extract,
     )
     entries.append(Entry.from_bytes("setup.bat", render_setup(ctx)))
     manifest = {

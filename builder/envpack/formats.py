@@ -475,8 +475,10 @@ def render_join(info: SplitInfo, top: str, fmt: str, sfx: bool) -> bytes:
     if sfx:
         nxt = (
             'echo join: starting the installer "%TARGET%" ...\n'
-            'call "%OUT%" %*\n'
-            "exit /b %ERRORLEVEL%"
+            # No CALL: it would read the line again, doubling a "^" and expanding a "%" of the
+            # path. Running the installer as the last command hands over control and its exit
+            # code alike.
+            '"%OUT%" %*\n'
         )
     elif fmt == "7z":
         nxt = (

@@ -23,7 +23,16 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import BundleError
-from .mamba_cli import CLEARED_VARS, PKGS_DIRS_VAR, ROOT_PREFIX_VAR, install_argv
+from .mamba_cli import (
+    CLEARED_VARS,
+    DEAD_PROXY,
+    HOME_VARS,
+    NO_PROXY_VAR,
+    PKGS_DIRS_VAR,
+    PROXY_VARS,
+    ROOT_PREFIX_VAR,
+    install_argv,
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,8 @@ class StubContext:
     shortcuts: bool = False
     variables: tuple[tuple[str, str], ...] = field(default=())
     envpack_version: str = ""
+    # the longest path micromamba extracts to, relative to its package cache (core.extraction_dir)
+    longest_extract: int = 0
 
 
 # Where setup.bat puts things, relative to the prefix; the path-length check depends on them.
@@ -154,11 +165,13 @@ def need_mb(ctx: StubContext) -> int:
 
 def path_limit(ctx: StubContext) -> tuple[int, int, int]:
     """(the longest prefix that keeps every path within MAX_PATH, room needed in the prefix,
-    room needed in the work folder): micromamba extracts each package into
-    ``<prefix>.envpack-work\\pkgs\\<name-version-build>\\`` before linking it into the prefix."""
+    room needed in the work folder): micromamba extracts each package under
+    ``<prefix>.envpack-work\\pkgs\\`` before linking it into the prefix."""
     longest_stem = max((len(_stem(_file_name(p))) for p in ctx.packages), default=0)
     in_prefix = 1 + ctx.longest_path
-    in_work = len(WORK_SUFFIX) + len("\\pkgs\\") + longest_stem + 1 + ctx.longest_path
+    # micromamba < 2.6 extracts to pkgs\<dist>\, later ones to a folder derived from the URL.
+    in_cache = max(longest_stem + 1 + ctx.longest_path, ctx.longest_extract)
+    in_work = len(WORK_SUFFIX) + len("\\pkgs\\") + in_cache
     return max(0, MAX_PATH_CHARS - max(in_prefix, in_work)), in_prefix, in_work
 
 
@@ -172,6 +185,18 @@ def _micromamba_command(ctx: StubContext) -> str:
         ctx.shortcuts,
     )
     return " ".join(f'"{a}"' if "%" in a or " " in a else a for a in argv)
+
+
+def _micromamba_env() -> str:
+    """The variables of micromamba's run, as mamba_cli.install_env gives them on Linux."""
+    lines = [
+        f'set "{ROOT_PREFIX_VAR}=%EP_WORK%\\root"',
+        f'set "{PKGS_DIRS_VAR}=%EP_WORK%\\pkgs"',
+    ]
+    lines += [f'set "{var}={DEAD_PROXY}"' for var in PROXY_VARS]
+    lines.append(f'set "{NO_PROXY_VAR}="')
+    lines += [f'set "{var}=%EP_WORK%\\home"' for var in HOME_VARS]
+    return "\n".join(lines)
 
 
 def _arch_check(platform: str) -> str:
@@ -289,6 +314,7 @@ def _common_values(ctx: StubContext) -> dict[str, str]:
         "ROOT_PREFIX_VAR": ROOT_PREFIX_VAR,
         "PKGS_DIRS_VAR": PKGS_DIRS_VAR,
         "MICROMAMBA_COMMAND": _micromamba_command(ctx),
+        "MICROMAMBA_ENV": _micromamba_env(),
         "CHECK_META": _check_meta(ctx),
         "INSTALL_TOOLS": _install_tools(ctx),
         "POST_INSTALL": _post_install(ctx),
