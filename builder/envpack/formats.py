@@ -47,6 +47,7 @@ from .reader import (
     RATIO_FLOOR,
     READERS,
     BundleReader,
+    Window,
     ZipBundleReader,
     unsafe_reason,
 )
@@ -601,48 +602,6 @@ def _why(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-class _Slice(io.RawIOBase):
-    """``size`` bytes of ``fh`` from ``start``, as a seekable file that owns ``fh``."""
-
-    def __init__(self, fh: IO[bytes], start: int, size: int) -> None:
-        super().__init__()
-        self._fh = fh
-        self._start = start
-        self._size = size
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        n = min(len(view), self._size - self._pos)
-        if n <= 0:
-            return 0
-        self._fh.seek(self._start + self._pos)
-        data = self._fh.read(n)
-        if not data:
-            raise BundleError("the archive ends inside this file: it is truncated")
-        view[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
-
-    def close(self) -> None:
-        self._fh.close()
-        super().close()
-
-
 class _SpoolIO:
     """Where py7zr's extract() writes a compressed member (the methods of py7zr.io.Py7zIO)."""
 
@@ -825,7 +784,7 @@ class SevenZipReader(BundleReader):
     def _open(self, name: str, seekable: bool) -> IO[bytes]:
         member = self._members[name]
         if member.start is not None:
-            return cast(IO[bytes], _Slice(self._opener(), member.start, member.size))
+            return cast(IO[bytes], Window(self._opener(), member.start, member.size))
         return self._extract(member)
 
     def _extract(self, member: _Member7z) -> IO[bytes]:
@@ -958,7 +917,7 @@ class _JoinedZipReader(ZipBundleReader):
             fh.close()
             raise
         start = info.header_offset + 30 + name_len + extra_len
-        return cast(IO[bytes], _Slice(cast(IO[bytes], fh), start, info.compress_size))
+        return cast(IO[bytes], Window(cast(IO[bytes], fh), start, info.compress_size))
 
     def close(self) -> None:
         self._zf.close()

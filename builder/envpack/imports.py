@@ -278,7 +278,7 @@ def _pixi(path: Path, platform: str | None, name: str | None) -> Lock:
     import rattler
     from rattler.lock import CondaLockedBinaryPackage, PypiLockedPackage
 
-    from .solve import make_record
+    from .solve import make_record, rattler_record_dict
 
     try:
         lock_file = rattler.LockFile.from_path(path)
@@ -315,26 +315,7 @@ def _pixi(path: Path, platform: str | None, name: str | None) -> Lock:
             where = f"{path}: {r.name.normalized} ({plat})"
             if r.sha256 is None and r.md5 is None:
                 raise LockError(f"{where}: no md5 or sha256; envpack cannot verify it")
-            records.append(
-                make_record(
-                    {
-                        "name": r.name.normalized,
-                        "version": str(r.version),
-                        "build": r.build,
-                        "build_number": r.build_number,
-                        "subdir": r.subdir,
-                        "fn": r.file_name,
-                        "url": r.url,
-                        "sha256": r.sha256.hex() if r.sha256 else "",
-                        "md5": r.md5.hex() if r.md5 else "",
-                        "size": r.size or 0,
-                        "depends": list(r.depends),
-                        "constrains": list(r.constrains),
-                        "license": r.license,
-                        "timestamp": r.timestamp,
-                    }
-                )
-            )
+            records.append(make_record(rattler_record_dict(r)))
         by_platform[plat] = records
     if platform is not None and platform not in by_platform:
         have = ", ".join(sorted(str(p.name) for p in lock_platforms)) or "none"

@@ -337,21 +337,22 @@ class ZipBundleReader(BundleReader):
     def _open(self, name: str, seekable: bool) -> IO[bytes]:
         info = self._members[name]
         if seekable and info.compress_type == zipfile.ZIP_STORED:
-            return io.BufferedReader(_Window.of_stored(self.source, info))
+            return io.BufferedReader(Window.of_stored(self.source, info))
         return self._zf.open(info)
 
     def close(self) -> None:
         self._zf.close()
 
 
-class _Window(io.RawIOBase):
-    """A stored member's bytes as a seekable file: its own handle, bounded to its range."""
+class Window(io.RawIOBase):
+    """``length`` bytes of ``fh`` from ``start`` (a stored member) as a seekable file that owns
+    ``fh``: its own handle, bounded to its range."""
 
     def __init__(self, fh: IO[bytes], start: int, length: int) -> None:
         self._fh, self._start, self._length, self._pos = fh, start, length, 0
 
     @classmethod
-    def of_stored(cls, archive: Path, info: zipfile.ZipInfo) -> _Window:
+    def of_stored(cls, archive: Path, info: zipfile.ZipInfo) -> Window:
         fh = archive.open("rb")
         try:
             fh.seek(info.header_offset)
@@ -379,12 +380,15 @@ class _Window(io.RawIOBase):
         return self._pos
 
     def readinto(self, buffer: Any) -> int:
-        want = min(len(buffer), self._length - self._pos)
+        view = memoryview(buffer).cast("B")
+        want = min(len(view), self._length - self._pos)
         if want <= 0:
             return 0
         self._fh.seek(self._start + self._pos)
         data = self._fh.read(want)
-        buffer[: len(data)] = data
+        if not data:
+            raise BundleError("the archive ends inside this file: it is truncated")
+        view[: len(data)] = data
         self._pos += len(data)
         return len(data)
 

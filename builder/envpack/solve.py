@@ -311,10 +311,11 @@ class RattlerSolver:
                     f"{redact(_first_line(exc))}"
                 ) from None
             raise
-        return _check_hashes([make_record(_rattler_dict(r)) for r in records])
+        return _check_hashes([make_record(rattler_record_dict(r)) for r in records])
 
 
-def _rattler_dict(r: Any) -> dict[str, Any]:
+def rattler_record_dict(r: Any) -> dict[str, Any]:
+    """A py-rattler record (solve result or lock entry) as the fields make_record reads."""
     return {
         "name": r.name.normalized,
         "version": str(r.version),
