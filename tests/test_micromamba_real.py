@@ -245,7 +245,9 @@ def test_flipped_byte_fails_and_leaves_a_stub_prefix(
     prefix = tmp_path / "my env"
     damaged = tool_package(bundle)
     proc = install_like_setup(real_micromamba, bundle, prefix, home, damage=damaged)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+    # Exit 1, or (seen once in CI) a SIGSEGV of 2.8.1 after its last retry: setup.bat treats
+    # every non-zero status alike (exit 10), so both are the failure it needs.
+    assert proc.returncode in (1, -11), proc.stdout + proc.stderr
     # micromamba tried the URL (not there any more) and gave up: what setup.bat then finds.
     assert re.search(rf"Download error \(\d+\).*{re.escape(damaged)}", proc.stderr), proc.stderr
     assert tree(prefix) == {".mambarc", "conda-meta", "conda-meta/history"}
@@ -277,7 +279,7 @@ def test_damaged_package_is_never_fetched_again(
         guarded = install_like_setup(
             real_micromamba, bundle, tmp_path / "my env", home, damage=damaged
         )
-        assert guarded.returncode == 1, guarded.stdout + guarded.stderr
+        assert guarded.returncode in (1, -11), guarded.stdout + guarded.stderr
         assert dict(server.hits) == before
         # Without the guard the damaged bundle "installs", from the network:
         open_door = install_like_setup(
@@ -299,7 +301,7 @@ def test_each_install_variable_is_needed(
     no_pkgs = install_like_setup(
         real_micromamba, bundle, tmp_path / "a env", home, **{mamba_cli.PKGS_DIRS_VAR: None}
     )
-    assert no_pkgs.returncode == 1, no_pkgs.stdout
+    assert no_pkgs.returncode in (1, -11), no_pkgs.stdout
     assert "Download error" in no_pkgs.stderr
     # micromamba's default root prefix (2.x: ~/.mamba; 1.x: ~/micromamba) holds a pkgs folder,
     # in the home setup.bat gives it

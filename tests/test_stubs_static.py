@@ -360,8 +360,9 @@ def test_real_micromamba_refuses_a_damaged_package(
     package.write_bytes(bytes(data))
     prefix = tmp_path / "p"
     proc = run_rendered(real_micromamba, bundle, prefix, tmp_path / "work")
-    # as the stand-in does: exit 1, and a prefix with only conda-meta/history (setup.bat: 10)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+    # as the stand-in does: exit 1 (or -11, 2.8.1 crashing after its last retry, seen once), and
+    # a prefix with only conda-meta/history (setup.bat: 10)
+    assert proc.returncode in (1, -11), proc.stdout + proc.stderr
     assert sorted(p.name for p in (prefix / "conda-meta").iterdir()) == ["history"]
 
 
