@@ -39,7 +39,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
-from .bundle import CHUNK, MANIFEST_NAME, Entry, check_unique
+from .bundle import CHUNK, Entry, check_unique
 from .bundle import write_zip_entries as _write_zip_entries
 from .errors import BundleError, RecipeError
 from .reader import (
@@ -49,7 +49,7 @@ from .reader import (
     BundleReader,
     Window,
     ZipBundleReader,
-    unsafe_reason,
+    admit_members,
 )
 from .stubs import batch_quote, load_template, render, to_crlf
 
@@ -733,41 +733,11 @@ class SevenZipReader(BundleReader):
         return found
 
     def _scan(self, found: list[tuple[_Member7z, str | None]]) -> None:
-        manifests = sorted(m.full for m, _ in found if m.full.rpartition("/")[2] == MANIFEST_NAME)
-        tops = [m.rpartition("/")[0] for m in manifests if unsafe_reason(m) is None]
-        tops = [t for t in tops if "/" not in t]
-        self.top = tops[0] if tops else ""
-        if len(tops) > 1:
-            self.problems.append(
-                f"several bundle folders in one archive ({', '.join(tops)}); reading {self.top}/"
-            )
-        prefix = f"{self.top}/" if self.top else ""
-        seen: dict[str, str] = {}
-        for member, problem in found:
-            full = member.full
-            if not full.startswith(prefix):
-                reason = unsafe_reason(full)
-                self.problems.append(
-                    f"{full}: unsafe member name ({reason})"
-                    if reason
-                    else f"{full}: outside the bundle folder {self.top or '(none)'}/"
-                )
-                continue
-            name = full[len(prefix) :]
-            reason = unsafe_reason(name) or unsafe_reason(full)
-            if reason:
-                self.problems.append(f"{full}: unsafe member name ({reason})")
-                continue
-            if problem == "a symlink, not a file":
-                self.problems.append(f"{name}: {problem}")
-                continue
-            folded = name.casefold()
-            if folded in seen:
-                same = "twice" if seen[folded] == name else f"and as {seen[folded]!r}"
-                self.problems.append(f"{name}: in the archive {same} (duplicate member)")
-                self._members.pop(seen[folded], None)
-                continue
-            seen[folded] = name
+        symlink = "a symlink, not a file"
+        self.top, admitted = admit_members(
+            [(m.full, (m, problem), problem == symlink) for m, problem in found], self.problems
+        )
+        for name, (member, problem) in admitted.items():
             self._members[name] = member
             if problem:
                 self._damaged[name] = problem

@@ -21,10 +21,10 @@ import struct
 import zipfile
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, ClassVar
+from typing import IO, Any, ClassVar, TypeVar
 
 from .bundle import MANIFEST_NAME, read_manifest_bytes
 from .errors import BundleError
@@ -73,6 +73,58 @@ def unsafe_reason(name: str) -> str | None:
         if _RESERVED.match(part):
             return f"reserved Windows device name {part!r}"
     return None
+
+
+M = TypeVar("M")
+
+
+def admit_members(
+    found: Sequence[tuple[str, M, bool]], problems: list[str]
+) -> tuple[str, dict[str, M]]:
+    """Pick an archive's bundle folder and admit the members under it whose names are safe.
+
+    ``found`` holds (full member name, member, is a symlink) for every file of the archive, in
+    archive order. Returns the top folder and ``{bundle-relative name: member}``; every member
+    left out (unsafe name, outside the folder, symlink, duplicate up to case) is named in
+    ``problems``. One function for every archive format, so the path checks cannot drift apart.
+    """
+    manifests = sorted(full for full, _, _ in found if full.rpartition("/")[2] == MANIFEST_NAME)
+    tops = [m.rpartition("/")[0] for m in manifests if unsafe_reason(m) is None]
+    tops = [t for t in tops if "/" not in t]
+    top = tops[0] if tops else ""
+    if len(tops) > 1:
+        problems.append(
+            f"several bundle folders in one archive ({', '.join(tops)}); reading {top}/"
+        )
+    prefix = f"{top}/" if top else ""
+    members: dict[str, M] = {}
+    seen: dict[str, str] = {}
+    for full, member, is_symlink in found:
+        if not full.startswith(prefix):
+            reason = unsafe_reason(full)
+            problems.append(
+                f"{full}: unsafe member name ({reason})"
+                if reason
+                else f"{full}: outside the bundle folder {top or '(none)'}/"
+            )
+            continue
+        name = full[len(prefix) :]
+        reason = unsafe_reason(name) or unsafe_reason(full)
+        if reason:
+            problems.append(f"{full}: unsafe member name ({reason})")
+            continue
+        if is_symlink:
+            problems.append(f"{name}: a symlink, not a file")
+            continue
+        folded = name.casefold()
+        if folded in seen:
+            same = "twice" if seen[folded] == name else f"and as {seen[folded]!r}"
+            problems.append(f"{name}: in the archive {same} (duplicate member)")
+            members.pop(seen[folded], None)
+            continue
+        seen[folded] = name
+        members[name] = member
+    return top, members
 
 
 class BundleReader(ABC):
@@ -241,45 +293,13 @@ class ZipBundleReader(BundleReader):
 
     def _scan(self) -> None:
         infos = [i for i in self._zf.infolist() if not i.filename.endswith("/")]
-        manifests = sorted(
-            i.filename for i in infos if i.filename.rpartition("/")[2] == MANIFEST_NAME
-        )
-        tops = [m.rpartition("/")[0] for m in manifests if unsafe_reason(m) is None]
-        tops = [t for t in tops if "/" not in t]
-        self.top = tops[0] if tops else ""
-        if len(tops) > 1:
-            self.problems.append(
-                f"several bundle folders in one archive ({', '.join(tops)}); reading {self.top}/"
-            )
+        found = [
+            (i.filename, i, i.create_system == 3 and stat.S_ISLNK(i.external_attr >> 16))
+            for i in infos
+        ]
+        self.top, self._members = admit_members(found, self.problems)
         prefix = f"{self.top}/" if self.top else ""
-        seen: dict[str, str] = {}
-        for info in infos:
-            full = info.filename
-            if not full.startswith(prefix):
-                reason = unsafe_reason(full)
-                self.problems.append(
-                    f"{full}: unsafe member name ({reason})"
-                    if reason
-                    else f"{full}: outside the bundle folder {self.top or '(none)'}/"
-                )
-                continue
-            name = full[len(prefix) :]
-            reason = unsafe_reason(name) or unsafe_reason(full)
-            if reason:
-                self.problems.append(f"{full}: unsafe member name ({reason})")
-                continue
-            mode = info.external_attr >> 16
-            if info.create_system == 3 and stat.S_ISLNK(mode):
-                self.problems.append(f"{name}: a symlink, not a file")
-                continue
-            folded = name.casefold()
-            if folded in seen:
-                same = "twice" if seen[folded] == name else f"and as {seen[folded]!r}"
-                self.problems.append(f"{name}: in the archive {same} (duplicate member)")
-                self._members.pop(seen[folded], None)
-                continue
-            seen[folded] = name
-            self._members[name] = info
+        for name, info in self._members.items():
             why = self._size_problem(info)
             if why:
                 self._damaged[name] = why
