@@ -15,6 +15,18 @@ Known wine 8 cmd.exe differences the tests work around are listed in ../shared/n
 was found here: wine re-expands the text it has just substituted for %VAR%, %~dp0 or %1, so a
 "%" inside a path is lost (cmd.exe on Windows substitutes once). :func:`percent_survives` probes
 for it, and tests of paths with "%" skip while the installed wine has that bug.
+
+More wine 8 cmd.exe traps found while writing the stubs (setup.bat and join.bat avoid them all,
+so that a test passing here means the same on Windows):
+- ``call x.bat`` that ends in ``exit /b N`` (N > 0) leaves ERRORLEVEL 1 in the caller.
+- ``(...) >file 2>&1`` is an error; ``call ... >file 2>&1`` works.
+- ``call :label`` inside parentheses in a FOR body fails ("Target to GOTO not found").
+- FOR variables are substituted before IF is parsed: ``==``, quotes or parentheses in the value
+  break the IF.
+- ``%v:~N,1%`` with N past the end of the string gives garbage.
+- ``'set X 2^>nul'`` inside ``for /f`` lists nothing.
+- ``if exist "file\"`` is true for a file (test a folder by its attributes instead).
+- Without a console chcp reports code page 0 and cannot switch; CMDCMDLINE is not set.
 """
 
 from __future__ import annotations
