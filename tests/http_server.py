@@ -62,7 +62,13 @@ class _Handler(BaseHTTPRequestHandler):
         start = 0
         rng = self.headers.get("Range")
         m = re.match(r"bytes=(\d+)-$", rng or "")
-        if m and name not in srv.faults.no_range and int(m.group(1)) < len(data):
+        if m and name not in srv.faults.no_range and int(m.group(1)) >= len(data):
+            self.send_response(416)  # as nginx and every real server answer
+            self.send_header("Content-Range", f"bytes */{len(data)}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if m and name not in srv.faults.no_range:
             start = int(m.group(1))
             self.send_response(206)
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")

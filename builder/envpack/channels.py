@@ -72,16 +72,13 @@ def resolve_channel(given: str, base_dir: Path, alias: str = DEFAULT_CHANNEL_ALI
     return Channel(given=text, url=f"{alias.rstrip('/')}/{text.strip('/')}")
 
 
-def redact(url: str) -> str:
-    """Remove ``user:pass@`` and ``/t/<token>/`` from a URL (anything else is kept verbatim)."""
-    url = _TOKEN_RE.sub("/t/<TOKEN>", url)
-    parts = urllib.parse.urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urllib.parse.urlunsplit(parts._replace(netloc=host))
+# "user:pass@" right after any "scheme://" in a text (a URL, or a message quoting one).
+_USERINFO_RE = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def redact(text: str) -> str:
+    """Remove ``user:pass@`` and ``/t/<token>`` from a URL, or from every URL in a message."""
+    return _USERINFO_RE.sub("", _TOKEN_RE.sub("/t/<TOKEN>", text))
 
 
 def strip_token(url: str) -> str:

@@ -160,8 +160,13 @@ def _solve_platform(
 
 
 def _micromamba_matches(pl: PlatformLock, options: LockOptions) -> bool:
-    want_file = options.micromamba_exe is not None
-    return pl.micromamba is not None and (pl.micromamba.source == "file") == want_file
+    if pl.micromamba is None:
+        return False
+    if options.micromamba_exe is None:
+        return pl.micromamba.source != "file"
+    # Another --micromamba-exe file (a newer micromamba, say) is a change of the lock.
+    wanted = artifact_from_file(options.micromamba_exe).file_sha256
+    return pl.micromamba.source == "file" and pl.micromamba.file_sha256 == wanted
 
 
 def lock(options: LockOptions, reporter: Reporter | None = None) -> LockResult:

@@ -64,11 +64,18 @@ def cache_path(cache_dir: Path, record: LockedPackage) -> Path:
     return cache_dir / "pkgs" / (record.sha256 or f"md5-{record.md5}") / record.fn
 
 
-class _Digest:
-    """sha256 always; md5 too when the record has no sha256 to check against."""
+def _incomplete(record: LockedPackage) -> bool:
+    """Imported records may lack a size, a sha256 (``@EXPLICIT`` with md5) or an md5 (``conda list
+    --explicit --sha256``); the download completes them, and env.txt needs the md5."""
+    return not (record.sha256 and record.md5 and record.size)
 
-    def __init__(self, with_md5: bool) -> None:
+
+class _Digest:
+    """sha256 always; md5 too when the record lacks either hash."""
+
+    def __init__(self, record: LockedPackage) -> None:
         self.sha256 = hashlib.sha256()
+        with_md5 = not record.sha256 or not record.md5
         self.md5 = hashlib.md5(usedforsecurity=False) if with_md5 else None
 
     def update(self, chunk: bytes) -> None:
@@ -137,19 +144,27 @@ class Fetcher:
 
     def fetch_all(self, records: Sequence[LockedPackage]) -> dict[LockedPackage, Path]:
         """Ensure every record is in the cache; return where each one is."""
-        unique = sorted(set(records))
+        # Two records of one file (an imported lock's and micromamba's own solve of vc14_runtime,
+        # say) share a cache path: fetch each path once, or two threads write one file.
+        groups: dict[Path, list[LockedPackage]] = {}
+        for r in sorted(set(records)):
+            groups.setdefault(cache_path(self.options.cache_dir, r), []).append(r)
+        # The most complete record of a group is the one to verify against.
+        unique = [
+            max(g, key=lambda r: (bool(r.sha256), bool(r.md5), r.size)) for g in groups.values()
+        ]
         self.progress.start(sum(r.size for r in unique), len(unique))
-        results: dict[LockedPackage, Path] = {}
+        fetched: dict[LockedPackage, Path] = {}
         try:
             if self.options.concurrency <= 1 or len(unique) <= 1:
                 for r in unique:
-                    results[r] = self.fetch(r)
+                    fetched[r] = self.fetch(r)
             else:
                 pool = ThreadPoolExecutor(max_workers=self.options.concurrency)
                 try:
                     futures = {pool.submit(self.fetch, r): r for r in unique}
                     for future in as_completed(futures):
-                        results[futures[future]] = future.result()
+                        fetched[futures[future]] = future.result()
                 finally:
                     # On the first failure, queued downloads are dropped, not run to no purpose.
                     pool.shutdown(wait=True, cancel_futures=True)
@@ -157,16 +172,24 @@ class Fetcher:
             if self._client is not None:
                 self._client.close()
                 self._client = None
+        results: dict[LockedPackage, Path] = {}
+        for rep, path in fetched.items():
+            full = self.completed.get(rep, rep)
+            for r in groups[cache_path(self.options.cache_dir, rep)]:
+                results[r] = path
+                if r is not rep and _incomplete(r):
+                    self.completed[r] = replace(r, size=full.size, sha256=full.sha256, md5=full.md5)
         return results
 
     def fetch(self, record: LockedPackage) -> Path:
         dest = cache_path(self.options.cache_dir, record)
         if dest.is_file() and (record.size == 0 or dest.stat().st_size == record.size):
             if not self.options.verify_cache or _matches(dest, record):
-                if not record.sha256 or not record.size:
+                if _incomplete(record):
+                    sha256, md5 = _file_digests(dest)
                     with self._lock:
                         self.completed[record] = replace(
-                            record, size=dest.stat().st_size, sha256=_file_sha256(dest)
+                            record, size=dest.stat().st_size, sha256=sha256, md5=md5
                         )
                 self.progress.advance(record.size)
                 self.progress.finished(record, cached=True)
@@ -174,7 +197,7 @@ class Fetcher:
             dest.unlink()
         url = credentialed_url(record.url, self.channels)
         if url.startswith("file://"):
-            self._copy_local(record, file_url_to_path(url), dest)
+            self._copy_local(record, self._local_source(record, file_url_to_path(url)), dest)
         elif self.options.offline:
             raise DownloadError(
                 f"{record.fn} is not in the cache ({self.options.cache_dir}) and --offline "
@@ -185,11 +208,23 @@ class Fetcher:
         self.progress.finished(record, cached=False)
         return dest
 
+    def _local_source(self, record: LockedPackage, src: Path) -> Path:
+        """A local channel may have moved with its project since the lock was made: look for
+        the file in the recipe's local channels too (its hash is checked all the same)."""
+        if src.is_file():
+            return src
+        for channel in self.channels:
+            if channel.is_local:
+                candidate = channel.local_path / record.subdir / record.fn
+                if candidate.is_file():
+                    return candidate
+        return src
+
     def _copy_local(self, record: LockedPackage, src: Path, dest: Path) -> None:
         if not src.is_file():
             raise DownloadError(f"{record.fn}: not found in local channel ({src})")
         part = _part_path(dest)
-        digest = _Digest(not record.sha256)
+        digest = _Digest(record)
         try:
             with src.open("rb") as fin, part.open("wb") as fout:
                 while chunk := fin.read(CHUNK):
@@ -208,7 +243,7 @@ class Fetcher:
         restarted = False
         while True:
             attempt += 1
-            digest = _Digest(not record.sha256)
+            digest = _Digest(record)
             have = 0
             if part.exists():
                 with part.open("rb") as fh:
@@ -217,7 +252,7 @@ class Fetcher:
                         have += len(chunk)
                 if record.size and have >= record.size:
                     part.unlink()
-                    digest, have = _Digest(not record.sha256), 0
+                    digest, have = _Digest(record), 0
             try:
                 digest = self._stream(url, part, digest, have, record)
             except _Retryable as exc:
@@ -250,6 +285,15 @@ class Fetcher:
             with self._http().stream("GET", url, headers=headers) as resp:
                 if resp.status_code in RETRY_STATUS:
                     raise _Retryable(f"HTTP {resp.status_code}")
+                if resp.status_code == 416 and have:
+                    # The part file already holds all the server has.
+                    part.unlink(missing_ok=True)
+                    if record.size and have < record.size:
+                        raise DownloadError(
+                            f"{record.fn}: truncated download from {public}: the server has "
+                            f"only {have} of the {record.size} bytes the lock records"
+                        )
+                    raise _Retryable("HTTP 416 for a resumed download: starting over")
                 if resp.status_code == 404:
                     raise DownloadError(
                         f"{record.fn}: not found (HTTP 404) at {public}; the channel may have "
@@ -266,7 +310,7 @@ class Fetcher:
                 if resp.status_code == 200 and have:
                     # The server ignored the Range header: start over.
                     mode, have = "wb", 0
-                    digest = _Digest(not record.sha256)
+                    digest = _Digest(record)
                 got = have
                 try:
                     with part.open(mode) as fh:
@@ -308,7 +352,7 @@ class Fetcher:
             what, want = f"size {size}", f"size {record.size}"
         elif record.sha256 and digest.sha256.hexdigest() != record.sha256:
             what, want = f"sha256 {digest.sha256.hexdigest()}", f"sha256 {record.sha256}"
-        elif digest.md5 is not None and digest.md5.hexdigest() != record.md5:
+        elif record.md5 and digest.md5 is not None and digest.md5.hexdigest() != record.md5:
             what, want = f"md5 {digest.md5.hexdigest()}", f"md5 {record.md5}"
         else:
             what = want = ""
@@ -319,10 +363,11 @@ class Fetcher:
                 f"got {what}; the file is corrupt or the channel changed it: lock again"
             )
         os.replace(part, dest)
-        if not record.sha256 or not record.size:
+        if _incomplete(record):
+            md5 = digest.md5.hexdigest() if digest.md5 is not None else record.md5
             with self._lock:
                 self.completed[record] = replace(
-                    record, size=size, sha256=digest.sha256.hexdigest()
+                    record, size=size, sha256=digest.sha256.hexdigest(), md5=md5
                 )
 
 
@@ -333,8 +378,10 @@ class _Retryable(Exception):
 
 
 def _part_path(dest: Path) -> Path:
+    # One part file per process: two builds sharing a cache never write into the same file.
+    # (Within a process, fetch_all fetches each cache path once.)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    return dest.with_name(dest.name + ".part")
+    return dest.with_name(f"{dest.name}.{os.getpid()}.part")
 
 
 def _matches(path: Path, record: LockedPackage) -> bool:
@@ -345,6 +392,15 @@ def _matches(path: Path, record: LockedPackage) -> bool:
         while chunk := fh.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest() == record.md5
+
+
+def _file_digests(path: Path) -> tuple[str, str]:
+    sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            sha256.update(chunk)
+            md5.update(chunk)
+    return sha256.hexdigest(), md5.hexdigest()
 
 
 def _file_sha256(path: Path) -> str:

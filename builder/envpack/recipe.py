@@ -61,7 +61,9 @@ class Recipe:
         from .platforms import virtual_packages
 
         return {
-            "channels": [strip_token(c.url) for c in self.channels],
+            # A local channel as written: moving the project with its channel folder keeps
+            # the lock valid (the fetch finds the files in the channel's new place).
+            "channels": [c.given if c.is_local else strip_token(c.url) for c in self.channels],
             "specs": sorted(self.specs),
             "platform": platform,
             "virtual_packages": [
