@@ -129,3 +129,18 @@ def test_manifest_records_micromambas_extraction_paths(
         install["longest_extract_path"]
         <= len(f"http\\{host}\\win-64\\") + 64 + install["longest_path"]
     )
+
+
+def test_output_modes(recipe: Path, tmp_path: Path, cache_dir: Path) -> None:
+    plain = run_cli("build", recipe, "-o", tmp_path / "a", "--no-sfx")
+    assert plain.exit_code == 0
+    # not a terminal: plain progress lines, one per package, then the bundle's path on stdout
+    assert "[7/7] fetched " in plain.stderr and "win-64: writing " in plain.stderr
+    assert plain.stdout.strip() == str(tmp_path / "a" / "demo-win-64.zip")
+    quiet = run_cli("build", recipe, "-o", tmp_path / "b", "--no-sfx", "-q")
+    assert quiet.exit_code == 0 and quiet.stdout == "" and quiet.stderr == ""
+    as_json = run_cli("build", recipe, "-o", tmp_path / "c", "--no-sfx", "--json")
+    data = json.loads(as_json.stdout)
+    assert as_json.stderr == ""
+    assert data["outputs"] == [str(tmp_path / "c" / "demo-win-64.zip")]
+    assert data["packages"] == 6 and data["bytes"] > 0 and data["lock_changed"] is False
