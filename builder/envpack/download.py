@@ -184,13 +184,13 @@ class Fetcher:
     def fetch(self, record: LockedPackage) -> Path:
         dest = cache_path(self.options.cache_dir, record)
         if dest.is_file() and (record.size == 0 or dest.stat().st_size == record.size):
-            if not self.options.verify_cache or _matches(dest, record):
-                if _incomplete(record):
-                    sha256, md5 = _file_digests(dest)
-                    with self._lock:
-                        self.completed[record] = replace(
-                            record, size=dest.stat().st_size, sha256=sha256, md5=md5
-                        )
+            # Hash a cached file only when asked to, or to complete an imported record; once.
+            digest = None
+            if self.options.verify_cache or _incomplete(record):
+                digest = _hash_file(dest, record)
+            if not self.options.verify_cache or not _mismatch(record, dest, digest):
+                if digest is not None and _incomplete(record):
+                    self._complete(record, dest, digest)
                 self.progress.advance(record.size)
                 self.progress.finished(record, cached=True)
                 return dest
@@ -347,28 +347,25 @@ class Fetcher:
     def _finish(
         self, record: LockedPackage, part: Path, dest: Path, digest: _Digest, source: str
     ) -> None:
-        size = part.stat().st_size
-        if record.size and size != record.size:
-            what, want = f"size {size}", f"size {record.size}"
-        elif record.sha256 and digest.sha256.hexdigest() != record.sha256:
-            what, want = f"sha256 {digest.sha256.hexdigest()}", f"sha256 {record.sha256}"
-        elif record.md5 and digest.md5 is not None and digest.md5.hexdigest() != record.md5:
-            what, want = f"md5 {digest.md5.hexdigest()}", f"md5 {record.md5}"
-        else:
-            what = want = ""
-        if what:
+        mismatch = _mismatch(record, part, digest)
+        if mismatch:
             part.unlink(missing_ok=True)
+            want, got = mismatch
             raise ChecksumError(
                 f"checksum mismatch for {record.fn} from {redact(source)}: expected {want}, "
-                f"got {what}; the file is corrupt or the channel changed it: lock again"
+                f"got {got}; the file is corrupt or the channel changed it: lock again"
             )
         os.replace(part, dest)
         if _incomplete(record):
-            md5 = digest.md5.hexdigest() if digest.md5 is not None else record.md5
-            with self._lock:
-                self.completed[record] = replace(
-                    record, size=size, sha256=digest.sha256.hexdigest(), md5=md5
-                )
+            self._complete(record, dest, digest)
+
+    def _complete(self, record: LockedPackage, path: Path, digest: _Digest) -> None:
+        """Record the size and hashes an imported record lacked, from the verified file."""
+        md5 = digest.md5.hexdigest() if digest.md5 is not None else record.md5
+        with self._lock:
+            self.completed[record] = replace(
+                record, size=path.stat().st_size, sha256=digest.sha256.hexdigest(), md5=md5
+            )
 
 
 class _Retryable(Exception):
@@ -384,28 +381,23 @@ def _part_path(dest: Path) -> Path:
     return dest.with_name(f"{dest.name}.{os.getpid()}.part")
 
 
-def _matches(path: Path, record: LockedPackage) -> bool:
-    if record.sha256:
-        return _file_sha256(path) == record.sha256
-    digest = hashlib.md5(usedforsecurity=False)
+def _hash_file(path: Path, record: LockedPackage) -> _Digest:
+    digest = _Digest(record)
     with path.open("rb") as fh:
         while chunk := fh.read(CHUNK):
             digest.update(chunk)
-    return digest.hexdigest() == record.md5
+    return digest
 
 
-def _file_digests(path: Path) -> tuple[str, str]:
-    sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as fh:
-        while chunk := fh.read(CHUNK):
-            sha256.update(chunk)
-            md5.update(chunk)
-    return sha256.hexdigest(), md5.hexdigest()
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _mismatch(record: LockedPackage, path: Path, digest: _Digest | None) -> tuple[str, str] | None:
+    """(expected, got) for the first of size, sha256, md5 that ``path`` gets wrong, else None."""
+    size = path.stat().st_size
+    if record.size and size != record.size:
+        return f"size {record.size}", f"size {size}"
+    if digest is None:
+        return None
+    if record.sha256 and digest.sha256.hexdigest() != record.sha256:
+        return f"sha256 {record.sha256}", f"sha256 {digest.sha256.hexdigest()}"
+    if record.md5 and digest.md5 is not None and digest.md5.hexdigest() != record.md5:
+        return f"md5 {record.md5}", f"md5 {digest.md5.hexdigest()}"
+    return None

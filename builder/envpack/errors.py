@@ -58,3 +58,9 @@ class VerificationFailed(BundleError):
     def __init__(self, message: str, problems: list[str]) -> None:
         super().__init__(message)
         self.problems = problems
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line (libraries often append a whole report)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

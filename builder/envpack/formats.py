@@ -41,7 +41,7 @@ from typing import IO, Any, BinaryIO, cast
 
 from .bundle import CHUNK, Entry, check_unique
 from .bundle import write_zip_entries as _write_zip_entries
-from .errors import BundleError, RecipeError
+from .errors import BundleError, RecipeError, first_line
 from .reader import (
     MAX_RATIO,
     RATIO_FLOOR,
@@ -597,11 +597,6 @@ def _remove_stale(out_dir: Path, name: str, parts: int) -> None:
 # before reader.FolderBundleReader, which claims every folder: see register_readers().
 
 
-def _why(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
 class _SpoolIO:
     """Where py7zr's extract() writes a compressed member (the methods of py7zr.io.Py7zIO)."""
 
@@ -679,7 +674,7 @@ class SevenZipReader(BundleReader):
             found = self._index()
         except Exception as exc:  # py7zr raises many types for a damaged or foreign archive
             self.close()
-            raise BundleError(f"{source}: not a readable 7z archive ({_why(exc)})") from None
+            raise BundleError(f"{source}: not a readable 7z archive ({first_line(exc)})") from None
         self._members: dict[str, _Member7z] = {}
         self._damaged: dict[str, str] = {}
         self._scan(found)
@@ -773,7 +768,7 @@ class SevenZipReader(BundleReader):
             raise
         except Exception as exc:  # py7zr's many error types for damaged data
             spool.file.close()
-            raise BundleError(f"{member.full}: damaged ({_why(exc)})") from None
+            raise BundleError(f"{member.full}: damaged ({first_line(exc)})") from None
         if spool.size() != member.size:
             spool.file.close()
             raise BundleError(
@@ -863,7 +858,7 @@ class _JoinedZipReader(ZipBundleReader):
             self._zf = zipfile.ZipFile(cast(IO[bytes], self._joined))
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
             self._joined.close()
-            raise BundleError(f"{source}: not a readable zip ({_why(exc)})") from None
+            raise BundleError(f"{source}: not a readable zip ({first_line(exc)})") from None
         self.archive_size = self._joined.size
         infos = self._zf.infolist()
         self.form = "sfx" if infos and infos[0].header_offset > 0 else "zip"

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from .channels import strip_token
-from .errors import LockError
+from .errors import LockError, first_line
 from .lock import Lock, LockedPackage, PlatformLock, read_lock
 
 KINDS = ("envpack", "conda-lock", "pixi", "explicit")
@@ -265,7 +265,7 @@ def _yaml(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise LockError(f"{path}: cannot read ({exc})") from None
     except yaml.YAMLError as exc:
-        raise LockError(f"{path}: malformed YAML ({str(exc).splitlines()[0]})") from None
+        raise LockError(f"{path}: malformed YAML ({first_line(exc)})") from None
     if not isinstance(data, dict):
         raise LockError(f"{path}: not a YAML mapping")
     return data
@@ -293,7 +293,7 @@ def _pixi(path: Path, platform: str | None, name: str | None) -> Lock:
     except LockError:
         raise
     except Exception as exc:  # rattler raises its own exception types for a bad lock file
-        raise LockError(f"{path}: not a pixi lock envpack can read ({_first_line(exc)})") from None
+        raise LockError(f"{path}: not a pixi lock envpack can read ({first_line(exc)})") from None
     channels = tuple(strip_token(str(c).rstrip("/")) for c in env.channels())
     by_platform: dict[str, list[LockedPackage]] = {}
     skipped: list[str] = []
@@ -321,11 +321,6 @@ def _pixi(path: Path, platform: str | None, name: str | None) -> Lock:
         have = ", ".join(sorted(str(p.name) for p in lock_platforms)) or "none"
         raise LockError(f"{path}: no {platform} environment in this pixi lock (it has: {have})")
     return _lock(path, "pixi", name, by_platform, channels, skipped)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 # --------------------------------------------------------------------------- @EXPLICIT

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import BundleError
+from .errors import BundleError, first_line
 
 MAX_JSON = 64 << 20  # an info/ file bigger than this is hostile, not a package
 
@@ -54,9 +54,7 @@ def read_info_files(
     except BundleError:
         raise
     except Exception as exc:  # the streaming library raises many types for a damaged archive
-        lines = str(exc).strip().splitlines()
-        why = lines[0] if lines else type(exc).__name__
-        raise BundleError(f"{name}: cannot read the package ({why})") from None
+        raise BundleError(f"{name}: cannot read the package ({first_line(exc)})") from None
     return found
 
 

@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import IO, Any, ClassVar, TypeVar
 
 from .bundle import MANIFEST_NAME, read_manifest_bytes
-from .errors import BundleError
+from .errors import BundleError, first_line
 
 MAX_JSON = 64 << 20  # a manifest, repodata or SBOM bigger than this is hostile, not a bundle
 # Bundles are written stored (ratio 1); re-zipped with deflate, text reaches 10-20:1. Deflate
@@ -190,7 +190,7 @@ class BundleReader(ABC):
         try:
             raw = self._open(name, seekable)
         except _STREAM_ERRORS as exc:
-            raise BundleError(f"{name}: cannot read ({_why(exc)})") from None
+            raise BundleError(f"{name}: cannot read ({first_line(exc)})") from None
         return io.BufferedReader(_Guarded(raw, name), CHUNK)
 
     def read_bytes(self, name: str, cap: int = MAX_JSON) -> bytes:
@@ -283,7 +283,7 @@ class ZipBundleReader(BundleReader):
         try:
             self._zf = zipfile.ZipFile(source)
         except (zipfile.BadZipFile, OSError, ValueError, struct.error) as exc:
-            raise BundleError(f"{source}: not a readable zip ({_why(exc)})") from None
+            raise BundleError(f"{source}: not a readable zip ({first_line(exc)})") from None
         self.archive_size = source.stat().st_size
         first = self._zf.infolist()[0].header_offset if self._zf.infolist() else 0
         self.form = "sfx" if first > 0 else "zip"
@@ -474,7 +474,7 @@ class FolderBundleReader(BundleReader):
                         continue
                     st = target.stat()
             except (OSError, RuntimeError) as exc:
-                self.problems.append(f"{rel}: cannot inspect ({_why(exc)})")
+                self.problems.append(f"{rel}: cannot inspect ({first_line(exc)})")
                 continue
             if stat.S_ISDIR(st.st_mode):
                 self.problems.append(f"{rel}: a symlinked folder (not followed)")
@@ -561,9 +561,4 @@ class _Guarded(io.RawIOBase):
         except BundleError:
             raise
         except _STREAM_ERRORS as exc:
-            raise BundleError(f"{self._name}: damaged ({_why(exc)})") from None
-
-
-def _why(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+            raise BundleError(f"{self._name}: damaged ({first_line(exc)})") from None

@@ -630,11 +630,6 @@ def _index_json(reader: BundleReader, rel: str) -> dict[str, Any]:
     return index
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
 # --------------------------------------------------------------------------- diff
 
 

@@ -43,7 +43,7 @@ from typing import Any, Literal, Protocol
 
 from . import mamba_cli
 from .channels import Channel, redact, strip_token
-from .errors import DownloadError, EnvpackError, SolveError
+from .errors import DownloadError, EnvpackError, SolveError, first_line
 from .lock import LockedPackage
 from .platforms import VirtualPackage
 
@@ -303,12 +303,12 @@ class RattlerSolver:
                 f"cannot fetch repodata from {where}{hint}: {redact(_error_text(exc))}"
             ) from None
         except (InvalidMatchSpecError, ValueError, TypeError) as exc:
-            raise _invalid_spec(request, _first_line(exc)) from None
+            raise _invalid_spec(request, first_line(exc)) from None
         except Exception as exc:  # rattler's own errors share no base class
             if type(exc).__module__.split(".")[0] in {"rattler", "exceptions"}:
                 raise SolveError(
                     f"solving {' '.join(request.specs)!r} for {request.platform} failed: "
-                    f"{redact(_first_line(exc))}"
+                    f"{redact(first_line(exc))}"
                 ) from None
             raise
         return _check_hashes([make_record(rattler_record_dict(r)) for r in records])
@@ -332,11 +332,6 @@ def rattler_record_dict(r: Any) -> dict[str, Any]:
         "license": r.license,
         "timestamp": r.timestamp,
     }
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _error_text(exc: BaseException) -> str:
