@@ -319,15 +319,14 @@ def test_envpack_lock_passes_through(tmp_path: Path) -> None:
 def build_imported(lock: Lock, out: Path, cache: Path) -> Path:
     from envpack import core
 
-    core_build = getattr(core, "build_from_lock", None)
-    if core_build is None:
-        pytest.skip("core.build_from_lock is not there yet")
     options = core.BuildOptions(
         lock=core.LockOptions(recipe=out / "unused.yaml", cache_dir=cache),
         output_dir=out,
         sfx=False,
     )
-    outputs = core_build(lock, "win-64", options, tools=[("micromamba.exe", b"MZ stand-in")])
+    outputs = core.build_from_lock(
+        lock, "win-64", options, tools=[("micromamba.exe", b"MZ stand-in")]
+    )
     return Path(outputs[0])
 
 

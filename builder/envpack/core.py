@@ -516,11 +516,7 @@ def build_from_lock_file(path: Path, options: BuildOptions, rep: Reporter) -> Bu
             pl = replace(pl, micromamba=artifact_from_file(options.lock.micromamba_exe))
         elif pl.micromamba is None:
             pl = replace(pl, micromamba=_solve_micromamba_from(pl, options, rep))
-        settings = BundleSettings(
-            name=imported.name, default_prefix=default_prefix(None, imported.name, platform)
-        )
-        container = _container(options, "zip", None)
-        result.outputs.extend(build_platform(pl, settings, options, rep, (), None, container))
+        result.outputs.extend(build_from_lock(imported.with_platform(pl), platform, options, rep))
         result.packages += len(pl.packages)
         result.total_bytes += sum(r.size for r in pl.packages)
     return result
@@ -562,7 +558,8 @@ def build_from_lock(
     chosen = settings or BundleSettings(
         name=lock.name, default_prefix=default_prefix(None, lock.name, platform)
     )
-    return build_platform(pl, chosen, options, reporter or NullReporter(), (), tools)
+    container = _container(options, "zip", None)
+    return build_platform(pl, chosen, options, reporter or NullReporter(), (), tools, container)
 
 
 def _container(options: BuildOptions, fmt: str, split: str | None) -> tuple[str, int | None]:

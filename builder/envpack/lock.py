@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -272,7 +272,3 @@ def write_lock(lock: Lock, path: Path) -> None:
 
 def lock_path_for(recipe_path: Path) -> Path:
     return recipe_path.with_name(f"{recipe_path.stem}.lock.yaml")
-
-
-def sorted_packages(records: Iterable[LockedPackage]) -> tuple[LockedPackage, ...]:
-    return tuple(sorted(records))
