@@ -10,6 +10,8 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 import yaml
 
 from .channels import Channel, resolve_channel, strip_token
-from .errors import RecipeError
+from .errors import RecipeError, first_line
 from .platforms import check_platform
 
 TOP_LEVEL_KEYS = ("name", "channels", "dependencies", "platforms", "envpack", "prefix", "variables")
@@ -77,14 +79,63 @@ class Recipe:
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _unknown_key(key: str, valid: tuple[str, ...], where: str, path: Path) -> RecipeError:
-    close = difflib.get_close_matches(key, valid, n=1)
+# A recipe is a few KB; past this it is a mistake or hostile, and YAML would hold it all in memory.
+MAX_RECIPE_BYTES = 16 << 20
+MAX_SHOWN = 10  # list items an error names before "... and N more"
+MAX_NAME = 100  # the name ends up in folder and file names under Windows' 260-character limit
+_SHOW = reprlib.Repr()
+_SHOW.maxstring = 60
+_SHOW.maxother = 60
+_SHOW.maxlist = _SHOW.maxtuple = _SHOW.maxdict = _SHOW.maxset = 4
+_SHOW.maxlevel = 2
+# Names Windows reserves for devices, with or without an extension (CON.txt is still CON).
+_RESERVED = re.compile(r"(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$)(\..*)?", re.I)
+# cmd.exe metacharacters and what Windows forbids in a file name: the name becomes both.
+_NAME_FORBIDDEN = set('\\/:*?"<>|%!^&')
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DRIVE = re.compile(r"[A-Za-z]:")
+
+
+def show(value: Any) -> str:
+    """A short, one-line ``repr`` of anything a recipe holds (a value may be megabytes long)."""
+    return " ".join(_SHOW.repr(value).split())
+
+
+def summarise(items: list[str], limit: int = MAX_SHOWN) -> str:
+    """``a, b, c`` or ``a, b, c … and 19,990 more``: an error line stays one short line."""
+    shown = ", ".join(items[:limit])
+    rest = len(items) - limit
+    return f"{shown} … and {rest:,} more" if rest > 0 else shown
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    kinds = {str: "a string", int: "a number", float: "a number", list: "a list", dict: "a mapping"}
+    kind = kinds.get(type(value), f"a YAML {type(value).__name__}")
+    return f"{kind} ({show(value)})"
+
+
+def _wrong(path: Path, key: str, value: Any, expected: str) -> RecipeError:
+    return RecipeError(f"{path}: {key!r} must be {expected}, found {_type_name(value)}")
+
+
+def _unknown_key(key: Any, valid: tuple[str, ...], where: str, path: Path) -> RecipeError:
+    text = key if isinstance(key, str) else str(key)
+    close = difflib.get_close_matches(text[:100], valid, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(valid)}"
-    return RecipeError(f"{path}: unknown key {key!r} in {where}{hint}")
+    return RecipeError(f"{path}: unknown key {show(key)} in {where}{hint}")
 
 
 def load_yaml(path: Path) -> Any:
     try:
+        size = path.stat().st_size
+        if size > MAX_RECIPE_BYTES:
+            raise RecipeError(
+                f"{path}: {size:,} bytes is too big for a recipe (at most {MAX_RECIPE_BYTES:,})"
+            )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise RecipeError(f"{path}: no such file") from None
@@ -101,47 +152,209 @@ def load_yaml(path: Path) -> Any:
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise RecipeError(f"{path}:{where}: malformed YAML: {exc.problem}") from None
     except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: malformed YAML: {exc}") from None
+        raise RecipeError(f"{path}: malformed YAML: {first_line(exc)}") from None
+    except RecursionError:
+        # PyYAML composes recursively: thousands of nested [[[...]]] exhaust the stack.
+        raise RecipeError(f"{path}: malformed YAML: nested too deeply") from None
+
+
+def _control(text: str) -> bool:
+    return any(ord(c) < 32 or c == "\x7f" for c in text)
+
+
+def _string(value: Any, key: str, path: Path, expected: str = "a string") -> str:
+    if not isinstance(value, str):
+        raise _wrong(path, key, value, expected)
+    if _control(value):
+        raise RecipeError(f"{path}: {key!r} holds a control character: {show(value)}")
+    return value
 
 
 def _str_list(value: Any, key: str, path: Path) -> list[str]:
+    """A list of strings; every entry that is not one is named (a few, then a count)."""
     if value is None:
         return []
     if not isinstance(value, list):
-        raise RecipeError(f"{path}: {key!r} must be a list")
+        raise _wrong(path, key, value, "a list of strings")
     out = []
+    bad: list[str] = []
     for item in value:
         if isinstance(item, dict) and "pip" in item and key == "dependencies":
             raise RecipeError(
                 f"{path}: 'pip:' dependencies are not supported yet; move them to conda "
                 "packages (most are on conda-forge) or install them after setup"
             )
-        if not isinstance(item, (str, int, float)) or isinstance(item, bool):
-            raise RecipeError(f"{path}: every entry of {key!r} must be a string, got {item!r}")
-        out.append(str(item).strip())
+        if not isinstance(item, str) or _control(item):
+            bad.append(_type_name(item) if not isinstance(item, str) else show(item))
+            continue
+        out.append(item.strip())
+    if bad:
+        raise RecipeError(
+            f"{path}: {key!r} must be a list of strings without control characters; "
+            f"{len(bad):,} {'entry is' if len(bad) == 1 else 'entries are'} not: {summarise(bad)}"
+        )
+    return out
+
+
+def _mapping(value: Any, key: str, path: Path, *, none_ok: bool) -> dict[str, str | None]:
+    """A mapping of string keys to strings or numbers (and null when ``none_ok``)."""
+    if value is None:
+        return {}
+    values = "strings, numbers or null" if none_ok else "strings or numbers"
+    if not isinstance(value, dict):
+        raise _wrong(path, key, value, f"a mapping of names to {values}")
+    out: dict[str, str | None] = {}
+    for k, v in value.items():
+        if not isinstance(k, str) or not k or _control(k):
+            raise RecipeError(f"{path}: {key!r} has the key {show(k)}; keys must be plain names")
+        where = f"{key}.{k}"
+        if v is None and none_ok:
+            out[k] = None
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[k] = str(v)
+        elif isinstance(v, str):
+            out[k] = _string(v, where, path)
+        else:
+            raise _wrong(path, where, v, f"a string or a number (quote it: '{k}: \"...\"')")
+    return out
+
+
+def _bool(value: Any, key: str, path: Path) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise _wrong(path, key, value, "true or false (unquoted)")
+    return value
+
+
+def _choice(value: Any, key: str, path: Path, choices: tuple[str, ...]) -> str | None:
+    if value is None:
+        return None
+    text = _string(value, key, path, f"one of {', '.join(choices)}")
+    if text not in choices:
+        raise RecipeError(f"{path}: {key!r} is {show(text)}; use one of {', '.join(choices)}")
+    return text
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be an environment's file and folder name, or ``None``."""
+    if not name:
+        return "it is empty"
+    if len(name) > MAX_NAME:
+        return f"it is {len(name):,} characters long (at most {MAX_NAME})"
+    if _control(name):
+        return "it holds a control character"
+    bad = sorted(set(name) & _NAME_FORBIDDEN)
+    if bad:
+        return f"it holds {' '.join(bad)} (path separators and cmd.exe/Windows special characters)"
+    if name.startswith("."):
+        return "it starts with a dot"
+    if name != name.rstrip(" .") or name != name.lstrip(" "):
+        return "it starts or ends with a space, or ends with a dot (Windows drops them)"
+    if _RESERVED.fullmatch(name):
+        return "it is a reserved Windows device name"
+    return None
+
+
+def _name(data: dict[Any, Any], path: Path) -> str:
+    given = data.get("name")
+    if given is None:
+        name, origin = path.stem, f"the file name {path.name!r}"
+    elif isinstance(given, str):
+        name, origin = given, "'name'"
+    else:
+        raise _wrong(path, "name", given, "a string (a safe file name such as 'python312')")
+    problem = name_problem(name)
+    if problem:
+        raise RecipeError(
+            f"{path}: environment name {show(name)} (from {origin}) is not a safe file name: "
+            f"{problem}; use letters, digits, '-', '_' and '.'"
+        )
+    return name
+
+
+def _post_install(value: Any, path: Path) -> list[Path]:
+    folder = path.parent.resolve()
+    out = []
+    for script in _str_list(value, "envpack.post_install", path):
+        rel = script.replace("\\", "/")
+        if not rel or rel.startswith("/") or _DRIVE.match(rel):
+            raise RecipeError(
+                f"{path}: post-install script {show(script)} must be a path relative to the "
+                "recipe's folder"
+            )
+        script_path = (folder / rel).resolve()
+        if not script_path.is_relative_to(folder):
+            raise RecipeError(
+                f"{path}: post-install script {show(script)} is outside the recipe's folder "
+                f"{folder}; keep scripts beside the recipe"
+            )
+        if not script_path.is_file():
+            raise RecipeError(f"{path}: post-install script {show(script)} not found")
+        if script_path.suffix.lower() not in {".bat", ".cmd"}:
+            raise RecipeError(f"{path}: post-install script {show(script)} must be a .bat or .cmd")
+        out.append(script_path)
+    return out
+
+
+def _split(value: Any, path: Path) -> str | None:
+    if value is None or value is False:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise _wrong(path, "envpack.split", value, "a size such as 700M, 4000M, 1G or fat32")
+    from .formats import parse_size
+
+    text = str(value)
+    try:
+        parse_size(text[:100])
+    except RecipeError as exc:
+        raise RecipeError(f"{path}: envpack.split: {exc}") from None
+    return text
+
+
+def _variables(value: Any, path: Path) -> dict[str, str]:
+    out = {}
+    for key, v in _mapping(value, "variables", path, none_ok=False).items():
+        if not _VAR_NAME.fullmatch(key):
+            raise RecipeError(
+                f"{path}: variable name {show(key)} must be letters, digits and '_' "
+                "(not starting with a digit)"
+            )
+        out[key] = v or ""
     return out
 
 
 def load_recipe(path: Path, *, platform: str | None = None, solver: str | None = None) -> Recipe:
-    """Parse and validate ``path``; ``platform``/``solver`` override the recipe's own."""
+    """Parse and validate ``path``; ``platform``/``solver`` override the recipe's own.
+
+    Every field's type is checked (YAML turns ``no`` into false and ``1.10`` into 1.1, so a
+    silent ``str()`` would build something else than what was meant); each error is one line
+    naming the field, what was found and what was expected.
+    """
     data = load_yaml(path)
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise RecipeError(f"{path}: a recipe is a YAML mapping (name, channels, dependencies)")
+        raise RecipeError(
+            f"{path}: a recipe is a YAML mapping (name, channels, dependencies), "
+            f"found {_type_name(data)}"
+        )
     for key in data:
         if key not in TOP_LEVEL_KEYS:
-            raise _unknown_key(str(key), TOP_LEVEL_KEYS, "the recipe", path)
-    extra = data.get("envpack") or {}
+            raise _unknown_key(key, TOP_LEVEL_KEYS, "the recipe", path)
+    extra = data.get("envpack")
+    if extra is None:
+        extra = {}
     if not isinstance(extra, dict):
-        raise RecipeError(f"{path}: 'envpack' must be a mapping")
+        raise _wrong(path, "envpack", extra, "a mapping")
     for key in extra:
         if key not in ENVPACK_KEYS:
-            raise _unknown_key(str(key), ENVPACK_KEYS, "the 'envpack' block", path)
+            raise _unknown_key(key, ENVPACK_KEYS, "the 'envpack' block", path)
 
-    name = str(data.get("name") or path.stem)
-    if not name or any(ch in name for ch in '\\/:*?"<>|%!^&') or name.startswith("."):
-        raise RecipeError(f"{path}: environment name {name!r} is not a valid folder name")
+    name = _name(data, path)
+    if data.get("prefix") is not None:
+        # conda's own install path; envpack ignores it but it must still be a path
+        _string(data["prefix"], "prefix", path)
     channel_names = _str_list(data.get("channels"), "channels", path)
     if not channel_names:
         raise RecipeError(f"{path}: no channels; add e.g. 'channels: [conda-forge]'")
@@ -162,34 +375,18 @@ def load_recipe(path: Path, *, platform: str | None = None, solver: str | None =
         except RecipeError as exc:
             raise RecipeError(f"{path}: {exc}") from None
 
-    chosen_solver = solver or str(extra.get("solver") or "rattler")
+    chosen_solver = (
+        solver or _choice(extra.get("solver"), "envpack.solver", path, SOLVERS) or "rattler"
+    )
     if chosen_solver not in SOLVERS:
-        raise RecipeError(f"{path}: unknown solver {chosen_solver!r}; use one of {SOLVERS}")
-    fmt = str(extra.get("format") or "zip")
-    if fmt not in FORMATS:
-        raise RecipeError(f"{path}: unknown bundle format {fmt!r}; use one of {FORMATS}")
-
-    if extra.get("split"):
-        from .formats import parse_size
-
-        try:
-            parse_size(str(extra["split"]))
-        except RecipeError as exc:
-            raise RecipeError(f"{path}: envpack.split: {exc}") from None
-    vps = extra.get("virtual_packages") or {}
-    if not isinstance(vps, dict):
-        raise RecipeError(f"{path}: 'envpack.virtual_packages' must be a mapping")
-    post = []
-    for script in _str_list(extra.get("post_install"), "post_install", path):
-        script_path = (path.parent / script).resolve()
-        if not script_path.is_file():
-            raise RecipeError(f"{path}: post-install script {script!r} not found")
-        if script_path.suffix.lower() not in {".bat", ".cmd"}:
-            raise RecipeError(f"{path}: post-install script {script!r} must be a .bat or .cmd")
-        post.append(script_path)
-    variables = data.get("variables") or {}
-    if not isinstance(variables, dict):
-        raise RecipeError(f"{path}: 'variables' must be a mapping")
+        raise RecipeError(f"{path}: unknown solver {show(chosen_solver)}; use one of {SOLVERS}")
+    fmt = _choice(extra.get("format"), "envpack.format", path, FORMATS) or "zip"
+    micromamba = extra.get("micromamba")
+    if micromamba is not None:
+        _string(micromamba, "envpack.micromamba", path, "a version spec string such as '>=2.7'")
+    prefix = extra.get("prefix")
+    if prefix is not None:
+        _string(prefix, "envpack.prefix", path, "a folder path string")
 
     return Recipe(
         path=path,
@@ -197,13 +394,15 @@ def load_recipe(path: Path, *, platform: str | None = None, solver: str | None =
         channels=channels,
         specs=specs,
         platforms=tuple(platforms),
-        micromamba_spec=str(extra.get("micromamba") or DEFAULT_MICROMAMBA_SPEC),
-        prefix=str(extra["prefix"]) if extra.get("prefix") else None,
-        post_install=tuple(post),
+        micromamba_spec=micromamba.strip() if micromamba else DEFAULT_MICROMAMBA_SPEC,
+        prefix=prefix or None,
+        post_install=tuple(_post_install(extra.get("post_install"), path)),
         solver=chosen_solver,
-        virtual_packages={str(k): (None if v is None else str(v)) for k, v in vps.items()},
-        shortcuts=bool(extra.get("shortcuts", False)),
+        virtual_packages=_mapping(
+            extra.get("virtual_packages"), "envpack.virtual_packages", path, none_ok=True
+        ),
+        shortcuts=_bool(extra.get("shortcuts"), "envpack.shortcuts", path),
         format=fmt,
-        split=str(extra["split"]) if extra.get("split") else None,
-        variables={str(k): str(v) for k, v in variables.items()},
+        split=_split(extra.get("split"), path),
+        variables=_variables(data.get("variables"), path),
     )
