@@ -109,3 +109,259 @@ def test_channels(tmp_path: Path) -> None:
 def test_credentials_are_redacted(url: str, public: str, stripped: str) -> None:
     assert redact(url) == public
     assert strip_token(url) == stripped
+
+
+BASE = "channels: [conda-forge]\ndependencies: [x]\n"
+
+
+def recipe_error(tmp_path: Path, text: str, name: str = "r.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: ")
+    return message[len(f"{path}: ") :]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            BASE + "envpack:\n  shortcuts: 'no'\n",
+            "'envpack.shortcuts' must be true or false (unquoted), found a string ('no')",
+        ),
+        (
+            BASE + "envpack:\n  shortcuts: 1\n",
+            "'envpack.shortcuts' must be true or false (unquoted), found a number (1)",
+        ),
+        (
+            "name: [1, 2]\n" + BASE,
+            "'name' must be a string (a safe file name such as 'python312'), found a list ([1, 2])",
+        ),
+        (
+            "name: 2024\n" + BASE,
+            "'name' must be a string (a safe file name such as 'python312'), found a number (2024)",
+        ),
+        (
+            BASE + "variables: {A: [1, 2]}\n",
+            "'variables.A' must be a string or a number (quote it: 'A: \"...\"'), "
+            "found a list ([1, 2])",
+        ),
+        (
+            BASE + "variables:\n  A:\n",
+            "'variables.A' must be a string or a number (quote it: 'A: \"...\"'), "
+            "found nothing (null)",
+        ),
+        (
+            BASE + "variables: [A]\n",
+            "'variables' must be a mapping of names to strings or numbers, found a list (['A'])",
+        ),
+        (
+            BASE + "variables: {'A B': x}\n",
+            "variable name 'A B' must be letters, digits and '_' (not starting with a digit)",
+        ),
+        (BASE + "variables: {1: x}\n", "'variables' has the key 1; keys must be plain names"),
+        (
+            BASE + 'variables: {A: "x\\ny"}\n',
+            "'variables.A' holds a control character: 'x\\ny'",
+        ),
+        (
+            "channels: conda-forge\ndependencies: [x]\n",
+            "'channels' must be a list of strings, found a string ('conda-forge')",
+        ),
+        (
+            "channels: [conda-forge]\ndependencies: [x, 3, true]\n",
+            "'dependencies' must be a list of strings without control characters; "
+            "2 entries are not: a number (3), a boolean (true)",
+        ),
+        (
+            BASE + "platforms: [[win-64]]\n",
+            "'platforms' must be a list of strings without control characters; "
+            "1 entry is not: a list (['win-64'])",
+        ),
+        (BASE + "envpack: [solver]\n", "'envpack' must be a mapping, found a list (['solver'])"),
+        (
+            BASE + "envpack:\n  solver: true\n",
+            "'envpack.solver' must be one of rattler, micromamba, found a boolean (true)",
+        ),
+        (
+            BASE + "envpack:\n  solver: mamba\n",
+            "'envpack.solver' is 'mamba'; use one of rattler, micromamba",
+        ),
+        (
+            BASE + "envpack:\n  format: 7\n",
+            "'envpack.format' must be one of zip, 7z, found a number (7)",
+        ),
+        (
+            BASE + "envpack:\n  micromamba: 2.7\n",
+            "'envpack.micromamba' must be a version spec string such as '>=2.7', found a number (2.7)",
+        ),
+        (
+            BASE + "envpack:\n  prefix: [C:/envs]\n",
+            "'envpack.prefix' must be a folder path string, found a list (['C:/envs'])",
+        ),
+        (
+            BASE + "envpack:\n  split: true\n",
+            "'envpack.split' must be a size such as 700M, 4000M, 1G or fat32, found a boolean (true)",
+        ),
+        (
+            BASE + "envpack:\n  virtual_packages: {__win: [10]}\n",
+            "'envpack.virtual_packages.__win' must be a string or a number "
+            "(quote it: '__win: \"...\"'), found a list ([10])",
+        ),
+        (
+            BASE + "envpack:\n  virtual_packages: __win\n",
+            "'envpack.virtual_packages' must be a mapping of names to strings, numbers or null, "
+            "found a string ('__win')",
+        ),
+        (
+            BASE + "envpack:\n  post_install: check.bat\n",
+            "'envpack.post_install' must be a list of strings, found a string ('check.bat')",
+        ),
+        (
+            BASE + "envpack:\n  post_install: [/etc/check.bat]\n",
+            "post-install script '/etc/check.bat' must be a path relative to the recipe's folder",
+        ),
+        (
+            BASE + "envpack:\n  post_install: ['C:\\check.bat']\n",
+            "post-install script 'C:\\\\check.bat' must be a path relative to the recipe's folder",
+        ),
+        (BASE + "prefix: 7\n", "'prefix' must be a string, found a number (7)"),
+        (
+            "- a\n- b\n",
+            "a recipe is a YAML mapping (name, channels, dependencies), found a list (['a', 'b'])",
+        ),
+        ("[" * 5000 + "]" * 5000, "malformed YAML: nested too deeply"),
+    ],
+)
+def test_field_types_are_checked(tmp_path: Path, text: str, expected: str) -> None:
+    assert recipe_error(tmp_path, text) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("../evil", "it holds / (path separators and cmd.exe/Windows special characters)"),
+        ("a\\\\b", "it holds \\ (path separators and cmd.exe/Windows special characters)"),
+        ("..", "it starts with a dot"),
+        (".hidden", "it starts with a dot"),
+        ("C:x", "it holds : (path separators and cmd.exe/Windows special characters)"),
+        ("a&b|c", "it holds & | (path separators and cmd.exe/Windows special characters)"),
+        ("CON", "it is a reserved Windows device name"),
+        ("nul.txt", "it is a reserved Windows device name"),
+        ("Com1", "it is a reserved Windows device name"),
+        ("env.", "it starts or ends with a space, or ends with a dot (Windows drops them)"),
+        ("a\\tb", "it holds a control character"),
+        ("''", "it is empty"),
+        ("x" * 101, "it is 101 characters long (at most 100)"),
+    ],
+)
+def test_name_must_be_a_safe_file_name(tmp_path: Path, name: str, problem: str) -> None:
+    message = recipe_error(
+        tmp_path, f'name: "{name}"\n' + BASE if "\\" in name else f"name: {name}\n" + BASE
+    )
+    assert " (from 'name') is not a safe file name: " + problem + "; use letters, digits" in message
+    assert message.startswith("environment name ")
+
+
+def test_name_from_an_unsafe_file_name_is_refused(tmp_path: Path) -> None:
+    message = recipe_error(tmp_path, BASE, name="con.yaml")
+    assert message == (
+        "environment name 'con' (from the file name 'con.yaml') is not a safe file name: "
+        "it is a reserved Windows device name; use letters, digits, '-', '_' and '.'"
+    )
+
+
+def test_good_values_of_every_field(tmp_path: Path) -> None:
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "go.bat").write_bytes(b"@echo ok\r\n")
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        "name: my-env_1.2\nchannels: [conda-forge]\ndependencies: [python=3.12]\n"
+        "variables: {A: 'x & y', N: 10, F: 1.5}\n"
+        "envpack:\n  shortcuts: yes\n  solver: micromamba\n  format: 7z\n  split: 700M\n"
+        "  micromamba: '>=2.7'\n  prefix: '%LOCALAPPDATA%\\envs\\x'\n"
+        "  virtual_packages: {__win: 10.0, __cuda: '12.4', __archspec: null}\n"
+        "  post_install: ['scripts\\go.bat']\n"
+    )
+    recipe = load_recipe(path)
+    assert recipe.name == "my-env_1.2"
+    assert recipe.variables == {"A": "x & y", "N": "10", "F": "1.5"}
+    assert recipe.shortcuts is True
+    assert (recipe.solver, recipe.format, recipe.split) == ("micromamba", "7z", "700M")
+    assert recipe.micromamba_spec == ">=2.7"
+    assert recipe.prefix == "%LOCALAPPDATA%\\envs\\x"
+    assert recipe.virtual_packages == {"__win": "10.0", "__cuda": "12.4", "__archspec": None}
+    assert recipe.post_install == ((tmp_path / "scripts" / "go.bat").resolve(),)
+
+
+def test_shortcuts_false_and_absent(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text(BASE + "envpack:\n  shortcuts: no\n")
+    assert load_recipe(path).shortcuts is False
+    path.write_text(BASE)
+    assert load_recipe(path).shortcuts is False
+
+
+def test_post_install_outside_the_recipe_folder(tmp_path: Path) -> None:
+    (tmp_path / "outside.bat").write_bytes(b"@echo hi\r\n")
+    (tmp_path / "proj").mkdir()
+    message = recipe_error(tmp_path / "proj", BASE + "envpack:\n  post_install: [../outside.bat]\n")
+    assert message == (
+        f"post-install script '../outside.bat' is outside the recipe's folder "
+        f"{(tmp_path / 'proj').resolve()}; keep scripts beside the recipe"
+    )
+
+
+def test_post_install_symlink_leaving_the_folder(tmp_path: Path) -> None:
+    (tmp_path / "outside.bat").write_bytes(b"@echo hi\r\n")
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "link.bat").symlink_to(tmp_path / "outside.bat")
+    message = recipe_error(tmp_path / "proj", BASE + "envpack:\n  post_install: [link.bat]\n")
+    assert message.startswith("post-install script 'link.bat' is outside the recipe's folder ")
+
+
+def test_twenty_thousand_bad_dependencies_give_one_short_line(tmp_path: Path) -> None:
+    deps = ", ".join(str(i) for i in range(20_000))
+    message = recipe_error(tmp_path, f"channels: [conda-forge]\ndependencies: [{deps}]\n")
+    assert message == (
+        "'dependencies' must be a list of strings without control characters; 20,000 entries "
+        "are not: a number (0), a number (1), a number (2), a number (3), a number (4), "
+        "a number (5), a number (6), a number (7), a number (8), a number (9) … and 19,990 more"
+    )
+
+
+def test_twenty_thousand_good_dependencies_load(tmp_path: Path) -> None:
+    deps = "".join(f"  - pkg{i}\n" for i in range(20_000))
+    path = tmp_path / "r.yaml"
+    path.write_text(f"channels: [conda-forge]\ndependencies:\n{deps}")
+    assert len(load_recipe(path).specs) == 20_000
+
+
+def test_huge_values_are_shown_short(tmp_path: Path) -> None:
+    message = recipe_error(tmp_path, "name: [" + "x" * 1_000_000 + "]\n" + BASE)
+    assert len(message) < 200
+    assert message.startswith("'name' must be a string (a safe file name such as 'python312'), ")
+    message = recipe_error(tmp_path, "name: " + "y" * 1_000_000 + "\n" + BASE)
+    assert message.endswith(
+        "(from 'name') is not a safe file name: it is 1,000,000 characters long (at most 100); "
+        "use letters, digits, '-', '_' and '.'"
+    )
+    assert len(message) < 300
+
+
+def test_oversized_recipe_file(tmp_path: Path) -> None:
+    path = tmp_path / "big.yaml"
+    with path.open("wb") as fh:
+        fh.truncate(17 << 20)
+    with pytest.raises(RecipeError, match=r"big.yaml: 17,825,792 bytes is too big for a recipe"):
+        load_recipe(path)
+
+
+def test_unknown_key_that_is_not_a_string(tmp_path: Path) -> None:
+    assert recipe_error(tmp_path, BASE + "1: x\n") == (
+        "unknown key 1 in the recipe; valid keys: name, channels, dependencies, platforms, "
+        "envpack, prefix, variables"
+    )
