@@ -55,8 +55,11 @@ def every_form(bundle: Path, tmp_path: Path) -> dict[str, Path]:
     if sfx.exists():
         forms["sfx"] = sfx
         # `cat header zip` leaves offsets relative to the zip; readers must cope with both.
+        with zipfile.ZipFile(sfx) as zf:
+            header = sfx.read_bytes()[: zf.infolist()[0].header_offset]
+        assert header.startswith(b"@") and b"PK\x03\x04" not in header
         catted = tmp_path / "catted-setup.bat"
-        catted.write_bytes(b"@echo off\r\nexit /b 0\r\n" + bundle.read_bytes())
+        catted.write_bytes(header + bundle.read_bytes())
         forms["sfx-cat"] = catted
     unpacked = tmp_path / "unpacked"
     with zipfile.ZipFile(bundle) as zf:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import BundleError, EnvpackError
+from .names import member_problem
 
 MANIFEST_NAME = "envpack.json"
 MANIFEST_FORMAT = "envpack-bundle"
@@ -85,9 +86,14 @@ def source_date_epoch(default: int | None) -> int:
     return max(default or ZIP_EPOCH_MIN, ZIP_EPOCH_MIN)
 
 
-def check_unique(entries: Sequence[Entry]) -> None:
+def check_entries(entries: Sequence[Entry]) -> None:
+    """Refuse member names that are unsafe or collide on Windows, whoever the caller is: the
+    writers check their own input, so no caller can make a bundle that unpacks outside itself."""
     seen: dict[str, str] = {}
     for e in entries:
+        problem = member_problem(e.arcname)
+        if problem:
+            raise BundleError(f"refusing bundle member {e.arcname!r}: {problem}")
         folded = e.arcname.casefold()
         if folded in seen:
             raise BundleError(
@@ -137,7 +143,7 @@ def write_zip_entries(
     epoch: int,
     advance: Callable[[int], None] | None = None,
 ) -> None:
-    check_unique(entries)
+    check_entries(entries)
     for entry in sorted(entries, key=_key):
         info = zip_info(f"{top}/{entry.arcname}", entry.size, epoch)
         with entry.open() as src, zf.open(info, "w") as dst:

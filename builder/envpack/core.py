@@ -405,6 +405,12 @@ def bundle_entries(
         longest_extract=extract,
     )
     entries.append(Entry.from_bytes("setup.bat", render_setup(ctx)))
+    extra: dict[str, object] = {}
+    if platform.startswith("win-"):
+        # The self-extracting form's batch header is code the user runs, outside the zip's
+        # members: its hash here lets verify check it (the header depends only on ctx).
+        header = Entry.from_bytes("sfx-header", render_sfx_header(ctx))
+        extra["sfx_header"] = {"sha256": header.sha256, "size": header.size}
     manifest = {
         "format": "envpack-bundle",
         "format_version": 1,
@@ -423,6 +429,7 @@ def bundle_entries(
             "variables": dict(settings.variables),
             "post_install": post,
         },
+        **extra,
         "files": manifest_files(entries),
     }
     entries.append(Entry.from_bytes("envpack.json", json_bytes(manifest)))

@@ -39,9 +39,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
-from .bundle import CHUNK, Entry, check_unique
+from .bundle import CHUNK, Entry, check_entries
 from .bundle import write_zip_entries as _write_zip_entries
 from .errors import BundleError, RecipeError, first_line
+from .names import file_name_problem
 from .reader import (
     MAX_RATIO,
     RATIO_FLOOR,
@@ -107,14 +108,12 @@ def check_split_size(value: int, shown: str | None = None) -> None:
 
 
 def check_filename(name: str) -> None:
-    """A bundle file name must be one Windows file name that join.bat can quote."""
-    if (
-        not name
-        or name in (".", "..")
-        or name.endswith((" ", "."))
-        or any(ch in _BAD_NAME_CHARS or ord(ch) < 32 for ch in name)
-    ):
-        raise BundleError(f"{name!r} is not a valid Windows file name for a bundle")
+    """A bundle file name must be one safe Windows file name that join.bat can quote."""
+    problem = file_name_problem(name)
+    if problem is None and any(ch in _BAD_NAME_CHARS for ch in name):
+        problem = "a character Windows file names cannot hold"
+    if problem:
+        raise BundleError(f"{name!r} is not a valid Windows file name for a bundle ({problem})")
 
 
 # --------------------------------------------------------------------------- part writer
@@ -273,7 +272,7 @@ def write_7z_stream(
     import py7zr
     from py7zr.helpers import ArchiveTimestamp
 
-    check_unique(entries)
+    check_entries(entries)
     if not entries:
         raise BundleError("a bundle needs at least one file")
     mtime = ArchiveTimestamp((epoch + FILETIME_UNIX_OFFSET) * 10_000_000)
@@ -396,7 +395,7 @@ def write_bundle(
     name = filename or bundle_filename(stem, fmt, header)
     check_filename(name)
     check_filename(top)
-    check_unique(entries)
+    check_entries(entries)
     if split is not None:
         check_split_size(split)
         stored = sum(e.size for e in entries if _is_package(e))

@@ -30,6 +30,14 @@ import yaml
 from . import __version__
 from .channels import strip_token
 from .errors import LockError
+from .names import file_name_problem
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def _is_hex(value: str, length: int) -> bool:
+    return len(value) == length and set(value) <= _HEX
+
 
 LOCK_VERSION = 1
 
@@ -51,6 +59,24 @@ class LockedPackage:
     constrains: tuple[str, ...] = ()
     license: str | None = None
     timestamp: int | None = None  # milliseconds since the epoch, as repodata.json has it
+
+    def __post_init__(self) -> None:
+        # Every record, however it was made (lock file, importer, solver result, an old
+        # bundle's lock), passes here: its fn and subdir become cache and bundle paths.
+        for label, value in (("file name", self.fn), ("subdir", self.subdir)):
+            problem = file_name_problem(value)
+            if problem:
+                raise LockError(
+                    f"package {self.name!r}: unsafe {label} {value!r} ({problem}); "
+                    "the lock or channel is damaged or hostile, refusing it"
+                )
+        for label, value, length in (("sha256", self.sha256, 64), ("md5", self.md5, 32)):
+            if value and not _is_hex(value, length):
+                raise LockError(
+                    f"package {self.name!r}: {label} {value!r} is not {length} hex digits"
+                )
+        if self.size < 0:
+            raise LockError(f"package {self.name!r}: negative size {self.size}")
 
     @property
     def dist(self) -> str:
@@ -102,7 +128,9 @@ class LockedPackage:
                 license=None if data.get("license") is None else str(data["license"]),
                 timestamp=None if data.get("timestamp") is None else int(data["timestamp"]),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except LockError as exc:
+            raise LockError(f"{where}: {exc}") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             name = data.get("name", "?") if isinstance(data, Mapping) else "?"
             raise LockError(f"{where}: package {name!r} record is incomplete ({exc})") from None
 
@@ -128,13 +156,18 @@ class MicromambaArtifact:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str) -> MicromambaArtifact:
-        file = data.get("file") or {}
+        file = _mapping(data.get("file") or {}, where, "micromamba.file")
         return cls(
             source=str(data.get("source", "package")),
-            record=LockedPackage.from_dict(data["record"], where) if data.get("record") else None,
+            record=LockedPackage.from_dict(_mapping(data["record"], where, "record"), where)
+            if data.get("record")
+            else None,
             file_name=file.get("name"),
             file_sha256=file.get("sha256"),
-            runtime=tuple(LockedPackage.from_dict(r, where) for r in data.get("runtime") or ()),
+            runtime=tuple(
+                LockedPackage.from_dict(_mapping(r, where, "runtime"), where)
+                for r in data.get("runtime") or ()
+            ),
         )
 
 
@@ -212,27 +245,41 @@ def lock_from_dict(data: Any, where: str) -> Lock:
             f"{where}: lock format version {version!r} is not supported by envpack {__version__} "
             f"(it reads version {LOCK_VERSION}); upgrade envpack or lock again"
         )
-    recipe = data.get("recipe") or {}
+    recipe = _mapping(data.get("recipe") or {}, where, "recipe")
     platforms = {}
-    for platform, body in (data.get("platforms") or {}).items():
+    for platform, body in _mapping(data.get("platforms") or {}, where, "platforms").items():
+        body = _mapping(body, where, f"platforms.{platform}")
+        packages = body.get("packages") or ()
+        if not isinstance(packages, (list, tuple)):
+            raise LockError(f"{where}: platforms.{platform}.packages is not a list")
         mm = body.get("micromamba")
-        platforms[platform] = PlatformLock(
-            platform=platform,
+        platforms[str(platform)] = PlatformLock(
+            platform=str(platform),
             packages=tuple(
-                sorted(LockedPackage.from_dict(p, where) for p in body.get("packages") or ())
+                sorted(
+                    LockedPackage.from_dict(_mapping(p, where, "package"), where) for p in packages
+                )
             ),
             input_hash=str(body.get("input_hash", "")),
-            virtual_packages=tuple(body.get("virtual_packages") or ()),
-            micromamba=MicromambaArtifact.from_dict(mm, where) if mm else None,
+            virtual_packages=tuple(str(v) for v in body.get("virtual_packages") or ()),
+            micromamba=MicromambaArtifact.from_dict(_mapping(mm, where, "micromamba"), where)
+            if mm
+            else None,
         )
     return Lock(
         name=str(recipe.get("name", "env")),
         platforms=platforms,
-        channels=tuple(recipe.get("channels") or ()),
-        specs=tuple(recipe.get("specs") or ()),
-        recipe_path=recipe.get("path"),
+        channels=tuple(str(c) for c in recipe.get("channels") or ()),
+        specs=tuple(str(c) for c in recipe.get("specs") or ()),
+        recipe_path=None if recipe.get("path") is None else str(recipe["path"]),
         envpack_version=str(data.get("envpack", "?")),
     )
+
+
+def _mapping(value: Any, where: str, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise LockError(f"{where}: {what} is not a mapping; the lock is damaged, lock again")
+    return value
 
 
 def dump_lock(lock: Lock) -> str:

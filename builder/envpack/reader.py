@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import stat
 import struct
 import zipfile
@@ -28,6 +27,7 @@ from typing import IO, Any, ClassVar, TypeVar
 
 from .bundle import MANIFEST_NAME, read_manifest_bytes
 from .errors import BundleError, first_line
+from .names import member_problem
 
 MAX_JSON = 64 << 20  # a manifest, repodata or SBOM bigger than this is hostile, not a bundle
 # Bundles are written stored (ratio 1); re-zipped with deflate, text reaches 10-20:1. Deflate
@@ -35,9 +35,8 @@ MAX_JSON = 64 << 20  # a manifest, repodata or SBOM bigger than this is hostile,
 MAX_RATIO = 200
 RATIO_FLOOR = 1 << 20  # small members may compress absurdly well (runs of zeros) and are harmless
 CHUNK = 1 << 20
+MAX_HEADER = 1 << 20  # envpack's batch headers are ~20 KB; a megabyte is not one of them
 
-# Names cmd.exe/Windows cannot create or that mean a device; bundles are unpacked on Windows.
-_RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.IGNORECASE)
 _STREAM_ERRORS = (
     zipfile.BadZipFile,
     zlib.error,
@@ -52,27 +51,7 @@ _STREAM_ERRORS = (
 
 def unsafe_reason(name: str) -> str | None:
     """Why a bundle-relative member name must not be used, or ``None`` when it is safe."""
-    if not name:
-        return "empty name"
-    if "\\" in name:
-        return "backslash in name (a path separator on Windows)"
-    if name.startswith("/"):
-        return "absolute path"
-    if any(ord(c) < 32 or c == "\x7f" for c in name):
-        return "control character in name"
-    parts = name.split("/")
-    for part in parts:
-        if part in ("", "."):
-            return "empty or '.' path component"
-        if part == "..":
-            return "'..' path component"
-        if ":" in part:
-            return "':' in name (drive letter or alternate data stream)"
-        if part != part.rstrip(" ."):
-            return "name component ends with a space or dot (Windows drops it)"
-        if _RESERVED.match(part):
-            return f"reserved Windows device name {part!r}"
-    return None
+    return member_problem(name)
 
 
 M = TypeVar("M")
@@ -337,6 +316,20 @@ class ZipBundleReader(BundleReader):
                 "an implausible ratio (zip bomb?)"
             )
         return None
+
+    def leading_bytes(self, cap: int = MAX_HEADER) -> bytes | None:
+        """The bytes before the first member: a self-extracting file's batch header, the code
+        the user runs. ``None`` when there are more than ``cap`` of them (not an envpack header).
+        """
+        infos = self._zf.infolist()
+        first = min((i.header_offset for i in infos), default=self._zf.start_dir)
+        if first > cap:
+            return None
+        fp = self._zf.fp
+        assert fp is not None
+        fp.seek(0)
+        data: bytes = fp.read(first)
+        return data
 
     def _hint(self) -> str:
         # A zip cut short loses its directory; the last one left may be a stored package's

@@ -367,6 +367,7 @@ class _Verifier:
             {f"channel/{r.subdir}/{r.fn}": r for r in pl.packages} if pl is not None else {}
         )
         self._check_files(expected, names, package_files)
+        self._check_header(manifest)
         if pl is not None:
             self._check_platform(manifest, pl)
             self._check_packages(pl, expected, names)
@@ -421,6 +422,38 @@ class _Verifier:
             why = self.reader.damaged(name)
             self.problems.append(
                 f"extra file: {name} (not in the manifest)" + (f"; {why}" if why else "")
+            )
+
+    def _check_header(self, manifest: Mapping[str, Any]) -> None:
+        """A self-extracting file's batch header is the code the user runs: it must be the one
+        the manifest records, byte for byte (a prepended ``powershell … | iex`` line, or bytes
+        inserted before the zip, change it)."""
+        leading = getattr(self.reader, "leading_bytes", None)
+        if not callable(leading):
+            return  # an unpacked folder or a 7z: nothing runs before the files
+        data = leading()
+        if data == b"":
+            return
+        recorded = manifest.get("sfx_header")
+        if data is None:
+            self.problems.append("batch header: over 1 MiB of data before the zip (not envpack's)")
+            return
+        if not isinstance(recorded, dict) or "sha256" not in recorded:
+            self.problems.append(
+                f"batch header: {len(data)} bytes before the zip, but {MANIFEST_NAME} records "
+                "no header to check them against (not a self-extracting envpack bundle)"
+            )
+            return
+        size, sha256 = recorded.get("size"), str(recorded["sha256"]).lower()
+        if len(data) != size:
+            self.problems.append(
+                f"batch header: {len(data)} bytes, the manifest says {size} "
+                "(bytes added or removed before the zip: do not run it)"
+            )
+        elif hashlib.sha256(data).hexdigest() != sha256:
+            self.problems.append(
+                "batch header: its sha256 differs from the manifest (the script was changed: "
+                "do not run it)"
             )
 
     def _digest(self, name: str) -> _Digest | None:
