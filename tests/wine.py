@@ -86,6 +86,7 @@ class Wine:
         self.calls.mkdir(parents=True)
         self._n = 0
         self._server: subprocess.Popen[bytes] | None = None
+        self._server_log = root / "wineserver.log"
 
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         env = {
@@ -104,31 +105,67 @@ class Wine:
         return env
 
     def start(self) -> None:
-        self._server = subprocess.Popen(
-            ["wineserver", "-p", "-f"],
-            env=self.env(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        """Create the prefix, then start this session's one persistent server and check it.
+
+        ``wineserver -p`` needs the prefix to exist: started before it, it exits at once and
+        every call then runs on the server wine starts by itself, which Debian's wrapper starts
+        with ``-p0``: it exits as soon as it is idle, taking the mount manager (winedevice.exe)
+        with it. A call that lands in that gap sees no Z: drive ("could not read the free space
+        of Z:", "Can't recognize ...micromamba.exe", exit 9009).
+        """
+        boot = self._tool(["wine", "wineboot", "--init"], timeout=300)
+        # wineboot's auto-started server writes system.reg when it exits: wait for it, so that
+        # the persistent server below is the only one
+        self._tool(["wineserver", "-w"], timeout=120)
+        if boot.returncode != 0 or not (self.prefix / "system.reg").is_file():
+            raise RuntimeError(
+                f"wineboot --init did not create the prefix {self.prefix} (exit {boot.returncode})"
+            )
+        self._server_log = self.root / "wineserver.log"
+        with self._server_log.open("wb") as log:
+            self._server = subprocess.Popen(
+                ["wineserver", "-p", "-f"],
+                env=self.env(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         result = self.run_cmd("ver", timeout=180)
         if result.rc != 0:
             raise RuntimeError(f"wine does not start: {result.out}")
 
-    def stop(self) -> None:
-        subprocess.run(
-            ["timeout", "30", "wineserver", "-k"],
+    def check_server(self) -> None:
+        """Fail loudly when the session's persistent wineserver is gone: the calls would then
+        run on a short-lived auto-started one and fail at random."""
+        if self._server is None:
+            raise RuntimeError("the session's wineserver was never started")
+        code = self._server.poll()
+        if code is not None:
+            log = self._server_log.read_bytes().decode("utf-8", "replace").strip()
+            raise RuntimeError(
+                f"the session's persistent wineserver exited with code {code}: {log or '(no output)'}"
+            )
+
+    def _tool(self, argv: Sequence[str], timeout: int) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            ["timeout", "-k", "10", str(timeout), *argv],
             env=self.env(),
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            cwd=self.root,
             check=False,
         )
+
+    def stop(self) -> None:
+        self._tool(["wineserver", "-k"], timeout=30)
         if self._server is not None:
             try:
                 self._server.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self._server.kill()
+                self._server.wait(timeout=30)
 
     def _next(self, stem: str) -> Path:
         self._n += 1
@@ -144,6 +181,7 @@ class Wine:
         timeout: int = 120,
     ) -> Result:
         """``wine ARGV...`` with a timeout; stdout and stderr together."""
+        self.check_server()
         base = self._next("run")
         out_file = base.with_suffix(".out")
         in_file = base.with_suffix(".in")
@@ -160,6 +198,7 @@ class Wine:
             )
         if proc.returncode == 124:
             raise AssertionError(f"wine {' '.join(argv)} timed out after {timeout} s")
+        self.check_server()
         return Result(proc.returncode, out_file.read_bytes())
 
     def run_cmd(self, line: str, **kw: object) -> Result:
