@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import RecipeError
@@ -20,7 +20,8 @@ class Channel:
     """A channel as the recipe gave it, plus the URL it resolves to (credentials included)."""
 
     given: str
-    url: str  # with credentials, no trailing slash; only ever used for requests
+    # With credentials, no trailing slash; only ever used for requests (and kept out of repr).
+    url: str = field(repr=False)
 
     @property
     def public_url(self) -> str:

@@ -66,10 +66,27 @@ lock_options = _options(
 )
 
 
+# Options of the commands that download packages.
+fetch_options = _options(
+    click.option(
+        "--timeout",
+        type=click.FloatRange(min=0.1),
+        default=60.0,
+        show_default=True,
+        envvar="ENVPACK_TIMEOUT",
+        metavar="SECONDS",
+        help="Seconds a download may wait for a connection or for data before the attempt is "
+        "abandoned; an attempt averaging under 1 KiB/s over that long is abandoned too. Failed "
+        "attempts are retried 5 times with backoff (env: ENVPACK_TIMEOUT).",
+    ),
+)
+
+
 class Reporter:
     def __init__(self, quiet: bool, as_json: bool) -> None:
         self.quiet = quiet or as_json
         self._tty = sys.stderr.isatty()
+        self._bars: list[Any] = []
 
     def info(self, message: str) -> None:
         if not self.quiet:
@@ -82,12 +99,24 @@ class Reporter:
             return NullProgress()
         from .progress import PlainProgress, RichProgress
 
-        return RichProgress() if self._tty else PlainProgress(self.info)
+        progress = RichProgress() if self._tty else PlainProgress(self.info)
+        self._bars.append(progress)
+        return progress
+
+    def close(self) -> None:
+        """Stop every progress display, whatever happened (a bar hides the cursor)."""
+        for bar in self._bars:
+            bar.close()
 
 
-def _run(func: Callable[[], Any]) -> Any:
+def _run(func: Callable[[], Any], reporter: Reporter | None = None) -> Any:
     try:
-        return func()
+        try:
+            return func()
+        finally:
+            # Before any message: a live bar would otherwise swallow it or keep the cursor hidden.
+            if reporter is not None:
+                reporter.close()
     except EnvpackError as exc:
         message = str(exc).rstrip()
         click.echo(f"envpack: error: {message}", err=True)
@@ -97,7 +126,8 @@ def _run(func: Callable[[], Any]) -> Any:
                 click.echo(f"  - {problem}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("envpack: interrupted; nothing was left half-written", err=True)
+        # Downloads are stopped and their part files removed by then (download.Fetcher).
+        click.echo("envpack: interrupted", err=True)
         sys.exit(130)
 
 
@@ -132,7 +162,9 @@ def lock_cmd(**kw: Any) -> None:
     from . import core
 
     reporter = Reporter(kw["quiet"], kw["as_json"])
-    result = _run(lambda: core.lock(_lock_opts(kw, "locked" if kw["check"] else "auto"), reporter))
+    result = _run(
+        lambda: core.lock(_lock_opts(kw, "locked" if kw["check"] else "auto"), reporter), reporter
+    )
     if kw["as_json"]:
         click.echo(json.dumps({"lock_file": str(result.path), "changed": result.changed}))
     elif not kw["quiet"]:
@@ -143,6 +175,7 @@ def lock_cmd(**kw: Any) -> None:
 @main.command("build")
 @click.argument("recipe", type=click.Path(path_type=Path, dir_okay=False), required=False)
 @lock_options
+@fetch_options
 @click.option(
     "--from",
     "from_bundle",
@@ -215,8 +248,9 @@ def build_cmd(**kw: Any) -> None:
         from_bundle=kw["from_bundle"],
         format=kw["fmt"],
         split=split,
+        timeout=kw["timeout"],
     )
-    result = _run(lambda: core.build(options, reporter))
+    result = _run(lambda: core.build(options, reporter), reporter)
     if kw["as_json"]:
         click.echo(
             json.dumps(

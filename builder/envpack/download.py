@@ -1,40 +1,69 @@
-"""Fetching packages into the shared cache: concurrent, streaming, resumable, verified.
+"""Fetching packages into the shared cache: concurrent, streaming, resumable, verified, stoppable.
 
 A cached file lives at ``<cache>/pkgs/<sha256>/<fn>`` and only ever gets there by an atomic rename
-after its size and sha256 were checked while streaming. So its presence (with the right size) is
-proof enough, and a warm build re-hashes nothing unless asked (``verify_cache``).
+after its size, sha256 and md5 were checked while streaming; the hashes measured then are kept
+beside it (see :mod:`envpack.partfile`), so a warm build checks every hash the lock records against
+them without reading the file again (``verify_cache`` re-hashes the file itself).
+
+How long a download may take (``FetchOptions.timeout``, the CLI's ``--timeout`` /
+``ENVPACK_TIMEOUT``, default 60 s):
+
+- connecting may take up to ``timeout`` seconds (at most 15), and each read may wait ``timeout``
+  seconds for data: a server that stops sending fails the attempt after ``timeout`` seconds;
+- a server that keeps sending, but less than ``MIN_RATE`` (1 KiB/s) on average over a window of
+  ``timeout`` seconds, fails the attempt too (a 1-byte-per-second trickle cannot hold a build);
+- a failed attempt is retried ``retries`` times with exponential backoff (0.5 s, 1 s, 2 s, ... at
+  most 30 s), resuming with an HTTP Range request; two attempts in a row that received nothing
+  end the download at once. A checksum or size failure is never retried: it would not change.
+
+A record without a size (imported from conda-lock v1 or ``@EXPLICIT``) is read up to a cap,
+``ENVPACK_MAX_PACKAGE_SIZE`` bytes (default 4 GiB); a record with a size is read up to that size
+and not one byte more.
+
+:meth:`Fetcher.stop` (called on Ctrl-C and on the first failure) ends every download within a
+second: workers check it between chunks and while they wait, and their connections are shut down
+under them. Every failure deletes the part file; only a kill leaves one, to be resumed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
+import re
+import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import __version__
 from .channels import Channel, credentialed_url, file_url_to_path, redact
 from .errors import ChecksumError, DownloadError, EnvpackError
 from .lock import LockedPackage
+from .partfile import EntryLock, Hashes, Stopped, forget, read_verified, write_verified
 
 if TYPE_CHECKING:
     import httpx
 
 CHUNK = 1 << 20
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+MIN_RATE = 1024  # bytes per second, averaged over `timeout` seconds
+DEFAULT_MAX_SIZE = 4 << 30
+MAX_SIZE_VAR = "ENVPACK_MAX_PACKAGE_SIZE"
+STOP_GRACE = 1.0  # seconds the workers get to notice a stop before their files are removed
 
 
 class Progress(Protocol):
     def start(self, total_bytes: int, count: int) -> None: ...
     def advance(self, nbytes: int) -> None: ...
     def finished(self, record: LockedPackage, cached: bool) -> None: ...
+    def close(self) -> None: ...
 
 
 class NullProgress:
@@ -47,6 +76,9 @@ class NullProgress:
     def finished(self, record: LockedPackage, cached: bool) -> None:
         pass
 
+    def close(self) -> None:
+        pass
+
 
 @dataclass(frozen=True)
 class FetchOptions:
@@ -54,14 +86,27 @@ class FetchOptions:
     concurrency: int = 8
     retries: int = 5
     backoff: float = 0.5
-    timeout: float = 60.0
+    timeout: float = 60.0  # seconds without progress; also the window of the MIN_RATE check
     offline: bool = False
     verify_cache: bool = False
+    max_size: int = 0  # cap for records without a size; 0: ENVPACK_MAX_PACKAGE_SIZE or 4 GiB
 
 
 def cache_path(cache_dir: Path, record: LockedPackage) -> Path:
     # Records imported from @EXPLICIT files may know only an md5 until first downloaded.
     return cache_dir / "pkgs" / (record.sha256 or f"md5-{record.md5}") / record.fn
+
+
+def max_package_size(options: FetchOptions) -> int:
+    if options.max_size:
+        return options.max_size
+    text = os.environ.get(MAX_SIZE_VAR, "").strip()
+    if not text:
+        return DEFAULT_MAX_SIZE
+    m = re.fullmatch(r"(\d+)\s*([KMGT]?)(?:I?B)?", text, re.IGNORECASE)
+    if not m or int(m.group(1)) == 0:
+        raise EnvpackError(f"{MAX_SIZE_VAR}={text!r} is not a size; use bytes, or e.g. 500M, 8G")
+    return int(m.group(1)) << (10 * " KMGT".index(m.group(2).upper() or " "))
 
 
 def _incomplete(record: LockedPackage) -> bool:
@@ -71,17 +116,20 @@ def _incomplete(record: LockedPackage) -> bool:
 
 
 class _Digest:
-    """sha256 always; md5 too when the record lacks either hash."""
+    """sha256 and md5 of everything written: every hash a record may carry is checked."""
 
-    def __init__(self, record: LockedPackage) -> None:
+    def __init__(self) -> None:
         self.sha256 = hashlib.sha256()
-        with_md5 = not record.sha256 or not record.md5
-        self.md5 = hashlib.md5(usedforsecurity=False) if with_md5 else None
+        self.md5 = hashlib.md5(usedforsecurity=False)
+        self.size = 0
 
     def update(self, chunk: bytes) -> None:
         self.sha256.update(chunk)
-        if self.md5 is not None:
-            self.md5.update(chunk)
+        self.md5.update(chunk)
+        self.size += len(chunk)
+
+    def hashes(self) -> Hashes:
+        return Hashes(self.size, self.sha256.hexdigest(), self.md5.hexdigest())
 
 
 def ssl_context() -> ssl.SSLContext:
@@ -125,14 +173,18 @@ class Fetcher:
         options: FetchOptions,
         channels: Sequence[Channel] = (),
         progress: Progress | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.options = options
         self.channels = list(channels)
         self.progress = progress or NullProgress()
         self._sleep = sleep
+        self.max_size = max_package_size(options)
         self._lock = threading.Lock()
+        self._stop = threading.Event()
         self._client: httpx.Client | None = None
+        self._sockets: list[Any] = []  # every connection opened, to shut down on stop()
+        self._entries: set[EntryLock] = set()  # cache entries being written right now
         # Records that arrived without a size or sha256, completed from what was downloaded.
         self.completed: dict[LockedPackage, LockedPackage] = {}
 
@@ -141,6 +193,28 @@ class Fetcher:
             if self._client is None:
                 self._client = make_client(self.options)
             return self._client
+
+    def stop(self) -> None:
+        """End every download soon: workers see the flag between chunks and while waiting, and
+        a read blocked on a silent server is woken by shutting its connection down."""
+        self._stop.set()
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            # OSError: already closed, or detached by TLS (its TLS socket is in the list too).
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def _trace(self, event: str, info: dict[str, Any]) -> None:
+        # httpcore's documented "trace" extension reports each new connection's stream.
+        if event.endswith((".connect_tcp.complete", ".start_tls.complete")):
+            stream = info.get("return_value")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if sock is not None:
+                with self._lock:
+                    self._sockets.append(sock)
+                if self._stop.is_set():
+                    self.stop()
 
     def fetch_all(self, records: Sequence[LockedPackage]) -> dict[LockedPackage, Path]:
         """Ensure every record is in the cache; return where each one is."""
@@ -153,22 +227,16 @@ class Fetcher:
         unique = [
             max(g, key=lambda r: (bool(r.sha256), bool(r.md5), r.size)) for g in groups.values()
         ]
-        self.progress.start(sum(r.size for r in unique), len(unique))
         fetched: dict[LockedPackage, Path] = {}
         try:
+            self.progress.start(sum(r.size for r in unique), len(unique))
             if self.options.concurrency <= 1 or len(unique) <= 1:
                 for r in unique:
                     fetched[r] = self.fetch(r)
             else:
-                pool = ThreadPoolExecutor(max_workers=self.options.concurrency)
-                try:
-                    futures = {pool.submit(self.fetch, r): r for r in unique}
-                    for future in as_completed(futures):
-                        fetched[futures[future]] = future.result()
-                finally:
-                    # On the first failure, queued downloads are dropped, not run to no purpose.
-                    pool.shutdown(wait=True, cancel_futures=True)
+                self._fetch_concurrently(unique, fetched)
         finally:
+            self.progress.close()
             if self._client is not None:
                 self._client.close()
                 self._client = None
@@ -181,32 +249,91 @@ class Fetcher:
                     self.completed[r] = replace(r, size=full.size, sha256=full.sha256, md5=full.md5)
         return results
 
+    def _fetch_concurrently(
+        self, unique: list[LockedPackage], fetched: dict[LockedPackage, Path]
+    ) -> None:
+        pool = ThreadPoolExecutor(max_workers=self.options.concurrency)
+        futures: dict[Future[Path], LockedPackage] = {}
+        try:
+            futures = {pool.submit(self.fetch, r): r for r in unique}
+            pending: set[Future[Path]] = set(futures)
+            while pending:
+                # A timeout keeps the main thread where Ctrl-C reaches it on every platform.
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    fetched[futures[future]] = future.result()
+        except BaseException:
+            # The first failure or Ctrl-C: queued downloads are dropped, running ones stopped.
+            self.stop()
+            pool.shutdown(wait=False, cancel_futures=True)
+            wait(futures, timeout=STOP_GRACE)
+            with self._lock:
+                stuck = list(self._entries)
+            for entry in stuck:
+                entry.abandon()
+            raise
+        pool.shutdown(wait=True)
+
     def fetch(self, record: LockedPackage) -> Path:
         dest = cache_path(self.options.cache_dir, record)
-        if dest.is_file() and (record.size == 0 or dest.stat().st_size == record.size):
-            # Hash a cached file only when asked to, or to complete an imported record; once.
-            digest = None
-            if self.options.verify_cache or _incomplete(record):
-                digest = _hash_file(dest, record)
-            if not self.options.verify_cache or not _mismatch(record, dest, digest):
-                if digest is not None and _incomplete(record):
-                    self._complete(record, dest, digest)
-                self.progress.advance(record.size)
-                self.progress.finished(record, cached=True)
+        if self._cached(record, dest):
+            return dest
+        entry = EntryLock(dest)
+        entry.acquire(self._stop)
+        with self._lock:
+            self._entries.add(entry)
+        try:
+            # Another build sharing the cache may have fetched it while we waited for the lock.
+            if self._cached(record, dest):
                 return dest
-            dest.unlink()
-        url = credentialed_url(record.url, self.channels)
-        if url.startswith("file://"):
-            self._copy_local(record, self._local_source(record, file_url_to_path(url)), dest)
-        elif self.options.offline:
-            raise DownloadError(
-                f"{record.fn} is not in the cache ({self.options.cache_dir}) and --offline "
-                "forbids downloading it; build once online or drop --offline"
-            )
-        else:
-            self._download(record, url, dest)
+            _adopt_old_part(entry)
+            url = credentialed_url(record.url, self.channels)
+            if url.startswith("file://"):
+                self._copy_local(record, self._local_source(record, file_url_to_path(url)), entry)
+            elif self.options.offline:
+                raise DownloadError(
+                    f"{record.fn} is not in the cache ({self.options.cache_dir}) and --offline "
+                    "forbids downloading it; build once online or drop --offline"
+                )
+            else:
+                self._download(record, url, entry)
+        except BaseException:
+            entry.discard_part()
+            raise
+        finally:
+            with self._lock:
+                self._entries.discard(entry)
+            entry.release()
         self.progress.finished(record, cached=False)
         return dest
+
+    def _cached(self, record: LockedPackage, dest: Path) -> bool:
+        """True if ``dest`` holds the package; a ChecksumError if the cached file (whose path
+        promises one hash) disagrees with another hash or the size the record gives."""
+        if not dest.is_file():
+            return False
+        known = read_verified(dest)
+        if known is None or self.options.verify_cache:
+            # A cache from before envpack kept hashes, or --verify-cache: hash the file, once.
+            measured = _hash_file(dest)
+            if (known is not None and measured != known) or not _matches_key(dest, measured):
+                forget(dest)  # not the file its path promises: fetch it again
+                return False
+            if known is None:
+                write_verified(dest, measured)
+            known = measured
+        mismatch = _mismatch(record, known)
+        if mismatch:
+            want, got = mismatch
+            raise ChecksumError(
+                f"{record.fn}: the lock records {want}, but the cached file with its sha256 has "
+                f"{got}; the lock is inconsistent: lock again"
+            )
+        if _incomplete(record):
+            self._complete(record, known)
+        self.progress.advance(record.size)
+        self.progress.finished(record, cached=True)
+        return True
 
     def _local_source(self, record: LockedPackage, src: Path) -> Path:
         """A local channel may have moved with its project since the lock was made: look for
@@ -220,184 +347,278 @@ class Fetcher:
                     return candidate
         return src
 
-    def _copy_local(self, record: LockedPackage, src: Path, dest: Path) -> None:
+    def _copy_local(self, record: LockedPackage, src: Path, entry: EntryLock) -> None:
         if not src.is_file():
             raise DownloadError(f"{record.fn}: not found in local channel ({src})")
-        part = _part_path(dest)
-        digest = _Digest(record)
+        digest = _Digest()
+        limit = record.size or self.max_size
         try:
-            with src.open("rb") as fin, part.open("wb") as fout:
+            with src.open("rb") as fin, entry.part.open("wb") as fout:
                 while chunk := fin.read(CHUNK):
+                    if self._stop.is_set():
+                        raise Stopped
+                    if digest.size + len(chunk) > limit:
+                        raise self._oversize(record, src.as_uri())
                     digest.update(chunk)
                     fout.write(chunk)
                     self.progress.advance(len(chunk))
         except OSError as exc:
-            part.unlink(missing_ok=True)
-            raise _disk_error(exc, part) from None
-        self._finish(record, part, dest, digest, src.as_uri())
+            raise _disk_error(exc, entry.part) from None
+        self._finish(record, entry, digest, src.as_uri())
 
-    def _download(self, record: LockedPackage, url: str, dest: Path) -> None:
+    def _pause(self, seconds: float) -> None:
+        if self._sleep is not None:
+            self._sleep(seconds)
+        elif self._stop.wait(seconds):
+            raise Stopped
+        if self._stop.is_set():
+            raise Stopped
+
+    def _download(self, record: LockedPackage, url: str, entry: EntryLock) -> None:
         public = redact(url)
-        part = _part_path(dest)
-        attempt = 0
+        attempt = idle = 0
         restarted = False
         while True:
             attempt += 1
-            digest = _Digest(record)
-            have = 0
-            if part.exists():
-                with part.open("rb") as fh:
-                    while chunk := fh.read(CHUNK):
-                        digest.update(chunk)
-                        have += len(chunk)
-                if record.size and have >= record.size:
-                    part.unlink()
-                    digest, have = _Digest(record), 0
+            digest = self._resume(record, entry)
+            have = digest.size
             try:
-                digest = self._stream(url, part, digest, have, record)
+                if not (record.size and have == record.size):
+                    digest = self._stream(url, entry, digest, record)
             except _Retryable as exc:
-                if attempt > self.options.retries:
+                progressed = entry.part.is_file() and entry.part.stat().st_size > have
+                idle = 0 if progressed or not exc.stalled else idle + 1
+                if attempt > self.options.retries or idle >= 2:
                     kind = "truncated download" if exc.truncated else "download failed"
                     raise DownloadError(
                         f"{record.fn}: {kind} after {attempt} attempts from {public}: {exc}"
                     ) from None
-                self._sleep(min(self.options.backoff * 2 ** (attempt - 1), 30.0))
+                self._pause(min(self.options.backoff * 2 ** (attempt - 1), 30.0))
                 continue
             try:
-                self._finish(record, part, dest, digest, public)
+                self._finish(record, entry, digest, public)
             except ChecksumError:
-                # A resumed transfer may have glued two different files together: one clean retry.
-                if restarted:
+                # Bytes resumed from an earlier run may belong to another file the channel had
+                # under this name: one clean start. A fresh download failing would fail again.
+                if have == 0 or restarted:
                     raise
                 restarted = True
                 continue
             return
 
+    def _resume(self, record: LockedPackage, entry: EntryLock) -> _Digest:
+        """The digest of what the part file already holds (a killed run's bytes)."""
+        digest = _Digest()
+        if not entry.part.is_file():
+            return digest
+        with entry.part.open("rb") as fh:
+            while chunk := fh.read(CHUNK):
+                digest.update(chunk)
+        if digest.size > (record.size or self.max_size) or digest.size == 0:
+            entry.part.unlink()
+            return _Digest()
+        self.progress.advance(digest.size)
+        return digest
+
     def _stream(
-        self, url: str, part: Path, digest: _Digest, have: int, record: LockedPackage
+        self, url: str, entry: EntryLock, digest: _Digest, record: LockedPackage
     ) -> _Digest:
-        """Append the rest of the file to ``part``; return the digest of the whole part."""
+        """Append the rest of the file to the part file; return the digest of the whole part."""
         import httpx
 
+        have = digest.size
         headers = {"Range": f"bytes={have}-"} if have else {}
         public = redact(url)
+        expected = 0
         try:
-            with self._http().stream("GET", url, headers=headers) as resp:
-                if resp.status_code in RETRY_STATUS:
-                    raise _Retryable(f"HTTP {resp.status_code}")
-                if resp.status_code == 416 and have:
-                    # The part file already holds all the server has.
-                    part.unlink(missing_ok=True)
-                    if record.size and have < record.size:
-                        raise DownloadError(
-                            f"{record.fn}: truncated download from {public}: the server has "
-                            f"only {have} of the {record.size} bytes the lock records"
-                        )
-                    raise _Retryable("HTTP 416 for a resumed download: starting over")
-                if resp.status_code == 404:
-                    raise DownloadError(
-                        f"{record.fn}: not found (HTTP 404) at {public}; the channel may have "
-                        "removed it: lock again"
-                    )
-                if resp.status_code in (401, 403):
-                    raise DownloadError(
-                        f"{record.fn}: access denied (HTTP {resp.status_code}) at {public}; "
-                        "check the channel's token or credentials"
-                    )
-                if resp.status_code not in (200, 206):
-                    raise DownloadError(f"{record.fn}: HTTP {resp.status_code} from {public}")
-                mode = "ab"
+            request = self._http().build_request(
+                "GET", url, headers=headers, extensions={"trace": self._trace}
+            )
+            resp = self._http().send(request, stream=True)
+            try:
+                self._check_status(resp.status_code, record, entry, have, public)
                 if resp.status_code == 200 and have:
                     # The server ignored the Range header: start over.
-                    mode, have = "wb", 0
-                    digest = _Digest(record)
-                got = have
-                try:
-                    with part.open(mode) as fh:
-                        for (
-                            chunk
-                        ) in resp.iter_bytes():  # as read: re-chunking costs a copy per read
-                            got += len(chunk)
-                            if record.size and got > record.size:
-                                raise ChecksumError(
-                                    f"{record.fn}: server sent more than the expected "
-                                    f"{record.size} bytes from {public}"
-                                )
-                            digest.update(chunk)
-                            fh.write(chunk)
-                            self.progress.advance(len(chunk))
-                except OSError as exc:
-                    raise _disk_error(exc, part) from None
-                expected = record.size or int(resp.headers.get("Content-Length", 0)) + have
-                if got < expected:
-                    raise _Retryable(f"got {got} of {record.size} bytes", truncated=True)
-                return digest
+                    entry.part.unlink()
+                    digest = _Digest()
+                length = resp.headers.get("Content-Length", "")
+                if length.isdigit() and resp.headers.get("Content-Encoding", "identity") in (
+                    "identity",
+                    "",
+                ):
+                    expected = digest.size + int(length)
+                    self._check_announced(record, expected, public)
+                self._receive(resp, entry, digest, record, public)
+            finally:
+                resp.close()
         except httpx.TransportError as exc:
+            if self._stop.is_set():
+                raise Stopped from None
             if "CERTIFICATE_VERIFY_FAILED" in str(exc):
                 # Retrying cannot fix trust; say what will.
                 raise DownloadError(
                     f"{record.fn}: download failed from {public}: the server's TLS certificate is "
                     "not trusted; name your CA bundle in SSL_CERT_FILE or REQUESTS_CA_BUNDLE"
                 ) from None
+            if isinstance(exc, httpx.TimeoutException):
+                raise _Retryable(
+                    f"no data for {self.options.timeout:g} s ({type(exc).__name__}; "
+                    "see --timeout)",
+                    stalled=True,
+                ) from None
             raise _Retryable(
                 f"{type(exc).__name__}: {redact(str(exc)) or 'connection error'}",
                 truncated=isinstance(exc, httpx.RemoteProtocolError),
             ) from None
+        want = record.size or expected
+        if digest.size < want:
+            raise _Retryable(f"got {digest.size} of {want} bytes", truncated=True)
+        return digest
+
+    def _check_status(
+        self, status: int, record: LockedPackage, entry: EntryLock, have: int, public: str
+    ) -> None:
+        if status in RETRY_STATUS:
+            raise _Retryable(f"HTTP {status}")
+        if status == 416 and have:
+            # The part file already holds all the server has.
+            entry.part.unlink(missing_ok=True)
+            if record.size and have < record.size:
+                raise DownloadError(
+                    f"{record.fn}: truncated download from {public}: the server has "
+                    f"only {have} of the {record.size} bytes the lock records"
+                )
+            raise _Retryable("HTTP 416 for a resumed download: starting over")
+        if status == 404:
+            raise DownloadError(
+                f"{record.fn}: not found (HTTP 404) at {public}; the channel may have "
+                "removed it: lock again"
+            )
+        if status in (401, 403):
+            raise DownloadError(
+                f"{record.fn}: access denied (HTTP {status}) at {public}; "
+                "check the channel's token or credentials"
+            )
+        if status not in (200, 206):
+            raise DownloadError(f"{record.fn}: HTTP {status} from {public}")
+
+    def _check_announced(self, record: LockedPackage, total: int, public: str) -> None:
+        """Refuse before reading a body whose announced length is already too long."""
+        if total > (record.size or self.max_size):
+            raise self._oversize(record, public, total)
+
+    def _oversize(self, record: LockedPackage, source: str, total: int = 0) -> EnvpackError:
+        amount = f"{total} bytes" if total else "more"
+        if record.size:
+            return ChecksumError(
+                f"{record.fn}: {redact(source)} sent {amount} than the {record.size} bytes the "
+                "lock records; the channel changed the file: lock again"
+            )
+        return DownloadError(
+            f"{record.fn}: {redact(source)} sent {amount} than {self.max_size} bytes, the limit "
+            f"for a package whose size the lock does not record; set {MAX_SIZE_VAR} to allow more"
+        )
+
+    def _receive(
+        self,
+        resp: httpx.Response,
+        entry: EntryLock,
+        digest: _Digest,
+        record: LockedPackage,
+        public: str,
+    ) -> None:
+        limit = record.size or self.max_size
+        window = max(self.options.timeout, 0.001)
+        started, at_start = time.monotonic(), digest.size
+        try:
+            with entry.part.open("ab") as fh:
+                for chunk in resp.iter_bytes():  # as read: re-chunking costs a copy per read
+                    if self._stop.is_set():
+                        raise Stopped
+                    if digest.size + len(chunk) > limit:
+                        # Not one byte past the size: the rest cannot make the hash right.
+                        raise self._oversize(record, public)
+                    digest.update(chunk)
+                    fh.write(chunk)
+                    self.progress.advance(len(chunk))
+                    elapsed = time.monotonic() - started
+                    if elapsed >= window:
+                        if digest.size - at_start < MIN_RATE * elapsed:
+                            rate = (digest.size - at_start) / elapsed
+                            raise _Retryable(
+                                f"too slow: {rate:.0f} bytes/s over {elapsed:.0f} s "
+                                f"(under {MIN_RATE} bytes/s; see --timeout)",
+                            )
+                        started, at_start = time.monotonic(), digest.size
+        except OSError as exc:
+            raise _disk_error(exc, entry.part) from None
 
     def _finish(
-        self, record: LockedPackage, part: Path, dest: Path, digest: _Digest, source: str
+        self, record: LockedPackage, entry: EntryLock, digest: _Digest, source: str
     ) -> None:
-        mismatch = _mismatch(record, part, digest)
+        hashes = digest.hashes()
+        mismatch = _mismatch(record, hashes)
         if mismatch:
-            part.unlink(missing_ok=True)
+            entry.discard_part()
             want, got = mismatch
             raise ChecksumError(
                 f"checksum mismatch for {record.fn} from {redact(source)}: expected {want}, "
                 f"got {got}; the file is corrupt or the channel changed it: lock again"
             )
-        os.replace(part, dest)
+        try:
+            write_verified(entry.dest, hashes)
+            os.replace(entry.part, entry.dest)
+        except OSError as exc:
+            raise _disk_error(exc, entry.dest) from None
         if _incomplete(record):
-            self._complete(record, dest, digest)
+            self._complete(record, hashes)
 
-    def _complete(self, record: LockedPackage, path: Path, digest: _Digest) -> None:
+    def _complete(self, record: LockedPackage, hashes: Hashes) -> None:
         """Record the size and hashes an imported record lacked, from the verified file."""
-        md5 = digest.md5.hexdigest() if digest.md5 is not None else record.md5
         with self._lock:
             self.completed[record] = replace(
-                record, size=path.stat().st_size, sha256=digest.sha256.hexdigest(), md5=md5
+                record, size=hashes.size, sha256=hashes.sha256, md5=hashes.md5
             )
 
 
 class _Retryable(Exception):
-    def __init__(self, message: str, truncated: bool = False) -> None:
+    def __init__(self, message: str, truncated: bool = False, stalled: bool = False) -> None:
         super().__init__(message)
         self.truncated = truncated
+        self.stalled = stalled  # nothing arrived: a second such attempt ends the download
 
 
-def _part_path(dest: Path) -> Path:
-    # One part file per process: two builds sharing a cache never write into the same file.
-    # (Within a process, fetch_all fetches each cache path once.)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    return dest.with_name(f"{dest.name}.{os.getpid()}.part")
+def _adopt_old_part(entry: EntryLock) -> None:
+    """Earlier envpack named part files ``<fn>.<pid>.part``: resume such a leftover too."""
+    if entry.part.exists():
+        return
+    pattern = re.compile(re.escape(entry.dest.name) + r"\.\d+\.part")
+    for old in entry.dest.parent.iterdir():
+        if pattern.fullmatch(old.name):
+            os.replace(old, entry.part)
+            return
 
 
-def _hash_file(path: Path, record: LockedPackage) -> _Digest:
-    digest = _Digest(record)
+def _hash_file(path: Path) -> Hashes:
+    digest = _Digest()
     with path.open("rb") as fh:
         while chunk := fh.read(CHUNK):
             digest.update(chunk)
-    return digest
+    return digest.hashes()
 
 
-def _mismatch(record: LockedPackage, path: Path, digest: _Digest | None) -> tuple[str, str] | None:
-    """(expected, got) for the first of size, sha256, md5 that ``path`` gets wrong, else None."""
-    size = path.stat().st_size
-    if record.size and size != record.size:
-        return f"size {record.size}", f"size {size}"
-    if digest is None:
-        return None
-    if record.sha256 and digest.sha256.hexdigest() != record.sha256:
-        return f"sha256 {record.sha256}", f"sha256 {digest.sha256.hexdigest()}"
-    if record.md5 and digest.md5 is not None and digest.md5.hexdigest() != record.md5:
-        return f"md5 {record.md5}", f"md5 {digest.md5.hexdigest()}"
+def _matches_key(dest: Path, hashes: Hashes) -> bool:
+    """Whether the file is the one its cache folder (``<sha256>`` or ``md5-<md5>``) names."""
+    key = dest.parent.name
+    return key == (f"md5-{hashes.md5}" if key.startswith("md5-") else hashes.sha256)
+
+
+def _mismatch(record: LockedPackage, hashes: Hashes) -> tuple[str, str] | None:
+    """(expected, got) for the first of size, sha256, md5 that ``hashes`` gets wrong, else None."""
+    if record.size and hashes.size != record.size:
+        return f"size {record.size}", f"size {hashes.size}"
+    if record.sha256 and hashes.sha256 != record.sha256:
+        return f"sha256 {record.sha256}", f"sha256 {hashes.sha256}"
+    if record.md5 and hashes.md5 != record.md5:
+        return f"md5 {record.md5}", f"md5 {hashes.md5}"
     return None

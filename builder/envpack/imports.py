@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from .channels import Channel, strip_token
+from .channels import Channel, redact, strip_token
 from .errors import LockError, first_line
 from .lock import Lock, LockedPackage, PlatformLock, read_lock
 
@@ -382,7 +382,38 @@ def _explicit(path: Path, platform: str | None, name: str | None) -> Lock:
     return _lock(path, "explicit", name, {found: records}, (), [])
 
 
+# A URL in any lock format's text (YAML values, @EXPLICIT lines): up to a quote, space or "#".
+_URL = re.compile(r"""[A-Za-z][A-Za-z0-9+.-]*://[^\s'"#<>]+""")
+_PACKAGE_SUFFIXES = (".conda", ".tar.bz2")
+
+
 def secret_channels(path: Path) -> list[Channel]:
     """Channels carrying the credentials (``/t/TOKEN/``, ``user:pass@``) that a lock file's URLs
-    hold, so the fetcher can use them while the lock itself stays free of secrets."""
-    return []
+    hold, so the fetcher can use them while the lock itself stays free of secrets.
+
+    Every format names its packages by URL, so the file's text is scanned rather than parsed: a
+    package URL's channel is all but its last two segments (``<subdir>/<fn>``); a channel URL
+    (conda-lock's ``metadata.channels``, pixi's ``channels``) is used as it is.
+    :func:`channels.credentialed_url` then maps each credential-free package URL of the lock back
+    onto the channel with its credentials. The secrets go nowhere else.
+    """
+    try:
+        with Path(path).open("r", encoding="utf-8", errors="replace") as fh:
+            text = fh.read(MAX_LOCK)
+    except OSError as exc:
+        raise LockError(f"{path}: cannot read ({exc.strerror})") from None
+    found: dict[str, Channel] = {}
+    for match in _URL.finditer(text):
+        url = match.group(0).rstrip("/,;)]}")
+        if strip_token(url) == url:
+            continue  # no credentials
+        parts = urllib.parse.urlsplit(url)
+        segments = parts.path.rstrip("/")
+        if segments.endswith(_PACKAGE_SUFFIXES) and segments.count("/") >= 2:
+            segments = segments.rsplit("/", 2)[0]
+        # Quoted as the records' URLs are (solve.normalize_url), so the prefixes meet.
+        quoted = urllib.parse.quote(urllib.parse.unquote(segments), safe="/:@!$&'()*+,;=~")
+        channel_url = urllib.parse.urlunsplit(parts._replace(path=quoted, query="", fragment=""))
+        found.setdefault(channel_url, Channel(given=redact(channel_url), url=channel_url))
+    # The longest channel first: "host/t/A/org/label" before "host/t/B/org".
+    return sorted(found.values(), key=lambda c: (-len(strip_token(c.url)), c.url))

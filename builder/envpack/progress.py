@@ -1,4 +1,8 @@
-"""Download progress for the CLI: a rich bar on a terminal, plain lines otherwise."""
+"""Download progress for the CLI: a rich bar on a terminal, plain lines otherwise.
+
+Both write to stderr (stdout carries only the command's result), and ``close`` is always called,
+on success or failure, so the terminal's cursor is never left hidden.
+"""
 
 from __future__ import annotations
 
@@ -27,9 +31,13 @@ class PlainProgress:
             how = "cached" if cached else "fetched"
             self._emit(f"[{self._done}/{self._count}] {how} {record.fn}")
 
+    def close(self) -> None:
+        pass
+
 
 class RichProgress:
     def __init__(self) -> None:
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             DownloadColumn,
@@ -42,15 +50,20 @@ class RichProgress:
             BarColumn(),
             DownloadColumn(),
             TransferSpeedColumn(),
+            console=Console(stderr=True),
             transient=True,
+            # stdout is the command's result: never route it through the bar.
+            redirect_stdout=False,
         )
         self._task = self._progress.add_task("packages", total=0)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # finished() closes the bar while holding it
         self._done = 0
         self._count = 0
+        self._started = False
 
     def start(self, total_bytes: int, count: int) -> None:
         self._count = count
+        self._started = True
         self._progress.update(self._task, total=total_bytes, description=f"0/{count} packages")
         self._progress.start()
 
@@ -62,4 +75,10 @@ class RichProgress:
             self._done += 1
             self._progress.update(self._task, description=f"{self._done}/{self._count} packages")
             if self._done >= self._count:
+                self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._started:
+                self._started = False
                 self._progress.stop()
