@@ -6,6 +6,7 @@ Nothing here prints or exits: progress goes to a :class:`Reporter`, failures are
 
 from __future__ import annotations
 
+import os
 import re
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -18,7 +19,7 @@ from .bundle import Entry, json_bytes, manifest_files, source_date_epoch
 from .channels import Channel
 from .download import Fetcher, FetchOptions, NullProgress, Progress
 from .errors import EnvpackError, LockError, SolveError
-from .formats import write_bundle
+from .formats import stage_bundle
 from .lock import (
     Lock,
     LockedPackage,
@@ -60,14 +61,29 @@ class NullReporter:
 
 
 def default_cache_dir() -> Path:
-    import os
-
     env = os.environ.get("ENVPACK_CACHE_DIR")
     if env:
         return Path(env)
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("envpack", appauthor=False))
+
+
+def private_cache(options: LockOptions) -> Path:
+    """The cache folder, made private to this user (0700) before anything is written to it.
+
+    rattler's repodata cache keeps each channel's full URL, credentials included, in its
+    ``*.info.json`` files, and a shared machine's other users must not read them (nor swap a
+    cached package before its hash is checked again).
+    """
+    cache = options.cache_dir or default_cache_dir()
+    try:
+        cache.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if os.name == "posix" and (cache.stat().st_mode & 0o077):
+            cache.chmod(0o700)
+    except OSError as exc:
+        raise EnvpackError(f"cannot prepare the cache folder {cache}: {exc.strerror}") from None
+    return cache
 
 
 @dataclass(frozen=True)
@@ -119,7 +135,7 @@ class LockResult:
 def _solve_platform(
     recipe: Recipe, platform: str, options: LockOptions, warn: Callable[[str], None]
 ) -> PlatformLock:
-    cache = options.cache_dir or default_cache_dir()
+    cache = private_cache(options)
     vps = virtual_packages(platform, recipe.virtual_packages)
     solver = get_solver(
         recipe.solver, str(options.solver_micromamba) if options.solver_micromamba else None
@@ -544,7 +560,7 @@ def _solve_micromamba_from(
     if not channels:
         raise LockError("the lock names no channel to take micromamba from; pass --micromamba-exe")
     solver = get_solver("rattler")
-    cache = options.lock.cache_dir or default_cache_dir()
+    cache = private_cache(options.lock)
     rep.info(f"{pl.platform}: solving micromamba from {', '.join(channels)}")
     request = SolveRequest(
         channels=[resolve_channel(c, Path.cwd()) for c in channels],
@@ -598,7 +614,7 @@ def build_platform(
 ) -> list[Path]:
     if pl.micromamba is None and tools is None:
         raise LockError(f"the lock's {pl.platform} environment records no micromamba; lock again")
-    cache = options.lock.cache_dir or default_cache_dir()
+    cache = private_cache(options.lock)
     fetcher = Fetcher(
         FetchOptions(
             cache_dir=cache,
@@ -630,11 +646,19 @@ def build_platform(
     # join.bat and README.txt have fixed names: a split form gets a folder of its own.
     folder = options.output_dir / stem if split else options.output_dir
     rep.info(f"{pl.platform}: writing {folder / stem}.{fmt}{' in parts' if split else ''}")
-    outputs = write_bundle(folder, stem, top, entries, epoch, fmt=fmt, split=split)
-    if options.sfx and pl.platform.startswith("win-"):
-        sfx_stem = f"{stem}-setup"
-        sfx_dir = options.output_dir / sfx_stem if split else options.output_dir
-        outputs += write_bundle(
-            sfx_dir, sfx_stem, top, entries, epoch, header=render_sfx_header(ctx), split=split
-        )
-    return outputs
+    staged = []
+    try:
+        staged.append(stage_bundle(folder, stem, top, entries, epoch, fmt=fmt, split=split))
+        if options.sfx and pl.platform.startswith("win-"):
+            sfx_stem = f"{stem}-setup"
+            sfx_dir = options.output_dir / sfx_stem if split else options.output_dir
+            header = render_sfx_header(ctx)
+            staged.append(
+                stage_bundle(sfx_dir, sfx_stem, top, entries, epoch, header=header, split=split)
+            )
+        # Both written in full before either replaces an old one: a failure in the second
+        # leaves the output folder as it was, never a new zip beside an old -setup.bat.
+        return [path for s in staged for path in s.commit()]
+    finally:
+        for s in staged:
+            s.discard()

@@ -388,6 +388,83 @@ def write_bundle(
     other form (parts beside a new whole file, or the reverse) are removed, so join.bat can never
     rebuild an old bundle over a new one.
     """
+    staged = stage_bundle(out_dir, stem, top, entries, epoch, fmt, header, split, advance, filename)
+    try:
+        return staged.commit()
+    finally:
+        staged.discard()
+
+
+@dataclass
+class StagedBundle:
+    """A bundle written in full under a temporary folder of ``out_dir``, not yet in place.
+
+    A build writes every output (the zip, the self-extracting .bat) staged first and commits
+    them together, so a failure half-way (disk full in the second) leaves the folder as it was.
+    """
+
+    out_dir: Path
+    name: str
+    tmp: Path
+    files: list[Path]  # inside tmp: the bundle (or its parts) first
+    parts: int  # 0 for a whole file
+
+    def commit(self) -> list[Path]:
+        results: list[Path] = []
+        for path in self.files:
+            final = self.out_dir / path.name
+            os.chmod(path, 0o644)
+            os.replace(path, final)
+            results.append(final)
+        _remove_stale(self.out_dir, self.name, self.parts)
+        return results
+
+    def discard(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+_STAGING_RE = re.compile(r"^\.envpack-(?P<pid>\d+)-.*\.tmp$")
+
+
+def _remove_dead_staging(out_dir: Path) -> None:
+    """Staging folders of builds that were killed (kill -9, power cut) are removed by the next
+    build into the same folder; those of a build still running are left alone."""
+    try:
+        candidates = [p for p in out_dir.iterdir() if _STAGING_RE.match(p.name)]
+    except OSError:
+        return
+    for path in candidates:
+        m = _STAGING_RE.match(path.name)
+        assert m is not None
+        if not _process_alive(int(m["pid"])):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, but someone else's
+    return True
+
+
+def stage_bundle(
+    out_dir: Path,
+    stem: str,
+    top: str,
+    entries: Sequence[Entry],
+    epoch: int,
+    fmt: str = "zip",
+    header: bytes = b"",
+    split: int | None = None,
+    advance: Callable[[int], None] | None = None,
+    filename: str | None = None,
+) -> StagedBundle:
+    """Write the bundle as :func:`write_bundle` does, but leave it staged (see StagedBundle)."""
     if fmt not in FORMATS:
         raise RecipeError(f"unknown bundle format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     if header and fmt != "zip":
@@ -407,7 +484,8 @@ def write_bundle(
         _check_split_folder(out_dir, name)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=out_dir))
+        _remove_dead_staging(out_dir)
+        tmp = Path(tempfile.mkdtemp(prefix=f".envpack-{os.getpid()}-", suffix=".tmp", dir=out_dir))
     except OSError as exc:
         raise BundleError(f"cannot write to {out_dir}: {exc.strerror}") from None
     try:
@@ -430,22 +508,19 @@ def write_bundle(
                 total_size=writer.size,
             )
             extras = _write_split_files(tmp, info, parts, top, fmt, bool(header))
-        results: list[Path] = []
-        for path in [*parts, *extras]:
-            final = out_dir / path.name
-            os.chmod(path, 0o644)
-            os.replace(path, final)
-            results.append(final)
-        _remove_stale(out_dir, name, len(parts) if split is not None else 0)
-        return results
+        return StagedBundle(
+            out_dir, name, tmp, [*parts, *extras], len(parts) if split is not None else 0
+        )
     except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
         if exc.errno == 28:
             raise BundleError(
                 f"disk full while writing {out_dir / name}; free some space"
             ) from None
         raise BundleError(f"cannot write {out_dir / name}: {exc.strerror}") from None
-    finally:
+    except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _write_split_files(
