@@ -10,9 +10,12 @@ exit /b 1
 setlocal
 set "ENVPACK_SHELL_CWD=%CD%"
 rem activate.bat is CALLed by a relative path (CALL would mangle a "^" or "%" of the full path);
-rem the new shell then returns to the folder this was started from. /D: no AutoRun.
+rem the new shell then returns to the folder this was started from. /D: no AutoRun. The shell is
+rem %ComSpec% (cmd.exe by its full path), not whatever "cmd.exe" the current folder or PATH has.
+set "ENVPACK_SHELL_COMSPEC=%ComSpec%"
+if not defined ENVPACK_SHELL_COMSPEC set "ENVPACK_SHELL_COMSPEC=%SystemRoot%\System32\cmd.exe"
 pushd "%~dp0"
-cmd.exe /d /k "call .\activate.bat & cd /d "%%ENVPACK_SHELL_CWD%%" & set "ENVPACK_SHELL_CWD=""
+"%ENVPACK_SHELL_COMSPEC%" /d /k "call .\activate.bat & cd /d "%%ENVPACK_SHELL_CWD%%" & set "ENVPACK_SHELL_CWD=" & set "ENVPACK_SHELL_COMSPEC=""
 set "ENVPACK_SHELL_RC=%ERRORLEVEL%"
 popd
 endlocal & exit /b %ENVPACK_SHELL_RC%

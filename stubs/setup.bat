@@ -14,15 +14,19 @@ rem    0  installed
 rem    1  bad command line
 rem    2  cancelled at the confirmation prompt
 rem    3  a conda environment is active in this window (CONDA_PREFIX is set)
-rem    4  this Windows cannot run the environment (not 64-bit, or not a Windows bundle)
-rem    5  the bundle is incomplete: a file is missing or has the wrong size
-rem    6  PREFIX cannot be used: not empty, a file, a drive root or a network path
+rem    4  this Windows cannot run the environment (not 64-bit, not a Windows bundle, or an x64
+rem       environment on Windows 10 on ARM, which cannot emulate x64)
+rem    5  the bundle is incomplete: a file is missing or has the wrong size (also: setup.bat was
+rem       started from inside a zip file, without "Extract All" first)
+rem    6  PREFIX cannot be used: not empty, a file, a drive root, a network path, or it contains
+rem       "!", "%%" or "^" (micromamba's own scripts break on them)
 rem    7  not enough free disk space
 rem    8  a path in the environment would exceed 259 characters and long paths are off
 rem    9  could not prepare the install (delete the old prefix, create or fill the work folder)
 rem   10  micromamba failed (for example a damaged package); its messages are shown and logged
 rem   11  micromamba exited 0 but packages are missing from the environment
-rem   12  could not write Scripts\micromamba.exe, activate.bat, envpack-shell.bat or .condarc
+rem   12  could not write Scripts\micromamba.exe, activate.bat, envpack-shell.bat, uninstall.bat
+rem       or .condarc
 rem   13  a post-install script failed
 rem   20  self-extracting file only: tar.exe is not available
 rem   21  self-extracting file only: the extraction failed
@@ -30,18 +34,31 @@ rem
 rem Written for plain cmd.exe: no PowerShell, findstr, certutil, where, choice or timeout; no
 rem delayed expansion (it would eat the "!" of a path); no backward GOTO (the self-extracting
 rem file is this script followed by a zip, and a backward GOTO makes cmd.exe read all of it to
-rem find the label); no "&&" or "||". Every path is expanded inside quotes.
+rem find the label); no "&&" or "||". Every path is expanded inside quotes. No FOR /F over a
+rem command's output: that runs a child cmd.exe, which runs the user's AutoRun (a broken "conda
+rem init" hook prints errors, one with "cd /d" changes what a relative command sees); a
+rem command's output goes to a scratch file that FOR /F then reads. DIRCMD is cleared, so
+rem that "dir" prints what is parsed here whatever the user's defaults (/s, /p, /-b...).
 setlocal EnableExtensions DisableDelayedExpansion
+set "DIRCMD="
+rem Scratch files for command output, before the work folder exists.
+set "EP_SCRATCH=%TEMP%"
+if not defined EP_SCRATCH set "EP_SCRATCH=%TMP%"
+if not defined EP_SCRATCH set "EP_SCRATCH=%~dp0."
+set "EP_OUT=%EP_SCRATCH%\envpack-setup-%RANDOM%%RANDOM%.txt"
 
 rem The console switches to UTF-8 for the run, for non-ASCII paths (mamba#3097, #4054), and
 rem back at the end. chcp's message is localized ("Aktive Codepage: 850."): keep the digits.
 set "EP_CP="
-for /f "tokens=2 delims=:" %%C in ('chcp') do set "EP_CP=%%C"
+chcp >"%EP_OUT%" 2>nul
+for /f "usebackq tokens=2 delims=:" %%C in ("%EP_OUT%") do set "EP_CP=%%C"
+del /f /q "%EP_OUT%" >nul 2>&1
 if defined EP_CP set "EP_CP=%EP_CP: =%"
 if defined EP_CP set "EP_CP=%EP_CP:.=%"
 if defined EP_CP for /f "delims=0123456789" %%C in ("%EP_CP%") do set "EP_CP="
 if "%EP_CP%"=="0" set "EP_CP="
 if defined EP_CP chcp 65001 >nul
+title envpack setup: @@NAME@@
 set "EP_RC=1"
 set "EP_LOG="
 set "EP_PREFIX="
@@ -110,8 +127,44 @@ echo setup: this environment is built for @@PLATFORM@@; this Windows reports a "
 set "EP_RC=4"
 goto :finish
 :arch_ok
+rem Windows on ARM runs x64 programs only from Windows 11 (build 22000); Windows 10 on ARM
+rem emulates 32-bit x86 only. The build number comes from the registry (not localized).
+if not defined EP_X64_ON_ARM goto :emulation_ok
+set "EP_BUILD="
+reg query "HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion" /v CurrentBuildNumber >"%EP_OUT%" 2>nul
+for /f "usebackq tokens=1,3" %%A in ("%EP_OUT%") do if /i "%%A"=="CurrentBuildNumber" set "EP_BUILD=%%B"
+del /f /q "%EP_OUT%" >nul 2>&1
+if defined EP_BUILD for /f "delims=0123456789" %%A in ("%EP_BUILD%") do set "EP_BUILD="
+if not defined EP_BUILD goto :emulation_ok
+if %EP_BUILD% GEQ 22000 goto :emulation_ok
+echo setup: this environment is built for @@PLATFORM@@ (x64). Windows on ARM runs x64 programs only
+echo        from Windows 11 (build 22000); this PC runs build %EP_BUILD%. Upgrade to Windows 11, or
+echo        ask for a win-arm64 build of the environment.
+set "EP_RC=4"
+goto :finish
+:emulation_ok
+
+rem Run as administrator, %%LOCALAPPDATA%% and the default folder are the administrator's, and
+rem what is installed may not be writable by the user later. fltmc succeeds only when elevated.
+"%SystemRoot%\System32\fltmc.exe" >nul 2>&1
+if errorlevel 1 goto :not_elevated
+echo setup: warning: this window runs as administrator. The environment will belong to the
+echo        administrator's account; to install it for yourself, run setup.bat from a normal window.
+:not_elevated
 
 @@BUNDLE_SOURCE@@
+
+rem Opened from inside a zip, Explorer (%%TEMP%%\Temp1_x.zip\) or 7-Zip (%%TEMP%%\7zO...) copies
+rem this one file to a temporary folder: the rest of the bundle is not there.
+if exist "%EP_BUNDLE%@@EXPLICIT_FILE@@" goto :not_in_zip
+set "EP_T=%EP_BUNDLE:.zip\=%"
+set "EP_T=%EP_T:\7zO=%"
+if "%EP_T%"=="%EP_BUNDLE%" goto :not_in_zip
+echo setup: setup.bat was started from inside a zip file, so the rest of the bundle is missing.
+echo setup: right-click the zip file, choose "Extract All...", then run setup.bat in the extracted folder.
+set "EP_RC=5"
+goto :finish
+:not_in_zip
 
 echo setup: checking the bundle in "%EP_BUNDLE%"
 set "EP_BAD=0"
@@ -139,6 +192,17 @@ rem Substrings are taken from a padded copy: wine reads past the end of a string
 rem offset beyond it. "?" cannot be part of a path.
 set "EP_T=%EP_PREFIX%?"
 if "%EP_T:~2,1%"=="?" goto :prefix_root
+rem micromamba compiles .pyc files and runs post-link scripts through .bat files of its own that
+rem run with delayed expansion and CALL: a "!", "%%" or "^" in the prefix breaks them, and
+rem micromamba still reports success (a failed compile is a warning; of a post-link script it
+rem checks only that it started). Such a prefix is refused before anything is written.
+set "EP_T=%EP_PREFIX:!=%"
+if not "%EP_T%"=="%EP_PREFIX%" goto :prefix_chars
+set "EP_T=%EP_PREFIX:^=%"
+if not "%EP_T%"=="%EP_PREFIX%" goto :prefix_chars
+set "EP_T="
+for /f "delims=%%" %%A in ("x%EP_PREFIX%x") do set "EP_T=%%A"
+if not "%EP_T%"=="x%EP_PREFIX%x" goto :prefix_chars
 set "EP_WORK=%EP_PREFIX%.envpack-work"
 
 rem An absent or empty prefix is used as is; one left by an unfinished envpack install (it has
@@ -157,6 +221,9 @@ del /f /q "%EP_LS%" >nul 2>&1
 if defined EP_EMPTY goto :prefix_ok
 set "EP_REPLACE=an unfinished install"
 if exist "%EP_PREFIX%\.envpack-incomplete" goto :prefix_ok
+rem An install stopped while micromamba ran (Ctrl-C, window closed, power cut) leaves the work
+rem folder's marker: micromamba replaces a prefix it is given, so a marker inside would be gone.
+if exist "%EP_WORK%\.envpack-incomplete" if exist "%EP_PREFIX%\conda-meta\" goto :prefix_ok
 set "EP_REPLACE="
 if not defined EP_FORCE goto :prefix_taken
 set "EP_REPLACE=the environment"
@@ -181,13 +248,20 @@ goto :finish
 echo setup: "%EP_PREFIX%" is a drive root; name a folder, e.g. "%EP_PREFIX%\envs\@@NAME@@".
 set "EP_RC=6"
 goto :finish
+:prefix_chars
+echo setup: "%EP_PREFIX%" contains "!", "%%" or "^": micromamba's own scripts fail on these
+echo        characters without saying so. Choose a folder whose path has none of them.
+set "EP_RC=6"
+goto :finish
 :prefix_ok
 
 rem Free space, from the last line of "dir /-c" ("2 Dir(s)  N bytes free", any language), in
 rem MB (10^6 bytes) so that cmd's 32-bit arithmetic can compare it.
 for %%P in ("%EP_PREFIX%") do set "EP_DRIVE=%%~dP"
 set "EP_FREE="
-for /f "tokens=3" %%A in ('dir /-c "%EP_DRIVE%\" 2^>nul') do set "EP_FREE=%%A"
+dir /-c "%EP_DRIVE%\" >"%EP_OUT%" 2>nul
+for /f "usebackq tokens=3" %%A in ("%EP_OUT%") do set "EP_FREE=%%A"
+del /f /q "%EP_OUT%" >nul 2>&1
 if defined EP_FREE for /f "delims=0123456789" %%A in ("%EP_FREE%") do set "EP_FREE="
 if defined EP_FREE goto :space_known
 echo setup: warning: could not read the free space of %EP_DRIVE%; continuing without that check.
@@ -208,7 +282,9 @@ rem Long paths (mamba#991, constructor#1022): the longest file lands in the work
 rem cache (@@WORK_ROOM@@ characters after the prefix) or in the prefix (@@PREFIX_ROOM@@); MAX_PATH
 rem leaves 259. The setting is read, explained, and never changed.
 set "EP_LONG="
-for /f "tokens=1,3" %%A in ('reg query "HKLM\SYSTEM\CurrentControlSet\Control\FileSystem" /v LongPathsEnabled 2^>nul') do if /i "%%A"=="LongPathsEnabled" set "EP_LONG=%%B"
+reg query "HKLM\SYSTEM\CurrentControlSet\Control\FileSystem" /v LongPathsEnabled >"%EP_OUT%" 2>nul
+for /f "usebackq tokens=1,3" %%A in ("%EP_OUT%") do if /i "%%A"=="LongPathsEnabled" set "EP_LONG=%%B"
+del /f /q "%EP_OUT%" >nul 2>&1
 set "EP_T=%EP_PREFIX%@@PATH_PAD@@"
 if "%EP_T:~@@PATH_LIMIT@@,1%"=="?" goto :paths_ok
 if /i "%EP_LONG%"=="0x1" goto :paths_ok
@@ -252,6 +328,7 @@ goto :finish
 rem A fresh work folder each run: a package extracted by an earlier run would hide a damaged
 rem archive from micromamba's check. Beside the prefix, so that it is on the same drive.
 if exist "%EP_WORK%" rmdir /s /q "%EP_WORK%" >nul 2>&1
+if exist "%EP_WORK%" goto :work_failed
 mkdir "%EP_WORK%\pkgs" >nul 2>&1
 mkdir "%EP_WORK%\root" >nul 2>&1
 mkdir "%EP_WORK%\bin" >nul 2>&1
@@ -264,6 +341,10 @@ set "EP_LOG=%EP_WORK%\envpack-install.log"
 >>"%EP_LOG%" echo prefix: "%EP_PREFIX%"
 >>"%EP_LOG%" echo work folder: "%EP_WORK%"
 if not exist "%EP_LOG%" goto :work_failed
+rem The marker, before micromamba starts: until the install is complete, an interrupted run
+rem (Ctrl-C, a closed window, a power cut) is recognised by it and replaced by the next run.
+type nul >"%EP_WORK%\.envpack-incomplete"
+if not exist "%EP_WORK%\.envpack-incomplete" goto :work_failed
 
 echo setup: copying @@PACKAGE_COUNT@@ packages into the work folder
 set "EP_COPYFAIL="
@@ -274,7 +355,8 @@ echo setup: could not copy "%EP_COPYFAIL%" into "%EP_WORK%" (disk full, or no pe
 set "EP_RC=9"
 goto :finish
 :work_failed
-echo setup: could not create the work folder "%EP_WORK%" (no permission to write beside the prefix?).
+echo setup: could not create a fresh work folder "%EP_WORK%" (no permission to write beside the
+echo        prefix, or a program holds a file in it?).
 set "EP_RC=9"
 goto :finish
 :copied
@@ -289,11 +371,26 @@ rem For micromamba's run only: its root prefix and package cache in the work fol
 rem pointed at a closed port, because a package that fails its md5 is otherwise fetched again
 rem from its URL despite --offline (measured with 2.8.1); and its home in the work folder, so
 rem that its registry of environments (~\.conda\environments.txt) stays out of the profile.
+rem micromamba reads MAMBA_ROOT_PREFIX and CONDA_PKGS_DIRS as YAML ("[" + value + "]"): a ",",
+rem " #", "[" or "{" in a full path would split, cut or break it. They are therefore given
+rem relative to the work folder, micromamba's current folder for the run, which it makes absolute
+rem itself (measured with 2.8.1): no character of the user's path passes through YAML.
+rem Its temporary .bat files (pyc compilation, post-link scripts) are CALLed with an unquoted
+rem %%TMP%%: it points at the work folder's short name when that has no space.
 mkdir "%EP_WORK%\home" >nul 2>&1
+mkdir "%EP_WORK%\tmp" >nul 2>&1
+set "EP_MMTMP="
+for %%T in ("%EP_WORK%\tmp") do set "EP_MMTMP=%%~sT"
+if not "%EP_MMTMP: =%"=="%EP_MMTMP%" set "EP_MMTMP="
 setlocal
 @@MICROMAMBA_ENV@@
+if defined EP_MMTMP set "TMP=%EP_MMTMP%"
+if defined EP_MMTMP set "TEMP=%EP_MMTMP%"
+pushd "%EP_WORK%"
 @@MICROMAMBA_COMMAND@@ >"%EP_WORK%\step.log" 2>&1
-endlocal & set "EP_MMRC=%ERRORLEVEL%"
+set "EP_MMRC=%ERRORLEVEL%"
+popd
+endlocal & set "EP_MMRC=%EP_MMRC%"
 type "%EP_WORK%\step.log" >>"%EP_LOG%"
 >>"%EP_LOG%" echo micromamba exit code: %EP_MMRC%
 rem From here until success the prefix carries a marker: a rerun replaces it without /FORCE.
@@ -321,6 +418,10 @@ rem The environment's own files: micromamba (to manage it later, offline), activ
 rem that need no "shell init" and no registry, and a .condarc that keeps conda/mamba offline.
 set "EP_WRITEFAIL="
 mkdir "%EP_PREFIX%\Scripts" >nul 2>&1
+rem The install path, for activate.bat's warning when the folder has been moved.
+mkdir "%EP_PREFIX%\etc\envpack" >nul 2>&1
+>"%EP_PREFIX%\etc\envpack\install-path.txt" echo "%EP_PREFIX%"
+if not exist "%EP_PREFIX%\etc\envpack\install-path.txt" set "EP_WRITEFAIL=etc\envpack\install-path.txt"
 @@INSTALL_TOOLS@@
 rem They are the KEY|text lines at the end of setup.bat (the self-extracting file reads the
 rem setup.bat it unpacked). FOR substitutes %%B after cmd.exe has parsed the line, so the text
@@ -343,6 +444,7 @@ del /f /q "%EP_PREFIX%\.envpack-incomplete" >nul 2>&1
 echo setup: installed "@@NAME@@" into "%EP_PREFIX%".
 echo setup: start it with "%EP_PREFIX%\envpack-shell.bat" (a new cmd.exe with it active), or
 echo        CALL "%EP_PREFIX%\activate.bat" in a cmd.exe window where no environment is active.
+echo        "%EP_PREFIX%\uninstall.bat" removes it.
 set "EP_RC=0"
 goto :finish
 
@@ -386,6 +488,7 @@ rmdir /s /q "%EP_WORK%\pkgs" >nul 2>&1
 rmdir /s /q "%EP_WORK%\root" >nul 2>&1
 rmdir /s /q "%EP_WORK%\bin" >nul 2>&1
 rmdir /s /q "%EP_WORK%\home" >nul 2>&1
+rmdir /s /q "%EP_WORK%\tmp" >nul 2>&1
 del /f /q "%EP_WORK%\step.log" >nul 2>&1
 if exist "%EP_PREFIX%\envpack-install.log" rmdir /s /q "%EP_WORK%" >nul 2>&1
 if "%EP_RC%"=="0" goto :finish_console
@@ -416,8 +519,10 @@ goto :eof
 :clear_prefixed
 rem Every CONDA_* and MAMBA_* variable, whatever its name ("set X" lists those starting with X;
 rem its complaint when there are none goes to the caller's 2>nul).
-for /f "delims==" %%V in ('set CONDA_') do set "%%V="
-for /f "delims==" %%V in ('set MAMBA_') do set "%%V="
+set CONDA_ >"%EP_WORK%\vars.txt"
+set MAMBA_ >>"%EP_WORK%\vars.txt"
+for /f "usebackq delims==" %%V in ("%EP_WORK%\vars.txt") do set "%%V="
+del /f /q "%EP_WORK%\vars.txt" >nul 2>&1
 goto :eof
 
 :badfile

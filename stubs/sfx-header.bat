@@ -5,7 +5,9 @@ rem directory from the end of the FILE, so it is given the file, never stdin.
 rem The path of this file is taken now: for a file started by a relative name, cmd.exe resolves
 rem it against the current folder each time, and the extraction runs from another one.
 set "EP_SFX=%~f0"
-set "EP_DEST=%~dp0"
+for %%S in ("%EP_SFX%") do set "EP_SFX_DIR=%%~dpS"
+for %%S in ("%EP_SFX%") do set "EP_SFX_NAME=%%~nxS"
+set "EP_DEST=%EP_SFX_DIR%"
 if defined EP_EXTRACT_DIR set "EP_DEST=%EP_EXTRACT_DIR%"
 for %%D in ("%EP_DEST%") do set "EP_DEST=%%~fD"
 if "%EP_DEST:~-1%"=="\" set "EP_DEST=%EP_DEST:~0,-1%"
@@ -22,9 +24,19 @@ goto :finish
 if not exist "%EP_DEST%\" mkdir "%EP_DEST%" >nul 2>&1
 if not exist "%EP_DEST%\" goto :extract_failed
 echo setup: extracting "%~nx0" into "%EP_DEST%\@@NAME@@"
-pushd "%EP_DEST%"
-"%EP_TAR%" -xf "%EP_SFX%"
+rem Windows' tar.exe takes its arguments in the ANSI code page (a narrow main(), libarchive#2092):
+rem a path with a letter outside it (a Chinese user name on an English Windows) fails to open.
+rem It is therefore run from this file's folder, given the file by its name alone, and by
+rem default extracts there too; only a folder named with /EXTRACT is passed as a path.
+pushd "%EP_SFX_DIR%"
+if defined EP_EXTRACT_DIR goto :extract_elsewhere
+"%EP_TAR%" -xf "%EP_SFX_NAME%"
 set "EP_TARRC=%ERRORLEVEL%"
+goto :extract_done
+:extract_elsewhere
+"%EP_TAR%" -xf "%EP_SFX_NAME%" -C "%EP_DEST%"
+set "EP_TARRC=%ERRORLEVEL%"
+:extract_done
 popd
 if not "%EP_TARRC%"=="0" goto :extract_failed
 if exist "%EP_DEST%\@@NAME@@\setup.bat" goto :extracted

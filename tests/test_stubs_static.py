@@ -136,7 +136,8 @@ def test_never_writes_the_registry_path_or_autorun() -> None:
         assert "EnableDelayedExpansion" not in "\n".join(line for _, line in code_lines(text))
         assert "setlocal EnableExtensions DisableDelayedExpansion" in text
     reg = [line for _, line in code_lines(render_setup(CTX).decode()) if "reg " in line]
-    assert len(reg) == 1 and "reg query" in reg[0]
+    # LongPathsEnabled, and the build number for x64 on ARM: read, never written
+    assert len(reg) == 2 and all(line.startswith("reg query ") for line in reg)
 
 
 def test_no_goto_or_call_jumps_backward_in_the_sfx() -> None:
@@ -198,10 +199,10 @@ def test_every_inherited_variable_is_cleared_before_micromamba() -> None:
     for var in CLEARED_VARS:
         assert f'set "{var}="\r\n' in before, var
     assert "call :clear_prefixed 2>nul" in before
-    assert before.rindex(f'set "{ROOT_PREFIX_VAR}=%EP_WORK%\\root"') > before.rindex(
-        "call :clear_prefixed"
-    )
-    assert f'set "{PKGS_DIRS_VAR}=%EP_WORK%\\pkgs"' in before
+    # relative to the work folder, micromamba's current folder: no path through YAML
+    assert before.rindex(f'set "{ROOT_PREFIX_VAR}=root"') > before.rindex("call :clear_prefixed")
+    assert f'set "{PKGS_DIRS_VAR}=pkgs"' in before
+    assert before.endswith('\r\npushd "%EP_WORK%"')
     # micromamba's run only: dead proxies (no refetch of a damaged package), home in the work
     # folder (environments.txt), all inside a setlocal that ends right after it.
     scoped = before[before.rindex("setlocal\r\n") :]
@@ -210,7 +211,11 @@ def test_every_inherited_variable_is_cleared_before_micromamba() -> None:
     assert f'set "{NO_PROXY_VAR}="' in scoped
     for var in HOME_VARS:
         assert f'set "{var}=%EP_WORK%\\home"' in scoped, var
-    assert text[run:].split("\r\n")[2].startswith('endlocal & set "EP_MMRC=%ERRORLEVEL%"')
+    assert text[run:].split("\r\n")[2:5] == [
+        'set "EP_MMRC=%ERRORLEVEL%"',
+        "popd",
+        'endlocal & set "EP_MMRC=%EP_MMRC%"',
+    ]
 
 
 def test_standin_accepts_exactly_the_flags_setup_bat_uses() -> None:
@@ -238,7 +243,7 @@ def test_embedded_files_follow_the_script() -> None:
     skip = int(re.search(r"skip=(\d+) tokens=1\* delims=\|", text).group(1))  # type: ignore[union-attr]
     assert lines[skip - 1] == "rem Nothing after this line is run."
     data = [line for line in lines[skip:] if line]
-    assert all(re.match(r"^[ASC]\|", line) for line in data)
+    assert all(re.match(r"^[ASCU]\|", line) for line in data)
     for (key, _, _), (name, content) in zip(PREFIX_TEMPLATES, prefix_files(CTX), strict=True):
         mine = [line[2:] for line in data if line.startswith(key + "|")]
         assert "\n".join(mine) + "\n" == content, name
@@ -320,10 +325,13 @@ def run_rendered(
         for a in argv
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CONDA", "MAMBA"))}
-    env[ROOT_PREFIX_VAR] = str(work / "root")
-    env[PKGS_DIRS_VAR] = str(work / "pkgs")
+    text = (bundle / "setup.bat").read_bytes().decode("utf-8")
+    for var in (ROOT_PREFIX_VAR, PKGS_DIRS_VAR):
+        (value,) = re.findall(rf'^set "{var}=([^"%]*)"\r$', text, re.MULTILINE)
+        env[var] = value
     env["CONDA_OVERRIDE_WIN"] = "10.0.19045"
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    # setup.bat runs micromamba from its work folder (pushd "%EP_WORK%")
+    return subprocess.run(argv, env=env, cwd=work, capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.micromamba

@@ -53,6 +53,12 @@ NO_SHORTCUTS_FLAG = "--no-shortcuts"
 # folder in CONDA_PKGS_DIRS must exist (mamba#3218).
 ROOT_PREFIX_VAR = "MAMBA_ROOT_PREFIX"
 PKGS_DIRS_VAR = "CONDA_PKGS_DIRS"
+# libmamba reads configuration variables as YAML (`YAML::Load("[" + value + "]")`): a "," in a
+# path splits it, "[" or "{" is a fatal error, " #" cuts it. setup.bat therefore runs micromamba
+# from its work folder and gives these two relative to it; micromamba makes them absolute
+# against its current folder (measured with 2.8.1: `info` shows the work folder's root and
+# pkgs; tests/test_windows_yaml.py installs from a folder named "Reports, 2024 [v1] {b} #1").
+WORK_RELATIVE_VALUES: Mapping[str, str] = {ROOT_PREFIX_VAR: "root", PKGS_DIRS_VAR: "pkgs"}
 
 # Variables a parent shell may leak into micromamba and that would redirect it or the
 # environment's Python; setup.bat clears them inside its setlocal.
@@ -155,8 +161,17 @@ def dry_run_argv(
     return argv + list(specs)
 
 
+def setup_env(base: Mapping[str, str], work: Path) -> dict[str, str]:
+    """Exactly the environment setup.bat gives micromamba, which it runs with ``work`` as its
+    current folder: :func:`install_env` with the root prefix and package cache relative."""
+    env = install_env(base, work)
+    env.update(WORK_RELATIVE_VALUES)
+    return env
+
+
 def install_env(base: Mapping[str, str], work: Path) -> dict[str, str]:
-    """The environment setup.bat gives micromamba, for a work folder (used by the tests on Linux).
+    """setup.bat's environment for micromamba with absolute paths, for a work folder (used by the
+    tests on Linux; setup.bat itself passes root and pkgs relative, see :func:`setup_env`).
 
     ``work`` holds ``root``, ``pkgs`` and ``home``, as setup.bat lays them out.
     """

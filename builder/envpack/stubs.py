@@ -31,6 +31,7 @@ from .mamba_cli import (
     PKGS_DIRS_VAR,
     PROXY_VARS,
     ROOT_PREFIX_VAR,
+    WORK_RELATIVE_VALUES,
     install_argv,
 )
 
@@ -60,18 +61,21 @@ WORK_SUFFIX = ".envpack-work"  # the work folder is "<prefix>.envpack-work", bes
 MAX_PATH_CHARS = 259  # MAX_PATH (260) minus the terminating NUL
 
 # Processor architectures (PROCESSOR_ARCHITECTURE, or PROCESSOR_ARCHITEW6432 in a 32-bit cmd.exe)
-# that run each platform's binaries; Windows 11 on ARM runs x64 binaries by emulation.
+# that run each platform's binaries; Windows 11 on ARM runs x64 binaries by emulation, Windows 10
+# on ARM does not (setup.bat then checks the build number: X64_ON_ARM).
 ARCHITECTURES = {
     "win-64": ("AMD64", "ARM64"),
     "win-arm64": ("ARM64",),
     "win-32": ("x86", "AMD64", "ARM64"),
 }
+X64_ON_ARM = {"win-64"}
 
 # Keys of the files setup.bat writes into the prefix: (key, template, file name in the prefix).
 PREFIX_TEMPLATES = (
     ("A", "activate.bat", "activate.bat"),
     ("S", "envpack-shell.bat", "envpack-shell.bat"),
     ("C", "condarc", ".condarc"),
+    ("U", "uninstall.bat", "uninstall.bat"),
 )
 
 # Characters that cannot be made safe in a batch file: a quote ends the quoting that protects
@@ -188,10 +192,12 @@ def _micromamba_command(ctx: StubContext) -> str:
 
 
 def _micromamba_env() -> str:
-    """The variables of micromamba's run, as mamba_cli.install_env gives them on Linux."""
+    """The variables of micromamba's run, as mamba_cli.setup_env gives them on Linux: the root
+    prefix and package cache relative to the work folder, micromamba's current folder (it reads
+    both variables as YAML, which a full path cannot pass through unharmed)."""
     lines = [
-        f'set "{ROOT_PREFIX_VAR}=%EP_WORK%\\root"',
-        f'set "{PKGS_DIRS_VAR}=%EP_WORK%\\pkgs"',
+        f'set "{ROOT_PREFIX_VAR}={WORK_RELATIVE_VALUES[ROOT_PREFIX_VAR]}"',
+        f'set "{PKGS_DIRS_VAR}={WORK_RELATIVE_VALUES[PKGS_DIRS_VAR]}"',
     ]
     lines += [f'set "{var}={DEAD_PROXY}"' for var in PROXY_VARS]
     lines.append(f'set "{NO_PROXY_VAR}="')
@@ -204,7 +210,11 @@ def _arch_check(platform: str) -> str:
     if archs is None:
         # a bundle for another OS: setup.bat explains and stops at the architecture check
         return "rem not a Windows bundle: no processor can run it here"
-    return "\n".join(f'if /i "%EP_ARCH%"=="{a}" set "EP_ARCH_OK=1"' for a in archs)
+    lines = [f'if /i "%EP_ARCH%"=="{a}" set "EP_ARCH_OK=1"' for a in archs]
+    lines.append('set "EP_X64_ON_ARM="')
+    if platform in X64_ON_ARM:
+        lines.append('if /i "%EP_ARCH%"=="ARM64" set "EP_X64_ON_ARM=1"')
+    return "\n".join(lines)
 
 
 def _check_files(ctx: StubContext) -> str:
@@ -303,6 +313,7 @@ def _common_values(ctx: StubContext) -> dict[str, str]:
         "PACKAGE_COUNT": str(len(ctx.packages)),
         "DEFAULT_PREFIX": _default_prefix(ctx.default_prefix),
         "ARCH_CHECK": _arch_check(ctx.platform),
+        "EXPLICIT_FILE": _check(ctx.explicit_file.replace("/", "\\"), "explicit file"),
         "CHECK_FILES": _check_files(ctx),
         "NEED_MB": str(need_mb(ctx)),
         "PATH_LIMIT": str(limit),
