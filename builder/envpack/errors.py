@@ -60,7 +60,18 @@ class VerificationFailed(BundleError):
         self.problems = problems
 
 
+MAX_MESSAGE = 1000  # characters: one line a terminal and a log can show
+
+
 def first_line(exc: BaseException) -> str:
     """An exception's message cut to its first line (libraries often append a whole report)."""
     lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+    return summarise(lines[0]) if lines else type(exc).__name__
+
+
+def summarise(line: str, limit: int = MAX_MESSAGE) -> str:
+    """``line`` cut to ``limit`` characters, saying how much was left out: an error that names
+    20,000 packages must stay one readable line, not a third of a megabyte."""
+    if len(line) <= limit:
+        return line
+    return f"{line[: limit - 40].rstrip()} … ({len(line) - limit + 40:,} more characters)"

@@ -80,6 +80,23 @@ def lock_from_bundle(path: Path) -> tuple[Lock, dict[str, Any]]:
         return lock_from_manifest(manifest, f"{path}: {MANIFEST_NAME}"), manifest
 
 
+def reading_problems(reader: BundleReader) -> list[str]:
+    """What reading a bundle already showed to be wrong, without hashing anything: members
+    left out (unsafe names, symlinks, duplicates), members that refuse to open, a changed
+    batch header. inspect and diff report these; verify finds them and more."""
+    problems = list(reader.problems)
+    for name in reader.names():
+        why = reader.damaged(name)
+        if why:
+            problems.append(f"{name}: {why}")
+    try:
+        manifest = reader.manifest
+    except BundleError:
+        return problems
+    problems.extend(header_problems(reader, manifest))
+    return problems
+
+
 @dataclass(frozen=True)
 class RebuildInputs:
     """What besides the lock shapes a bundle's bytes, taken from an old bundle."""
@@ -168,6 +185,7 @@ def inspect_bundle(path: Path, sbom: bool = False) -> dict[str, Any]:
             "total_size": sum(r.size for r in pl.packages),
             "file_count": len(names),
             "sbom_present": SBOM_NAME in names,
+            "problems": reading_problems(reader),
         }
         if sbom:
             info["sbom"] = _read_json(reader, SBOM_NAME) if SBOM_NAME in names else None
@@ -236,6 +254,7 @@ def format_inspect(info: Mapping[str, Any], sbom: bool = False) -> str:
         f"{info.get('package_count')} packages, {human_size(int(info.get('total_size') or 0))} "
         "of packages"
     )
+    lines += problem_lines(info.get("problems") or ())
     return "\n".join(lines)
 
 
@@ -291,6 +310,9 @@ def _utc(epoch: Any) -> str | None:
 
 
 def _bundle_size(reader: BundleReader) -> int:
+    parts = getattr(reader, "parts", None)
+    if isinstance(parts, list):  # a split bundle: all its parts, not the one named
+        return sum(p.stat().st_size for p in parts)
     if reader.source.is_file():
         return reader.source.stat().st_size
     return sum(reader.size(n) for n in reader.names())
@@ -305,6 +327,38 @@ def _read_json(reader: BundleReader, name: str) -> Any:
 
 
 # --------------------------------------------------------------------------- verify
+
+
+def header_problems(reader: BundleReader, manifest: Mapping[str, Any]) -> list[str]:
+    """A self-extracting file's batch header is the code the user runs: it must be the one
+    the manifest records, byte for byte (a prepended ``powershell … | iex`` line, or bytes
+    inserted before the zip, change it)."""
+    leading = getattr(reader, "leading_bytes", None)
+    if not callable(leading):
+        return []  # an unpacked folder or a 7z: nothing runs before the files
+    data = leading()
+    if data == b"":
+        return []
+    recorded = manifest.get("sfx_header")
+    if data is None:
+        return ["batch header: over 1 MiB of data before the zip (not envpack's)"]
+    if not isinstance(recorded, dict) or "sha256" not in recorded:
+        return [
+            f"batch header: {len(data)} bytes before the zip, but {MANIFEST_NAME} records "
+            "no header to check them against (not a self-extracting envpack bundle)"
+        ]
+    size, sha256 = recorded.get("size"), str(recorded["sha256"]).lower()
+    if len(data) != size:
+        return [
+            f"batch header: {len(data)} bytes, the manifest says {size} "
+            "(bytes added or removed before the zip: do not run it)"
+        ]
+    if hashlib.sha256(data).hexdigest() != sha256:
+        return [
+            "batch header: its sha256 differs from the manifest (the script was changed: "
+            "do not run it)"
+        ]
+    return []
 
 
 def verify_bundle(path: Path) -> list[str]:
@@ -425,36 +479,7 @@ class _Verifier:
             )
 
     def _check_header(self, manifest: Mapping[str, Any]) -> None:
-        """A self-extracting file's batch header is the code the user runs: it must be the one
-        the manifest records, byte for byte (a prepended ``powershell … | iex`` line, or bytes
-        inserted before the zip, change it)."""
-        leading = getattr(self.reader, "leading_bytes", None)
-        if not callable(leading):
-            return  # an unpacked folder or a 7z: nothing runs before the files
-        data = leading()
-        if data == b"":
-            return
-        recorded = manifest.get("sfx_header")
-        if data is None:
-            self.problems.append("batch header: over 1 MiB of data before the zip (not envpack's)")
-            return
-        if not isinstance(recorded, dict) or "sha256" not in recorded:
-            self.problems.append(
-                f"batch header: {len(data)} bytes before the zip, but {MANIFEST_NAME} records "
-                "no header to check them against (not a self-extracting envpack bundle)"
-            )
-            return
-        size, sha256 = recorded.get("size"), str(recorded["sha256"]).lower()
-        if len(data) != size:
-            self.problems.append(
-                f"batch header: {len(data)} bytes, the manifest says {size} "
-                "(bytes added or removed before the zip: do not run it)"
-            )
-        elif hashlib.sha256(data).hexdigest() != sha256:
-            self.problems.append(
-                "batch header: its sha256 differs from the manifest (the script was changed: "
-                "do not run it)"
-            )
+        self.problems.extend(header_problems(self.reader, manifest))
 
     def _digest(self, name: str) -> _Digest | None:
         if name in self.digests:
@@ -676,6 +701,7 @@ class DiffResult:
     changed: tuple[tuple[LockedPackage, LockedPackage], ...] = ()
     unchanged: int = 0
     micromamba: tuple[str, str] | None = None  # (old, new) when they differ
+    problems: tuple[str, ...] = ()  # what reading either side showed to be wrong
 
     @property
     def empty(self) -> bool:
@@ -703,11 +729,13 @@ class DiffResult:
             ],
             "unchanged": self.unchanged,
             "micromamba": list(self.micromamba) if self.micromamba else None,
+            "problems": list(self.problems),
         }
 
 
-def load_any(path: Path, platform: str | None = None) -> Lock:
-    """A bundle's lock, or a lock file of any kind :mod:`envpack.imports` reads."""
+def load_any(path: Path, platform: str | None = None) -> tuple[Lock, list[str]]:
+    """A bundle's lock, or a lock file of any kind :mod:`envpack.imports` reads, with what
+    reading a bundle showed to be wrong with it (see :func:`reading_problems`)."""
     from .imports import detect_lock_kind, load_lock_file
 
     path = Path(path)
@@ -715,15 +743,17 @@ def load_any(path: Path, platform: str | None = None) -> Lock:
         raise EnvpackError(f"{path}: no such bundle or lock file")
     # Bundles first: their probes read a few bytes, while a lock is recognised by reading text.
     if is_bundle(path):
-        return lock_from_bundle(path)[0]
+        with open_bundle(path) as reader:
+            lock = lock_from_manifest(reader.manifest, f"{path}: {MANIFEST_NAME}")
+            return lock, [f"{path}: {p}" for p in reading_problems(reader)]
     if detect_lock_kind(path) is not None:
-        return load_lock_file(path, platform)
+        return load_lock_file(path, platform), []
     raise EnvpackError(f"{path}: neither a bundle nor a lock file envpack reads")
 
 
 def diff(a: Path, b: Path, platform: str | None = None) -> DiffResult:
     """Packages added, removed and changed from ``a`` to ``b`` (bundles or lock files)."""
-    lock_a, lock_b = load_any(a), load_any(b)
+    (lock_a, problems_a), (lock_b, problems_b) = load_any(a), load_any(b)
     pa, pb = _pick_platforms(lock_a, lock_b, platform, a, b)
     old = {r.name: r for r in lock_a.platforms[pa].packages}
     new = {r.name: r for r in lock_b.platforms[pb].packages}
@@ -740,6 +770,7 @@ def diff(a: Path, b: Path, platform: str | None = None) -> DiffResult:
         changed=changed,
         unchanged=len(set(old) & set(new)) - len(changed),
         micromamba=mm if mm[0] != mm[1] and mm[0] and mm[1] else None,
+        problems=(*problems_a, *problems_b),
     )
 
 
@@ -814,7 +845,16 @@ def format_diff(result: DiffResult) -> str:
             f"{len(result.added)} added, {len(result.removed)} removed, "
             f"{len(result.changed)} changed, {result.unchanged} unchanged"
         )
+    lines += problem_lines(result.problems)
     return "\n".join(lines)
+
+
+def problem_lines(problems: Sequence[str]) -> list[str]:
+    """The problems inspect and diff noticed, for the terminal (verify lists them all)."""
+    if not problems:
+        return []
+    head = f"PROBLEMS ({len(problems)}; run envpack verify for a full check):"
+    return ["", head, *(f"  ! {p}" for p in problems)]
 
 
 def _label(r: LockedPackage, other_subdir: str) -> str:
