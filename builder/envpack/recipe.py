@@ -101,7 +101,7 @@ def show(value: Any) -> str:
     return " ".join(_SHOW.repr(value).split())
 
 
-def summarise(items: list[str], limit: int = MAX_SHOWN) -> str:
+def summarise_items(items: list[str], limit: int = MAX_SHOWN) -> str:
     """``a, b, c`` or ``a, b, c … and 19,990 more``: an error line stays one short line."""
     shown = ", ".join(items[:limit])
     rest = len(items) - limit
@@ -191,7 +191,8 @@ def _str_list(value: Any, key: str, path: Path) -> list[str]:
     if bad:
         raise RecipeError(
             f"{path}: {key!r} must be a list of strings without control characters; "
-            f"{len(bad):,} {'entry is' if len(bad) == 1 else 'entries are'} not: {summarise(bad)}"
+            f"{len(bad):,} {'entry is' if len(bad) == 1 else 'entries are'} not: "
+            f"{summarise_items(bad)}"
         )
     return out
 
