@@ -60,7 +60,7 @@ for %%F in ("%_ENVPACK_OUT%") do set "_ENVPACK_N=%%~zF"
 for %%F in ("%_ENVPACK_OUT%.add") do set /a "_ENVPACK_N+=%%~zF-10"
 del /f /q "%_ENVPACK_OUT%.add" >nul 2>&1
 if %_ENVPACK_N% GTR 8000 goto :_envpack_too_long
-for /f "usebackq tokens=1* delims==" %%A in ("%_ENVPACK_OUT%") do set "PATH=%_ENVPACK_ADD%;%%B"
+for /f "usebackq tokens=1* delims==" %%K in ("%_ENVPACK_OUT%") do set "PATH=%_ENVPACK_ADD%;%%L"
 goto :_envpack_path_set
 :_envpack_no_path
 set "PATH=%_ENVPACK_ADD%"

@@ -355,8 +355,8 @@ echo setup: could not copy "%EP_COPYFAIL%" into "%EP_WORK%" (disk full, or no pe
 set "EP_RC=9"
 goto :finish
 :work_failed
-echo setup: could not create a fresh work folder "%EP_WORK%" (no permission to write beside the
-echo        prefix, or a program holds a file in it?).
+echo setup: could not create the work folder "%EP_WORK%" (no permission to write beside the
+echo        prefix, or a program still holds a file in an old one?).
 set "EP_RC=9"
 goto :finish
 :copied

@@ -26,15 +26,16 @@ if not exist "%EP_DEST%\" goto :extract_failed
 echo setup: extracting "%~nx0" into "%EP_DEST%\@@NAME@@"
 rem Windows' tar.exe takes its arguments in the ANSI code page (a narrow main(), libarchive#2092):
 rem a path with a letter outside it (a Chinese user name on an English Windows) fails to open.
-rem It is therefore run from this file's folder, given the file by its name alone, and by
-rem default extracts there too; only a folder named with /EXTRACT is passed as a path.
-pushd "%EP_SFX_DIR%"
+rem By default it therefore runs in this file's folder, given the file by its name alone. With
+rem /EXTRACT it runs in that folder and is given this file's full path (the user chose the place).
 if defined EP_EXTRACT_DIR goto :extract_elsewhere
+pushd "%EP_SFX_DIR%"
 "%EP_TAR%" -xf "%EP_SFX_NAME%"
 set "EP_TARRC=%ERRORLEVEL%"
 goto :extract_done
 :extract_elsewhere
-"%EP_TAR%" -xf "%EP_SFX_NAME%" -C "%EP_DEST%"
+pushd "%EP_DEST%"
+"%EP_TAR%" -xf "%EP_SFX%"
 set "EP_TARRC=%ERRORLEVEL%"
 :extract_done
 popd
