@@ -141,8 +141,17 @@ def recipe_error(tmp_path: Path, text: str, name: str = "r.yaml") -> str:
             "'name' must be a string (a safe file name such as 'python312'), found a list ([1, 2])",
         ),
         (
-            "name: 2024\n" + BASE,
-            "'name' must be a string (a safe file name such as 'python312'), found a number (2024)",
+            BASE + "envpack:\n  shortcuts: no\n",
+            "'envpack.shortcuts' must be true or false (unquoted), found a string ('no')",
+        ),
+        (
+            BASE + "envpack:\n  micromamba: 2.10\n",
+            "'envpack.micromamba' must be a version spec string such as '>=2.7', "
+            "found a number (2.10)",
+        ),
+        (
+            "name: true\n" + BASE,
+            "'name' must be a string (a safe file name such as 'python312'), found a boolean (true)",
         ),
         (
             BASE + "variables: {A: [1, 2]}\n",
@@ -262,14 +271,16 @@ def test_name_must_be_a_safe_file_name(tmp_path: Path, name: str, problem: str) 
     message = recipe_error(
         tmp_path, f'name: "{name}"\n' + BASE if "\\" in name else f"name: {name}\n" + BASE
     )
-    assert " (from 'name') is not a safe file name: " + problem + "; use letters, digits" in message
+    assert (
+        " (from 'name') is not a valid folder name: " + problem + "; use letters, digits" in message
+    )
     assert message.startswith("environment name ")
 
 
 def test_name_from_an_unsafe_file_name_is_refused(tmp_path: Path) -> None:
     message = recipe_error(tmp_path, BASE, name="con.yaml")
     assert message == (
-        "environment name 'con' (from the file name 'con.yaml') is not a safe file name: "
+        "environment name 'con' (from the file name 'con.yaml') is not a valid folder name: "
         "it is a reserved Windows device name; use letters, digits, '-', '_' and '.'"
     )
 
@@ -281,7 +292,7 @@ def test_good_values_of_every_field(tmp_path: Path) -> None:
     path.write_text(
         "name: my-env_1.2\nchannels: [conda-forge]\ndependencies: [python=3.12]\n"
         "variables: {A: 'x & y', N: 10, F: 1.5}\n"
-        "envpack:\n  shortcuts: yes\n  solver: micromamba\n  format: 7z\n  split: 700M\n"
+        "envpack:\n  shortcuts: true\n  solver: micromamba\n  format: 7z\n  split: 700M\n"
         "  micromamba: '>=2.7'\n  prefix: '%LOCALAPPDATA%\\envs\\x'\n"
         "  virtual_packages: {__win: 10.0, __cuda: '12.4', __archspec: null}\n"
         "  post_install: ['scripts\\go.bat']\n"
@@ -299,7 +310,7 @@ def test_good_values_of_every_field(tmp_path: Path) -> None:
 
 def test_shortcuts_false_and_absent(tmp_path: Path) -> None:
     path = tmp_path / "r.yaml"
-    path.write_text(BASE + "envpack:\n  shortcuts: no\n")
+    path.write_text(BASE + "envpack:\n  shortcuts: false\n")
     assert load_recipe(path).shortcuts is False
     path.write_text(BASE)
     assert load_recipe(path).shortcuts is False
@@ -346,7 +357,7 @@ def test_huge_values_are_shown_short(tmp_path: Path) -> None:
     assert message.startswith("'name' must be a string (a safe file name such as 'python312'), ")
     message = recipe_error(tmp_path, "name: " + "y" * 1_000_000 + "\n" + BASE)
     assert message.endswith(
-        "(from 'name') is not a safe file name: it is 1,000,000 characters long (at most 100); "
+        "(from 'name') is not a valid folder name: it is 1,000,000 characters long (at most 100); "
         "use letters, digits, '-', '_' and '.'"
     )
     assert len(message) < 300
@@ -365,3 +376,48 @@ def test_unknown_key_that_is_not_a_string(tmp_path: Path) -> None:
         "unknown key 1 in the recipe; valid keys: name, channels, dependencies, platforms, "
         "envpack, prefix, variables"
     )
+
+
+@pytest.mark.parametrize(
+    ("written", "name"),
+    [
+        ("off", "off"),
+        ("no", "no"),
+        ("Yes", "Yes"),
+        ("2024", "2024"),
+        ("1.10", "1.10"),
+        ("'007'", "007"),
+        ("1:20", "1:20"),
+    ],
+)
+def test_names_yaml_11_would_change(tmp_path: Path, written: str, name: str) -> None:
+    """YAML 1.2 as conda reads it: ``off`` is a word and 1.10 keeps its zero (not false, 1.1)."""
+    path = tmp_path / "r.yaml"
+    path.write_text(f"name: {written}\n" + BASE)
+    if ":" in name:
+        with pytest.raises(RecipeError, match="it holds :"):
+            load_recipe(path)
+    else:
+        assert load_recipe(path).name == name
+
+
+def test_numbers_keep_their_written_text(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        BASE + "variables: {V: 1.10, M: 0755, H: 0x1F, T: 1:20, ON: on, E: 1e3}\n"
+        "envpack:\n  virtual_packages: {__cuda: 12.10}\n  split: 700\n"
+    )
+    with pytest.raises(RecipeError, match="split size 700 is under the 1 MiB minimum"):
+        load_recipe(path)
+    path.write_text(path.read_text().replace("split: 700", "split: 1048576"))
+    recipe = load_recipe(path)
+    assert recipe.variables == {
+        "V": "1.10",
+        "M": "0755",
+        "H": "0x1F",
+        "T": "1:20",
+        "ON": "on",
+        "E": "1e3",
+    }
+    assert recipe.virtual_packages == {"__cuda": "12.10"}
+    assert recipe.split == "1048576"

@@ -96,6 +96,64 @@ _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DRIVE = re.compile(r"[A-Za-z]:")
 
 
+class _Int(int):
+    """A YAML integer that remembers how it was written (``0755``, ``0x1F``)."""
+
+    text: str
+
+
+class _Float(float):
+    """A YAML float that remembers how it was written (``1.10`` is not ``1.1`` as a version)."""
+
+    text: str
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    text = str(loader.construct_scalar(node))
+    out = _Int(int(text, 0) if text[:2].lower() in ("0o", "0x") else int(text))
+    out.text = text
+    return out
+
+
+def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
+    text = str(loader.construct_scalar(node))
+    out = _Float(text.lower().replace(".inf", "inf").replace(".nan", "nan"))
+    out.text = text
+    return out
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2's core schema, as conda reads environment.yml: ``no``, ``off``, ``yes`` and ``on``
+    stay words and ``1:20`` stays text (YAML 1.1 made them false, true and 80), so ``name: off``
+    is the environment "off"; only true/false are booleans. Numbers keep their written text."""
+
+
+_BOOL, _INTEGER, _FLOAT = (f"tag:yaml.org,2002:{t}" for t in ("bool", "int", "float"))
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL, _INTEGER, _FLOAT)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), None)
+_Loader.add_implicit_resolver(
+    _INTEGER, re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
+)
+_Loader.add_implicit_resolver(
+    _FLOAT,
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+.0123456789"),
+)
+_Loader.add_constructor(_INTEGER, _construct_int)
+_Loader.add_constructor(_FLOAT, _construct_float)
+
+
+def _number_text(value: int | float) -> str:
+    """A number as the recipe wrote it (``str()`` would turn ``1.10`` into ``1.1``)."""
+    return getattr(value, "text", None) or str(value)
+
+
 def show(value: Any) -> str:
     """A short, one-line ``repr`` of anything a recipe holds (a value may be megabytes long)."""
     return " ".join(_SHOW.repr(value).split())
@@ -113,8 +171,10 @@ def _type_name(value: Any) -> str:
         return "nothing (null)"
     if isinstance(value, bool):
         return f"a boolean ({str(value).lower()})"
-    kinds = {str: "a string", int: "a number", float: "a number", list: "a list", dict: "a mapping"}
-    kind = kinds.get(type(value), f"a YAML {type(value).__name__}")
+    if isinstance(value, (int, float)):
+        return f"a number ({show(_number_text(value))[1:-1]})"
+    kinds = ((str, "a string"), ((int, float), "a number"), (list, "a list"), (dict, "a mapping"))
+    kind = next((k for t, k in kinds if isinstance(value, t)), f"a YAML {type(value).__name__}")
     return f"{kind} ({show(value)})"
 
 
@@ -146,7 +206,7 @@ def load_yaml(path: Path) -> Any:
     except OSError as exc:
         raise RecipeError(f"{path}: cannot read ({exc.strerror})") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_Loader)  # a SafeLoader: no Python tags
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -212,7 +272,7 @@ def _mapping(value: Any, key: str, path: Path, *, none_ok: bool) -> dict[str, st
         if v is None and none_ok:
             out[k] = None
         elif isinstance(v, (int, float)) and not isinstance(v, bool):
-            out[k] = str(v)
+            out[k] = _number_text(v)
         elif isinstance(v, str):
             out[k] = _string(v, where, path)
         else:
@@ -263,12 +323,14 @@ def _name(data: dict[Any, Any], path: Path) -> str:
         name, origin = path.stem, f"the file name {path.name!r}"
     elif isinstance(given, str):
         name, origin = given, "'name'"
+    elif isinstance(given, (int, float)) and not isinstance(given, bool):
+        name, origin = _number_text(given), "'name'"
     else:
         raise _wrong(path, "name", given, "a string (a safe file name such as 'python312')")
     problem = name_problem(name)
     if problem:
         raise RecipeError(
-            f"{path}: environment name {show(name)} (from {origin}) is not a safe file name: "
+            f"{path}: environment name {show(name)} (from {origin}) is not a valid folder name: "
             f"{problem}; use letters, digits, '-', '_' and '.'"
         )
     return name
@@ -305,7 +367,7 @@ def _split(value: Any, path: Path) -> str | None:
         raise _wrong(path, "envpack.split", value, "a size such as 700M, 4000M, 1G or fat32")
     from .formats import parse_size
 
-    text = str(value)
+    text = value if isinstance(value, str) else _number_text(value)
     try:
         parse_size(text[:100])
     except RecipeError as exc:
