@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import re
 import socket
@@ -46,12 +45,23 @@ from . import __version__
 from .channels import Channel, credentialed_url, file_url_to_path, redact
 from .errors import ChecksumError, DownloadError, EnvpackError
 from .lock import LockedPackage
-from .partfile import EntryLock, Hashes, Stopped, forget, read_verified, write_verified
+from .partfile import (
+    CHUNK,
+    Digest,
+    EntryLock,
+    Hashes,
+    Stopped,
+    forget,
+    hash_file,
+    matches_key,
+    mismatch,
+    read_verified,
+    write_verified,
+)
 
 if TYPE_CHECKING:
     import httpx
 
-CHUNK = 1 << 20
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 MIN_RATE = 1024  # bytes per second, averaged over `timeout` seconds
 DEFAULT_MAX_SIZE = 4 << 30
@@ -113,23 +123,6 @@ def _incomplete(record: LockedPackage) -> bool:
     """Imported records may lack a size, a sha256 (``@EXPLICIT`` with md5) or an md5 (``conda list
     --explicit --sha256``); the download completes them, and env.txt needs the md5."""
     return not (record.sha256 and record.md5 and record.size)
-
-
-class _Digest:
-    """sha256 and md5 of everything written: every hash a record may carry is checked."""
-
-    def __init__(self) -> None:
-        self.sha256 = hashlib.sha256()
-        self.md5 = hashlib.md5(usedforsecurity=False)
-        self.size = 0
-
-    def update(self, chunk: bytes) -> None:
-        self.sha256.update(chunk)
-        self.md5.update(chunk)
-        self.size += len(chunk)
-
-    def hashes(self) -> Hashes:
-        return Hashes(self.size, self.sha256.hexdigest(), self.md5.hexdigest())
 
 
 def ssl_context() -> ssl.SSLContext:
@@ -315,16 +308,16 @@ class Fetcher:
         known = read_verified(dest)
         if known is None or self.options.verify_cache:
             # A cache from before envpack kept hashes, or --verify-cache: hash the file, once.
-            measured = _hash_file(dest)
-            if (known is not None and measured != known) or not _matches_key(dest, measured):
+            measured = hash_file(dest)
+            if (known is not None and measured != known) or not matches_key(dest, measured):
                 forget(dest)  # not the file its path promises: fetch it again
                 return False
             if known is None:
                 write_verified(dest, measured)
             known = measured
-        mismatch = _mismatch(record, known)
-        if mismatch:
-            want, got = mismatch
+        wrong = mismatch(record, known)
+        if wrong:
+            want, got = wrong
             raise ChecksumError(
                 f"{record.fn}: the lock records {want}, but the cached file with its sha256 has "
                 f"{got}; the lock is inconsistent: lock again"
@@ -350,7 +343,7 @@ class Fetcher:
     def _copy_local(self, record: LockedPackage, src: Path, entry: EntryLock) -> None:
         if not src.is_file():
             raise DownloadError(f"{record.fn}: not found in local channel ({src})")
-        digest = _Digest()
+        digest = Digest()
         limit = record.size or self.max_size
         try:
             with src.open("rb") as fin, entry.part.open("wb") as fout:
@@ -406,9 +399,9 @@ class Fetcher:
                 continue
             return
 
-    def _resume(self, record: LockedPackage, entry: EntryLock) -> _Digest:
+    def _resume(self, record: LockedPackage, entry: EntryLock) -> Digest:
         """The digest of what the part file already holds (a killed run's bytes)."""
-        digest = _Digest()
+        digest = Digest()
         if not entry.part.is_file():
             return digest
         with entry.part.open("rb") as fh:
@@ -416,13 +409,11 @@ class Fetcher:
                 digest.update(chunk)
         if digest.size > (record.size or self.max_size) or digest.size == 0:
             entry.part.unlink()
-            return _Digest()
+            return Digest()
         self.progress.advance(digest.size)
         return digest
 
-    def _stream(
-        self, url: str, entry: EntryLock, digest: _Digest, record: LockedPackage
-    ) -> _Digest:
+    def _stream(self, url: str, entry: EntryLock, digest: Digest, record: LockedPackage) -> Digest:
         """Append the rest of the file to the part file; return the digest of the whole part."""
         import httpx
 
@@ -440,7 +431,7 @@ class Fetcher:
                 if resp.status_code == 200 and have:
                     # The server ignored the Range header: start over.
                     entry.part.unlink()
-                    digest = _Digest()
+                    digest = Digest()
                 length = resp.headers.get("Content-Length", "")
                 if length.isdigit() and resp.headers.get("Content-Encoding", "identity") in (
                     "identity",
@@ -462,8 +453,7 @@ class Fetcher:
                 ) from None
             if isinstance(exc, httpx.TimeoutException):
                 raise _Retryable(
-                    f"no data for {self.options.timeout:g} s ({type(exc).__name__}; "
-                    "see --timeout)",
+                    f"no data for {self.options.timeout:g} s ({type(exc).__name__}; see --timeout)",
                     stalled=True,
                 ) from None
             raise _Retryable(
@@ -523,7 +513,7 @@ class Fetcher:
         self,
         resp: httpx.Response,
         entry: EntryLock,
-        digest: _Digest,
+        digest: Digest,
         record: LockedPackage,
         public: str,
     ) -> None:
@@ -553,14 +543,12 @@ class Fetcher:
         except OSError as exc:
             raise _disk_error(exc, entry.part) from None
 
-    def _finish(
-        self, record: LockedPackage, entry: EntryLock, digest: _Digest, source: str
-    ) -> None:
+    def _finish(self, record: LockedPackage, entry: EntryLock, digest: Digest, source: str) -> None:
         hashes = digest.hashes()
-        mismatch = _mismatch(record, hashes)
-        if mismatch:
+        wrong = mismatch(record, hashes)
+        if wrong:
             entry.discard_part()
-            want, got = mismatch
+            want, got = wrong
             raise ChecksumError(
                 f"checksum mismatch for {record.fn} from {redact(source)}: expected {want}, "
                 f"got {got}; the file is corrupt or the channel changed it: lock again"
@@ -597,28 +585,3 @@ def _adopt_old_part(entry: EntryLock) -> None:
         if pattern.fullmatch(old.name):
             os.replace(old, entry.part)
             return
-
-
-def _hash_file(path: Path) -> Hashes:
-    digest = _Digest()
-    with path.open("rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hashes()
-
-
-def _matches_key(dest: Path, hashes: Hashes) -> bool:
-    """Whether the file is the one its cache folder (``<sha256>`` or ``md5-<md5>``) names."""
-    key = dest.parent.name
-    return key == (f"md5-{hashes.md5}" if key.startswith("md5-") else hashes.sha256)
-
-
-def _mismatch(record: LockedPackage, hashes: Hashes) -> tuple[str, str] | None:
-    """(expected, got) for the first of size, sha256, md5 that ``hashes`` gets wrong, else None."""
-    if record.size and hashes.size != record.size:
-        return f"size {record.size}", f"size {hashes.size}"
-    if record.sha256 and hashes.sha256 != record.sha256:
-        return f"sha256 {record.sha256}", f"sha256 {hashes.sha256}"
-    if record.md5 and hashes.md5 != record.md5:
-        return f"md5 {record.md5}", f"md5 {hashes.md5}"
-    return None

@@ -1,4 +1,5 @@
-"""One cache entry's files: the package, its part file, its lock and its verified hashes.
+"""One cache entry's files (the package, its part file, its lock, its verified hashes) and the
+hashing that checks them.
 
 For ``<cache>/pkgs/<key>/<fn>`` (``<key>`` is the record's sha256, so every name here is chosen by
 content, not by process):
@@ -15,6 +16,7 @@ content, not by process):
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import sys
@@ -22,6 +24,9 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from .lock import LockedPackage
+
+CHUNK = 1 << 20
 POLL = 0.1  # seconds between attempts to take a lock another build holds
 
 
@@ -30,6 +35,23 @@ class Hashes:
     size: int
     sha256: str
     md5: str
+
+
+class Digest:
+    """sha256 and md5 of everything written: every hash a record may carry is checked."""
+
+    def __init__(self) -> None:
+        self.sha256 = hashlib.sha256()
+        self.md5 = hashlib.md5(usedforsecurity=False)
+        self.size = 0
+
+    def update(self, chunk: bytes) -> None:
+        self.sha256.update(chunk)
+        self.md5.update(chunk)
+        self.size += len(chunk)
+
+    def hashes(self) -> Hashes:
+        return Hashes(self.size, self.sha256.hexdigest(), self.md5.hexdigest())
 
 
 def part_path(dest: Path) -> Path:
@@ -67,6 +89,31 @@ def forget(dest: Path) -> None:
     """Drop a cached package that turned out not to be what its path promises."""
     dest.unlink(missing_ok=True)
     verified_path(dest).unlink(missing_ok=True)
+
+
+def hash_file(path: Path) -> Hashes:
+    digest = Digest()
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hashes()
+
+
+def matches_key(dest: Path, hashes: Hashes) -> bool:
+    """Whether the file is the one its cache folder (``<sha256>`` or ``md5-<md5>``) names."""
+    key = dest.parent.name
+    return key == (f"md5-{hashes.md5}" if key.startswith("md5-") else hashes.sha256)
+
+
+def mismatch(record: LockedPackage, hashes: Hashes) -> tuple[str, str] | None:
+    """(expected, got) for the first of size, sha256, md5 that ``hashes`` gets wrong, else None."""
+    if record.size and hashes.size != record.size:
+        return f"size {record.size}", f"size {hashes.size}"
+    if record.sha256 and hashes.sha256 != record.sha256:
+        return f"sha256 {record.sha256}", f"sha256 {hashes.sha256}"
+    if record.md5 and hashes.md5 != record.md5:
+        return f"md5 {record.md5}", f"md5 {hashes.md5}"
+    return None
 
 
 class Stopped(Exception):
