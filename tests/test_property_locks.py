@@ -20,7 +20,14 @@ from hypothesis import strategies as st
 from envpack.errors import EnvpackError
 from envpack.imports import load_lock_file
 from envpack.lock import Lock, read_lock
-from property_mutations import bounded, hostile_text, mutated_bytes, plain_file_name, tree
+from property_mutations import (
+    bounded,
+    hostile_text,
+    mutated_bytes,
+    peak_memory,
+    plain_file_name,
+    tree,
+)
 
 CH = "https://conda.anaconda.org/conda-forge"
 SHA_A = "db8dead3dd30fb1a032737554ce91e2819b43496a0db09927edf01c32b577450"
@@ -146,7 +153,8 @@ def check(file_name: str, text: bytes) -> None:
             readers.append(lambda: read_lock(path))
         for read in readers:
             try:
-                lock = read()
+                with peak_memory(precise=False):
+                    lock = read()
             except EnvpackError as exc:
                 assert str(exc).strip(), "an error without a message"
             else:

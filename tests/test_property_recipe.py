@@ -18,7 +18,14 @@ from hypothesis import strategies as st
 
 from envpack.errors import EnvpackError
 from envpack.recipe import Recipe, load_recipe
-from property_mutations import bounded, hostile_text, mutated_bytes, plain_file_name, tree
+from property_mutations import (
+    bounded,
+    hostile_text,
+    mutated_bytes,
+    peak_memory,
+    plain_file_name,
+    tree,
+)
 
 VALID = b"""\
 name: demo
@@ -128,7 +135,8 @@ def check(text: bytes) -> None:
         path.write_bytes(text)
         before = tree(folder)
         try:
-            recipe = load_recipe(path)
+            with peak_memory(precise=False):
+                recipe = load_recipe(path)
         except EnvpackError as exc:
             assert str(exc).strip(), "an error without a message"
         else:
