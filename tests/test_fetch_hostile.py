@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from envpack.download import Fetcher, FetchOptions
 from envpack.errors import ChecksumError, DownloadError
@@ -445,3 +446,96 @@ def test_a_failed_download_gives_the_cursor_back(
     assert stderr.rindex(show) > stderr.rindex(hide)  # ...and the cursor shown again
     assert f"envpack: error: {pkgs[2].name}: not found (HTTP 404)" in stderr
     assert (tmp_path / "out.txt").read_text() == ""
+
+
+# --------------------------------------------------------------------------- 5: every lock format
+
+
+def token_lock(kind: str, tmp_path: Path, shared: Path) -> Path:
+    """A lock of ``kind`` whose package URLs carry /t/tk-SECRET/ (and, for @EXPLICIT, a
+    password on a second channel)."""
+    from envpack.lock import Lock, PlatformLock, write_lock
+
+    pkg = "https://example.invalid/chan/win-64/zz-1.0-0.conda"
+    path = tmp_path / f"{kind}.lock"
+    if kind == "explicit":
+        path.write_text(
+            "@EXPLICIT\n"
+            "https://example.invalid/t/tk-SECRET/chan/win-64/zz-1.0-0.conda#" + "a" * 32 + "\n"
+            "https://u:SECRET@mirror.invalid/other/noarch/yy-1.0-0.tar.bz2#" + "b" * 32 + "\n"
+        )
+    elif kind == "conda-lock":
+        entry = {
+            "name": "zz", "version": "1.0", "manager": "conda", "platform": "win-64",
+            "dependencies": {}, "hash": {"md5": "a" * 32},
+            "url": "https://example.invalid/t/tk-SECRET/chan/win-64/zz-1.0-0.conda",
+        }  # fmt: skip
+        meta = {"channels": [{"url": "https://example.invalid/t/tk-SECRET/chan"}]}
+        data = {"version": 1, "metadata": {**meta, "platforms": ["win-64"]}, "package": [entry]}
+        path.write_text(yaml.safe_dump(data))
+    elif kind == "envpack":
+        rec = LockedPackage(
+            "zz", "1.0", "0", 0, "win-64", "zz-1.0-0.conda", pkg,
+            "https://example.invalid/chan", "c" * 64, "a" * 32, 10,
+        )  # fmt: skip
+        write_lock(Lock(name="x", platforms={"win-64": PlatformLock("win-64", (rec,))}), path)
+        text = path.read_text().replace(
+            "example.invalid/chan/", "example.invalid/t/tk-SECRET/chan/"
+        )
+        assert "tk-SECRET" in text
+        path.write_text(text)
+    else:
+        original = (shared / "locks" / "pixi-simple-python.lock").read_text()
+        text = original.replace("conda.anaconda.org/conda-forge/", "h.invalid/t/tk-SECRET/cf/")
+        assert text != original
+        path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["explicit", "conda-lock", "envpack", "pixi"])
+def test_secret_channels_of_every_lock_format(kind: str, tmp_path: Path) -> None:
+    from envpack.channels import credentialed_url
+    from envpack.imports import load_lock_file, secret_channels
+
+    from channel_factory import SHARED_DATA
+
+    if kind == "pixi" and not SHARED_DATA.is_dir():
+        pytest.skip(f"shared test data not found at {SHARED_DATA} (only in the project's CI)")
+    path = token_lock(kind, tmp_path, SHARED_DATA)
+    lock = load_lock_file(path, "win-64")
+    channels = secret_channels(path)
+    assert channels and all("SECRET" not in c.given and "SECRET" not in repr(c) for c in channels)
+    records = lock.platforms["win-64"].packages
+    assert records
+    for r in records:
+        assert "SECRET" not in r.url + r.channel  # the lock keeps no secret...
+        rebuilt = credentialed_url(r.url, channels)  # ...the download gets it back
+        assert "/t/tk-SECRET/" in rebuilt or "u:SECRET@" in rebuilt, rebuilt
+    if kind == "explicit":
+        assert sorted(credentialed_url(r.url, channels) for r in records) == [
+            "https://example.invalid/t/tk-SECRET/chan/win-64/zz-1.0-0.conda",
+            "https://u:SECRET@mirror.invalid/other/noarch/yy-1.0-0.tar.bz2",
+        ]
+
+
+def test_disk_full_deletes_the_part(
+    pkgs: list[Path], hostile: HostileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    import envpack.partfile
+
+    calls = []
+    real = envpack.partfile.Digest.update
+
+    def full_after_one_chunk(self: object, chunk: bytes) -> None:
+        calls.append(len(chunk))
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(self, chunk)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(envpack.partfile.Digest, "update", full_after_one_chunk)
+    rec = record(pkgs[0], hostile.url)
+    with pytest.raises(Exception, match="disk full while writing"):
+        fetcher(tmp_path / "cache").fetch(rec)
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]

@@ -233,6 +233,8 @@ class Fetcher:
             if self._client is not None:
                 self._client.close()
                 self._client = None
+            with self._lock:
+                self._sockets.clear()
         results: dict[LockedPackage, Path] = {}
         for rep, path in fetched.items():
             full = self.completed.get(rep, rep)
