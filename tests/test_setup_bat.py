@@ -9,24 +9,20 @@ line, environment and working folder micromamba would see, and refuses what micr
 from __future__ import annotations
 
 import json
+import ntpath
+import re
 import shutil
+import socket
+import subprocess
+import time
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+import yaml
 
-from envpack.mamba_cli import (
-    CLEARED_VARS,
-    DEAD_PROXY,
-    HOME_VARS,
-    NO_PROXY_VAR,
-    PKGS_DIRS_VAR,
-    PROXY_VARS,
-    ROOT_PREFIX_VAR,
-    install_argv,
-)
 from envpack.stubs import StubContext, prefix_files, render_setup
 from wine import (
     POST_INSTALL_NAME,
@@ -45,9 +41,11 @@ pytestmark = pytest.mark.wine
 
 # cmd.exe's troublemakers in a folder name: space, &, (x86), !, ^ and a non-ASCII letter
 AWKWARD_BUNDLE = "bundle & co (x86)!^ é"
-AWKWARD_PREFIX = "env & more (x86)!^ é"
+# in the prefix, what YAML makes of a path too (",", "[", "{", " #"); "!", "%" and "^" are
+# refused there (micromamba's own scripts break on them): test_refuses_what_micromamba_breaks_on
+AWKWARD_PREFIX = "env & more (x86), [v1] {b} #2 é"
 PERCENT_BUNDLE = "100% bundle & co (x86)!^ é"
-PERCENT_PREFIX = "env 50% & (x86)!^ é"
+PERCENT_PREFIX = "env 50 & (x86) é"
 
 # What a parent shell may leak into setup.bat; none of it may reach micromamba.
 LEAKY_ENV = {
@@ -63,7 +61,43 @@ LEAKY_ENV = {
     "MAMBA_NO_BANNER": "1",
     "PYTHONHOME": r"C:\Python27",
     "PYTHONPATH": r"C:\lib",
+    "PYTHONSTARTUP": r"C:\startup.py",
+    "PYTHONUSERBASE": r"C:\userbase",
+    # the user's own way to the network: none of it may reach micromamba
+    "HTTP_PROXY": "http://proxy.example.invalid:3128",
+    "HTTPS_PROXY": "http://proxy.example.invalid:3128",
+    "ALL_PROXY": "socks5://proxy.example.invalid:1080",
+    "NO_PROXY": "*",
 }
+# Leaked variables that only a "clear every CONDA_* and MAMBA_*" step removes.
+PREFIXED_LEAKS = {"CONDA_SOMETHING_ELSE", "MAMBA_NO_BANNER"}
+# What micromamba must see instead (written out here, not taken from envpack.mamba_cli): every
+# proxy pointed at a closed local port, no exceptions, its home and folders in the work folder.
+DEAD_PROXY = "http://127.0.0.1:9"
+EXPECTED_FLAGS = {"--yes", "--offline", "--no-rc", "--override-channels", "--no-shortcuts"}
+
+
+def micromamba_reads(value: str) -> str:
+    """A variable's value as micromamba reads it: libmamba parses it as YAML, ``[value]`` (see
+    ../shared/notes), so a quoted value and a plain one that parse alike are equal here."""
+    parsed = yaml.safe_load(f"[{value}]")
+    assert isinstance(parsed, list) and len(parsed) == 1, (value, parsed)
+    return str(parsed[0])
+
+
+def options(argv: list[str]) -> tuple[dict[str, str], set[str]]:
+    """micromamba's create argv as {option: value} and the set of flags (order is free)."""
+    with_value = {"-p", "-f", "--platform", "-c"}
+    values: dict[str, str] = {}
+    flags: set[str] = set()
+    rest = iter(argv[2:])
+    for arg in rest:
+        if arg in with_value:
+            assert arg not in values, f"{arg} given twice: {argv}"
+            values[arg] = next(rest)
+        else:
+            flags.add(arg)
+    return values, flags
 
 
 @pytest.fixture(scope="session")
@@ -183,23 +217,36 @@ def test_install_into_awkward_paths(setup: Setup) -> None:
     prefix = win_path(run.prefix)
     work = prefix + ".envpack-work"
     bundle = win_path(run.bundle)
-    assert create["argv"] == install_argv(
-        work + "\\bin\\micromamba.exe", prefix, bundle + "\\env.txt", "win-64", shortcuts=False
+    argv = create["argv"]
+    assert isinstance(argv, list)
+    assert argv[0] == work + "\\bin\\micromamba.exe"
+    assert argv[1] == "create"
+    assert options(argv) == (
+        {"-p": prefix, "--platform": "win-64", "-f": bundle + "\\env.txt"},
+        EXPECTED_FLAGS,
     )
     env = create["env"]
     assert isinstance(env, dict)
-    assert env[ROOT_PREFIX_VAR] == work + "\\root"
-    assert env[PKGS_DIRS_VAR] == work + "\\pkgs"
-    leaked = {k for k in env if k.upper().startswith(("CONDA", "MAMBA", "PYTHON"))}
-    assert leaked == {ROOT_PREFIX_VAR, PKGS_DIRS_VAR}
-    assert not set(CLEARED_VARS) & set(env)
-    assert create["cwd"] == win_path(setup.cwd)
-    # no way to the network for a package that fails its md5, and micromamba's registry of
-    # environments lands in the work folder (deleted), not in the user's profile
     upper = {k.upper(): v for k, v in env.items()}
-    assert all(upper[var] == DEAD_PROXY for var in PROXY_VARS)
-    assert upper.get(NO_PROXY_VAR, "") == ""
-    assert all(upper[var] == work + "\\home" for var in HOME_VARS)
+    # where micromamba puts its root prefix and package cache: the values (YAML) taken from its
+    # current folder when relative
+    cwd = create["cwd"]
+    assert isinstance(cwd, str)
+    assert ntpath.join(cwd, micromamba_reads(upper["MAMBA_ROOT_PREFIX"])) == work + "\\root"
+    assert ntpath.join(cwd, micromamba_reads(upper["CONDA_PKGS_DIRS"])) == work + "\\pkgs"
+    # the variables setup.bat clears by name (any other CONDA_*/MAMBA_* one: the next test)
+    named = {k for k in LEAKY_ENV if k.startswith(("CONDA", "MAMBA", "PYTHON"))} - PREFIXED_LEAKS
+    assert not {k.upper() for k in env} & (named - {"MAMBA_ROOT_PREFIX"})
+    assert upper["MAMBA_ROOT_PREFIX"] != LEAKY_ENV["MAMBA_ROOT_PREFIX"]
+    # no way to the network for a package that fails its md5, whatever the user's own proxies,
+    # and micromamba's registry of environments lands in the work folder (deleted), not in the
+    # user's profile
+    assert upper["HTTP_PROXY"] == DEAD_PROXY
+    assert upper["HTTPS_PROXY"] == DEAD_PROXY
+    assert upper["ALL_PROXY"] == DEAD_PROXY
+    assert upper.get("NO_PROXY", "") == ""
+    assert upper["USERPROFILE"] == work + "\\home"
+    assert upper["HOME"] == work + "\\home"
 
     # the post-install script ran micromamba.exe from PATH, inside the activated environment
     assert post["argv"] == ["micromamba.exe", "--version"]
@@ -211,11 +258,31 @@ def test_install_into_awkward_paths(setup: Setup) -> None:
     assert penv["CONDA_SHLVL"] == "1"
     assert penv["PATH"].startswith(f"{prefix};{prefix}\\Library\\mingw-w64\\bin;")
     assert penv[TEST_VARIABLE[0]] == TEST_VARIABLE[1]
-    assert ROOT_PREFIX_VAR not in penv and PKGS_DIRS_VAR not in penv
+    assert penv.get("MAMBA_ROOT_PREFIX") != upper["MAMBA_ROOT_PREFIX"]
+    assert "CONDA_PKGS_DIRS" not in penv
     # ...and with the user's own profile and proxies again
     assert penv["USERPROFILE"] != work + "\\home"
-    assert penv.get("HTTP_PROXY") != DEAD_PROXY
+    assert penv["HTTPS_PROXY"] == LEAKY_ENV["HTTPS_PROXY"]
     assert "post-install ran" in run.log
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="setup.bat's :clear_prefixed writes `set CONDA_ >file`: wine's cmd.exe takes the "
+    "name with its trailing space and lists nothing, so CONDA_SOMETHING_ELSE and MAMBA_NO_BANNER "
+    "reach micromamba; `>file set CONDA_` works (reported for stubs/setup.bat)",
+)
+def test_no_conda_or_mamba_variable_reaches_micromamba(setup: Setup) -> None:
+    run = setup.run(env=LEAKY_ENV)
+    assert run.result.rc == 0, run.result.out
+    env = run.records[0]["env"]
+    assert isinstance(env, dict)
+    leaked = {k.upper() for k in env if k.upper().startswith(("CONDA", "MAMBA", "PYTHON"))}
+    assert leaked == {"MAMBA_ROOT_PREFIX", "CONDA_PKGS_DIRS"}
+    # nor the post-install script, which runs in the activated environment only
+    penv = run.records[1]["env"]
+    assert isinstance(penv, dict)
+    assert "MAMBA_ROOT_PREFIX" not in penv and "MAMBA_NO_BANNER" not in penv
 
 
 def test_install_with_percent_in_paths(wine: Wine, demo: Demo, tmp_path: Path) -> None:
@@ -354,6 +421,18 @@ def test_refuses_unusable_prefixes(setup: Setup, prefix: str, message: str) -> N
     assert run.records == []
 
 
+@pytest.mark.parametrize("char", ["!", "%", "^"])
+def test_refuses_what_micromamba_breaks_on(setup: Setup, char: str) -> None:
+    if char == "%" and not percent_survives():
+        pytest.skip("this wine's cmd.exe loses a '%' from the path before setup.bat sees it")
+    prefix = setup.prefix.with_name(f"env {char} x")
+    run = setup.run([win_path(prefix), "/S"])
+    assert run.result.rc == 6, run.result.out
+    assert "micromamba's own scripts fail on these" in run.result.out
+    assert not prefix.exists()
+    assert run.records == []
+
+
 def test_refuses_a_file_as_prefix(setup: Setup) -> None:
     setup.prefix.write_text("a file")
     run = setup.run()
@@ -367,7 +446,8 @@ def test_not_enough_disk_space(setup: Setup) -> None:
     run = setup.run()
     assert run.result.rc == 7, run.result.out
     assert "not enough free space on Z:" in run.result.out
-    assert "about 10000000001 MB needed" in run.result.out or "MB needed" in run.result.out
+    # 10^16 bytes installed plus the packages' copies (well under 1 MB) in MB of 10^6 bytes
+    assert "about 10000000001 MB needed." in run.result.out
     no_trace(run)
 
 
@@ -383,14 +463,29 @@ def test_long_paths_are_explained_and_never_changed(setup: Setup) -> None:
         assert "LongPathsEnabled=1" in out and "setup.bat never changes it" in out
         no_trace(run)
 
+        assert long_paths_value(setup.wine) == "0x0"  # still off: setup.bat only explains
+
+        setup.wine.set_long_paths(None)  # absent, as on a PC nobody configured
+        run = setup.run()
+        assert run.result.rc == 8, run.result.out
+        assert long_paths_value(setup.wine) is None
+
         setup.wine.set_long_paths(True)
         assert_installed(setup.run(), deep)
-        query = setup.wine.run_cmd(
-            'reg query "HKLM\\SYSTEM\\CurrentControlSet\\Control\\FileSystem" /v LongPathsEnabled'
-        )
-        assert "0x1" in query.out  # as the test set it
     finally:
         setup.wine.set_long_paths(None)
+
+
+def long_paths_value(wine: Wine) -> str | None:
+    """LongPathsEnabled as the session's registry holds it (None when the value is absent)."""
+    query = wine.run_cmd(
+        'reg query "HKLM\\SYSTEM\\CurrentControlSet\\Control\\FileSystem" /v LongPathsEnabled'
+    )
+    for line in query.out.splitlines():
+        words = line.split()
+        if words[:2] == ["LongPathsEnabled", "REG_DWORD"]:
+            return words[2]
+    return None
 
 
 def test_confirmation(setup: Setup) -> None:
@@ -418,13 +513,20 @@ def test_damaged_package_fails_then_rerun_works(setup: Setup) -> None:
     run = setup.run()
     assert run.result.rc == 10, run.result.out
     out = run.result.out
-    assert "File not valid: MD5 doesn't match expectation" in out
-    assert "Found incorrect downloads. Aborting" in out
+    # what micromamba 2.8.1 prints there (measured: tests/test_real_vs_standin.py): it tries the
+    # package's URL again and cannot get through setup.bat's dead proxy
+    url = next(line for line in (run.bundle / "env.txt").read_text().split() if "libzlib" in line)
+    assert (
+        f"critical libmamba Download error (7) Couldn't connect to server [{url.split('#')[0]}]"
+        in out
+    )
+    assert "standin: would download" not in out
     assert "micromamba failed (exit code 1)" in out
     assert "copy the bundle again" in out
     # what micromamba 2.x leaves, plus setup.bat's marker and log
     assert sorted(p.name for p in run.prefix.iterdir()) == [
         ".envpack-incomplete",
+        ".mambarc",
         "conda-meta",
         "envpack-install.log",
     ]
@@ -446,7 +548,11 @@ def test_micromamba_that_does_not_start_keeps_the_log(setup: Setup) -> None:
     assert "micromamba failed (exit code 3)" in run.result.out
     assert not run.prefix.exists()
     log = run.work / "envpack-install.log"
-    assert sorted(p.name for p in run.work.iterdir()) == ["envpack-install.log"]
+    # the work folder keeps its log, and its marker: a rerun replaces it
+    assert sorted(p.name for p in run.work.iterdir()) == [
+        ".envpack-incomplete",
+        "envpack-install.log",
+    ]
     text = log.read_text("latin-1")
     assert "micromamba exit code: 3" in text and "result: FAILED, exit code 10" in text
     assert 'setup: log: "' in run.result.out
@@ -458,6 +564,123 @@ def test_micromamba_success_is_not_trusted_blindly(setup: Setup) -> None:
     run = setup.run(env={"STANDIN_NOOP": "1"})
     assert run.result.rc == 11, run.result.out
     assert "micromamba exited 0, but" in run.result.out
+
+
+def test_every_package_is_checked_after_micromamba(setup: Setup) -> None:
+    # micromamba exits 0 but one package has no conda-meta record: whichever it is, setup.bat
+    # names it (the first and the last of the list included)
+    lines = (setup.bundle / "env.txt").read_text().split()
+    names = [line.split("#")[0].rsplit("/", 1)[1] for line in lines if "://" in line]
+    assert len(names) == 6, names
+    for fn in names:
+        run = setup.run(env={"STANDIN_SKIP": fn})
+        assert run.result.rc == 11, (fn, run.result.out)
+        stem = fn.removesuffix(".conda")
+        assert f'micromamba exited 0, but "{stem}" is not installed' in run.result.out, fn
+        assert (run.prefix / ".envpack-incomplete").exists()
+
+
+class Listener:
+    """A TCP port on 127.0.0.1 that records whether anyone connected. Nothing is accepted while
+    the test runs: a connection completes in the kernel's backlog and is counted afterwards, so
+    the answer does not depend on timing."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def connections(self) -> int:
+        self.sock.setblocking(False)
+        count = 0
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except BlockingIOError:
+                return count
+            conn.close()
+            count += 1
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def retarget(setup: Setup, base: str) -> None:
+    """Point env.txt's URLs at ``base`` (and setup.bat's size check at the new env.txt)."""
+    env_txt = setup.bundle / "env.txt"
+    lines = env_txt.read_text().split("\n")
+    lines = [base + "/" + line.split("/", 3)[3] if "://" in line else line for line in lines]
+    env_txt.write_text("\n".join(lines))
+    ctx = ctx_of(setup.demo)
+    files = tuple((n, env_txt.stat().st_size if n == "env.txt" else z) for n, z in ctx.files)
+    (setup.bundle / "setup.bat").write_bytes(render_setup(replace(ctx, files=files)))
+
+
+@pytest.mark.parametrize("route", ["HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"])
+def test_damaged_package_never_reaches_the_network(setup: Setup, route: str) -> None:
+    # The user's own proxy (or a direct way, NO_PROXY) listens; micromamba, which fetches a
+    # damaged package again from its URL, must not get there.
+    listener = Listener()
+    try:
+        scheme = "https" if route in ("HTTPS_PROXY", "ALL_PROXY") else "http"
+        if route == "NO_PROXY":
+            retarget(setup, listener.url + "/channel")
+            user = {"NO_PROXY": "127.0.0.1,localhost"}
+        else:
+            retarget(setup, f"{scheme}://conda.example.invalid/channel")
+            user = {route: listener.url}
+        ctx = ctx_of(setup.demo)
+        package = setup.bundle / next(p for p in ctx.packages if "tool-" in p).replace("\\", "/")
+        damaged = bytearray(package.read_bytes())
+        damaged[len(damaged) // 2] ^= 0x01
+        package.write_bytes(bytes(damaged))
+        run = setup.run(env=user)
+        assert run.result.rc == 10, run.result.out
+        assert "standin: would download" not in run.result.out
+        assert "Download error (7) Couldn't connect to server" in run.result.out
+        assert listener.connections() == 0
+    finally:
+        listener.close()
+
+
+def test_an_environment_in_use_is_not_replaced(setup: Setup) -> None:
+    from wine import hold_standin
+
+    assert_installed(setup.run(), ctx_of(setup.demo))
+    held = next((setup.prefix / "conda-meta").glob("tool-*.json"))
+    ready, stop = setup.cwd / "hold-ready", setup.cwd / "hold-stop"
+    holder = subprocess.Popen(
+        [
+            "timeout",
+            "600",
+            "wine",
+            win_path(hold_standin()),
+            win_path(held),
+            win_path(ready),
+            win_path(stop),
+        ],
+        env=setup.wine.env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not ready.exists():
+            assert holder.poll() is None, f"hold.exe exited {holder.returncode}"
+            assert time.monotonic() < deadline, "hold.exe never opened the file"
+            time.sleep(0.1)
+        run = setup.run([win_path(setup.prefix), "/FORCE", "/S"])
+        assert run.result.rc == 9, run.result.out
+        assert f'could not delete "{win_path(setup.prefix)}" completely' in run.result.out
+        assert held.is_file()
+        assert len(run.records) == 2  # micromamba was not run again
+    finally:
+        stop.touch()
+        assert holder.wait(timeout=300) == 0
+    assert_installed(setup.run([win_path(setup.prefix), "/FORCE", "/S"]), ctx_of(setup.demo))
 
 
 def test_failing_post_install_script_fails_the_install(setup: Setup) -> None:
@@ -622,7 +845,10 @@ def test_work_folder_that_cannot_be_made(setup: Setup) -> None:
     prefix = "Z:\\proc\\envpack-no-such-folder\\demo"
     run = setup.run([prefix, "/S"])
     assert run.result.rc == 9, run.result.out
-    assert f'could not create the work folder "{prefix}.envpack-work"' in run.result.out
+    assert re.search(
+        rf'could not create (a fresh|the) work folder "{re.escape(prefix)}.envpack-work"',
+        run.result.out,
+    ), run.result.out
     assert run.records == []
 
 
@@ -695,7 +921,11 @@ def test_default_prefix_under_localappdata(setup: Setup) -> None:
             shutil.rmtree(folder)
 
 
-def test_relative_default_prefix_is_beside_setup_bat(setup: Setup) -> None:
+def test_relative_default_prefix_is_beside_setup_bat(
+    wine: Wine, demo: Demo, tmp_path: Path
+) -> None:
+    # a bundle folder without "!" or "^", which setup.bat refuses in a prefix
+    setup = Setup(wine, demo, tmp_path, "bundle & co (x86) é", AWKWARD_PREFIX)
     ctx = replace(ctx_of(setup.demo), default_prefix="..\\demo env")
     (setup.bundle / "setup.bat").write_bytes(render_setup(ctx))
     run = setup.run(["/S"])

@@ -312,6 +312,7 @@ def build_exe(source: str) -> Path:
                 "-o",
                 str(exe),
                 str(STANDIN_DIR / source),
+                "-lws2_32",  # the micromamba stand-in connects where the real one would fetch
             ],
             capture_output=True,
             text=True,
@@ -334,6 +335,10 @@ def tar_standin() -> Path:
 
 def chcp_standin() -> Path:
     return build_exe("chcp_standin.c")
+
+
+def hold_standin() -> Path:
+    return build_exe("hold_standin.c")
 
 
 def percent_survives() -> bool:

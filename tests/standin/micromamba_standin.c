@@ -7,9 +7,20 @@
  *   - an unknown flag: "The following argument was not expected: X", exit 109 (CLI11's code);
  *   - a missing -f file: "failed to open ...", exit 1;
  *   - a non-empty prefix that is not a conda environment: "Non-conda folder exists at prefix";
- *   - `create -f` reads the @EXPLICIT file, finds each package by file name in CONDA_PKGS_DIRS,
- *     checks its md5 and on a mismatch exits 1 with "File not valid: MD5 doesn't match
- *     expectation" / "Found incorrect downloads. Aborting", leaving conda-meta\history only.
+ *   - `create -f` reads the @EXPLICIT file and finds each package by file name in CONDA_PKGS_DIRS;
+ *     a line without "#<md5>" is accepted with 2.8.1's warning "Could not validate package ...:
+ *     md5 and sha256 sum unknown" (the file is then not checked);
+ *   - a package missing from the cache or failing its md5 is fetched again from its URL, despite
+ *     --offline, as 2.8.1 does: a file:// URL that is gone gives "Download error (37) Couldn't
+ *     read a file:// file [URL]"; for http(s) it connects to the proxy the environment names
+ *     (HTTP_PROXY / HTTPS_PROXY, else ALL_PROXY, unless NO_PROXY names the host) or to the host,
+ *     and a refused connection gives "Download error (7) Couldn't connect to server [URL]" (the
+ *     real one prints that after four retries); exit 1, leaving .mambarc and conda-meta\history.
+ *     Where the connection succeeds the real micromamba would download the package and install
+ *     it: the stand-in cannot, says so ("standin: would download") and exits 99, which no test
+ *     accepts;
+ *   - with --platform it writes "platform: <subdir>" (no newline) into PREFIX\.mambarc first, as
+ *     2.8.1 does.
  * On success it writes conda-meta\<name>-<version>-<build>.json per package and conda-meta\history;
  * package contents are not extracted.
  *
@@ -17,11 +28,14 @@
  * the file named by STANDIN_RECORD, or to micromamba-standin.jsonl beside the exe.
  * Told to fail: STANDIN_FAIL=<code> (or a file micromamba-standin-fail.txt beside the exe holding
  * the code) exits with that code after recording, before touching anything. STANDIN_NOOP=1 exits
- * 0 without installing anything (a micromamba that "succeeds" without doing its job).
+ * 0 without installing anything (a micromamba that "succeeds" without doing its job);
+ * STANDIN_SKIP=<file name> installs every package but that one and exits 0.
  *
  * The flags it accepts are builder/envpack/mamba_cli.py's install flags; tests/test_stubs_static.py
  * checks that the two lists agree.
  */
+#include <winsock2.h>
+#include <ws2tcpip.h>
 #include <windows.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -282,17 +296,21 @@ static int parse_explicit(char *text, pkg_t *pkgs, int max) {
             return -1;
         }
         char *hash = strrchr(line, '#');
-        if (!hash || strlen(hash + 1) != 32) {
-            err("standin: every line must end in #<md5> (as envpack writes them): ");
-            err(line);
-            err("\n");
-            return -1;
+        char *md5 = NULL;
+        if (hash) {
+            if (strlen(hash + 1) != 32) {
+                err("standin: a line's hash must be #<md5> (the stand-in checks md5 only): ");
+                err(line);
+                err("\n");
+                return -1;
+            }
+            *hash = 0;
+            md5 = hash + 1;
         }
-        *hash = 0;
         char *slash = strrchr(line, '/');
         if (!slash || count >= max) return -1;
         pkgs[count].url = line;
-        pkgs[count].md5 = hash + 1;
+        pkgs[count].md5 = md5;
         pkgs[count].fn = percent_decode(slash + 1, strlen(slash + 1));
         count++;
     }
@@ -349,7 +367,140 @@ static wchar_t *find_in_pkgs_dirs(const wchar_t *fn) {
     return NULL;
 }
 
-static int create(const wchar_t *prefix, const wchar_t *file, const wchar_t *cmdline) {
+
+/* ------------------------------------------------------------------ fetching again, like 2.8.1 */
+
+static void download_error(const char *url, const char *what, const char *detail) {
+    char line[8192];
+    snprintf(line, sizeof line, "warning  libmamba Download error %s [%s]\n    %s\n", what, url, detail);
+    err(line);
+    err("warning  libmamba Retrying in 2 seconds\n");
+    snprintf(line, sizeof line, "critical libmamba Download error %s [%s]\n    %s\n", what, url, detail);
+    err(line);
+}
+
+/* "scheme://host[:port]/..." -> host and port (default_port when none) */
+static int split_host(const char *url, char *host, size_t hn, int *port, int default_port) {
+    const char *p = strstr(url, "://");
+    p = p ? p + 3 : url;
+    const char *at = NULL;
+    for (const char *q = p; *q && *q != '/'; q++) if (*q == '@') at = q;
+    if (at) p = at + 1;
+    size_t i = 0;
+    while (p[i] && p[i] != '/' && p[i] != ':' && i + 1 < hn) { host[i] = p[i]; i++; }
+    host[i] = 0;
+    *port = p[i] == ':' ? atoi(p + i + 1) : default_port;
+    return i > 0;
+}
+
+static char *env8(const wchar_t *name) {
+    const wchar_t *v = _wgetenv(name);  /* case-insensitive, as on Windows */
+    return v && *v ? utf8(v) : NULL;
+}
+
+static int no_proxy_for(const char *host) {
+    char *list = env8(L"NO_PROXY");
+    if (!list) return 0;
+    int hit = 0;
+    for (char *e = strtok(list, ", "); e && !hit; e = strtok(NULL, ", ")) {
+        while (*e == '.') e++;
+        size_t n = strlen(e), h = strlen(host);
+        if (!strcmp(e, "*") || !_stricmp(e, host) ||
+            (h > n && host[h - n - 1] == '.' && !_stricmp(host + h - n, e)))
+            hit = 1;
+    }
+    free(list);
+    return hit;
+}
+
+/* 0: connected; otherwise the message is printed */
+static int try_connect(const char *url, const char *host, int port, int is_proxy) {
+    WSADATA wsa;
+    WSAStartup(MAKEWORD(2, 2), &wsa);
+    char service[16], detail[1024];
+    snprintf(service, sizeof service, "%d", port);
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, service, &hints, &res) != 0 || !res) {
+        snprintf(detail, sizeof detail, "Could not resolve %s: %s", is_proxy ? "proxy" : "host", host);
+        download_error(url, is_proxy ? "(5) Couldn't resolve proxy name" : "(6) Couldn't resolve host name", detail);
+        return 1;
+    }
+    SOCKET s = socket(res->ai_family, res->ai_socktype, res->ai_protocol);
+    int rc = connect(s, res->ai_addr, (int)res->ai_addrlen);
+    closesocket(s);
+    freeaddrinfo(res);
+    if (rc != 0) {
+        snprintf(detail, sizeof detail, "Failed to connect to %s port %d after 0 ms: Couldn't connect to server", host, port);
+        download_error(url, "(7) Couldn't connect to server", detail);
+        return 1;
+    }
+    return 0;
+}
+
+/* The package's own URL, as 2.8.1 tries it when the cached copy is missing or damaged:
+ * 0 when a good copy was found there (file:// only), 1 on failure (printed), 99 when the
+ * stand-in reached the network where the real micromamba would download. */
+static int refetch(const char *url, const char *md5) {
+    if (!_strnicmp(url, "file://", 7)) {
+        char *path = percent_decode(url + 7, strlen(url + 7));
+        char *p = path;
+        if (p[0] == '/' && p[1] && p[2] == ':') p++;  /* file:///C:/x -> C:/x */
+        for (char *c = p; *c; c++) if (*c == '/') *c = '\\';
+        wchar_t *w = wide(p, -1);
+        size_t size;
+        char *data = read_file(w, &size);
+        free(w);
+        if (!data) {
+            char detail[8192];
+            snprintf(detail, sizeof detail, "Couldn't open file %s", url + 7);
+            download_error(url, "(37) Couldn't read a file:// file", detail);
+            free(path);
+            return 1;
+        }
+        char hex[33];
+        md5_hex((const unsigned char *)data, size, hex);
+        free(data);
+        free(path);
+        if (md5 && _stricmp(hex, md5)) {
+            err("error    libmamba File not valid: MD5 doesn't match expectation\n");
+            err("critical libmamba Found incorrect downloads. Aborting\n");
+            return 1;
+        }
+        return 0;
+    }
+    int https = !_strnicmp(url, "https://", 8);
+    if (!https && _strnicmp(url, "http://", 7)) {
+        download_error(url, "(1) Unsupported protocol", "Protocol not supported or disabled in libcurl");
+        return 1;
+    }
+    char host[512], phost[512];
+    int port, pport;
+    if (!split_host(url, host, sizeof host, &port, https ? 443 : 80)) {
+        download_error(url, "(3) URL using bad/illegal format or missing URL", "bad URL");
+        return 1;
+    }
+    char *proxy = no_proxy_for(host) ? NULL : env8(https ? L"HTTPS_PROXY" : L"HTTP_PROXY");
+    if (!proxy && !no_proxy_for(host)) proxy = env8(L"ALL_PROXY");
+    int rc;
+    if (proxy) {
+        split_host(proxy, phost, sizeof phost, &pport, 1080);
+        rc = try_connect(url, phost, pport, 1);
+    } else {
+        rc = try_connect(url, host, port, 0);
+    }
+    if (rc) { free(proxy); return 1; }
+    char line[8192];
+    snprintf(line, sizeof line,
+             "standin: would download %s (through %s): the real micromamba fetches it again here "
+             "and installs it\n", url, proxy ? proxy : "no proxy");
+    err(line);
+    free(proxy);
+    return 99;
+}
+
+static int create(const wchar_t *prefix, const wchar_t *file, const wchar_t *platform,
+                  const wchar_t *cmdline) {
     size_t len;
     char *text = read_file(file, &len);
     if (!text) {
@@ -371,6 +522,17 @@ static int create(const wchar_t *prefix, const wchar_t *file, const wchar_t *cmd
 
     /* like micromamba: the prefix and its history exist before the packages are checked */
     CreateDirectoryW(prefix, NULL);
+    if (platform) {
+        wchar_t *rc_file = join(prefix, L".mambarc");
+        char *plat = utf8(platform);
+        buf_t r = {0};
+        puts_(&r, "platform: ");
+        puts_(&r, plat);
+        write_file(rc_file, r.p, r.len, FALSE);
+        free(r.p);
+        free(plat);
+        free(rc_file);
+    }
     wchar_t *meta = join(prefix, L"conda-meta");
     CreateDirectoryW(meta, NULL);
     wchar_t *history = join(meta, L"history");
@@ -385,32 +547,34 @@ static int create(const wchar_t *prefix, const wchar_t *file, const wchar_t *cmd
     }
     h.len = 0;
 
-    int bad = 0;
     for (int i = 0; i < n; i++) {
         wchar_t *fn = wide(pkgs[i].fn, -1);
         wchar_t *path = find_in_pkgs_dirs(fn);
-        if (!path) {
-            errw("critical libmamba Cannot find ", fn,
-                 " in the package cache and the run is --offline\n");
-            return 1;
-        }
-        size_t size;
-        char *data = read_file(path, &size);
-        char hex[33];
-        md5_hex((const unsigned char *)data, size, hex);
-        free(data);
-        if (_stricmp(hex, pkgs[i].md5)) {
-            errw("error    libmamba File not valid: MD5 doesn't match expectation ", path, "\n");
-            bad = 1;
+        int good = 0;
+        if (path && !pkgs[i].md5) {
+            errw("warning  libmamba Could not validate package '", path,
+                 "': md5 and sha256 sum unknown.\n    Set safety_checks to disabled to override "
+                 "this warning.\n");
+            good = 1;
+        } else if (path) {
+            size_t size;
+            char *data = read_file(path, &size);
+            char hex[33];
+            md5_hex((const unsigned char *)data, size, hex);
+            free(data);
+            good = !_stricmp(hex, pkgs[i].md5);
         }
         free(path);
         free(fn);
+        if (!good) {
+            int rc = refetch(pkgs[i].url, pkgs[i].md5);
+            if (rc) return rc;
+        }
     }
-    if (bad) {
-        err("critical libmamba Found incorrect downloads. Aborting\n");
-        return 1;
-    }
+    const wchar_t *skip = _wgetenv(L"STANDIN_SKIP");
+    char *skip8 = skip && *skip ? utf8(skip) : NULL;
     for (int i = 0; i < n; i++) {
+        if (skip8 && !strcmp(skip8, pkgs[i].fn)) continue;
         char *stem = stem_of(pkgs[i].fn);
         char *build = strrchr(stem, '-');
         *build++ = 0;
@@ -421,7 +585,7 @@ static int create(const wchar_t *prefix, const wchar_t *file, const wchar_t *cmd
         snprintf(line, sizeof line,
                  "{\"name\": \"%s\", \"version\": \"%s\", \"build\": \"%s\", \"fn\": \"%s\", "
                  "\"url\": \"%s\", \"md5\": \"%s\", \"files\": []}\n",
-                 stem, version, build, pkgs[i].fn, pkgs[i].url, pkgs[i].md5);
+                 stem, version, build, pkgs[i].fn, pkgs[i].url, pkgs[i].md5 ? pkgs[i].md5 : "");
         puts_(&j, line);
         snprintf(line, sizeof line, "%s-%s-%s.json", stem, version, build);
         wchar_t *name = wide(line, -1);
@@ -493,5 +657,5 @@ int wmain(int argc, wchar_t **argv) {
         say("Transaction finished\n");
         return 0;
     }
-    return create(prefix, file, GetCommandLineW());
+    return create(prefix, file, platform, GetCommandLineW());
 }
