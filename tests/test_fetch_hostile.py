@@ -539,3 +539,13 @@ def test_disk_full_deletes_the_part(
     with pytest.raises(Exception, match="disk full while writing"):
         fetcher(tmp_path / "cache").fetch(rec)
     assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+
+
+def test_every_record_of_one_file_is_checked(
+    pkgs: list[Path], hostile: HostileServer, tmp_path: Path
+) -> None:
+    # An imported lock's record and micromamba's own solve of it share one cache path.
+    good = record(pkgs[0], hostile.url)
+    bad = record(pkgs[0], hostile.url, md5="e" * 32, depends=("x",))
+    with pytest.raises(ChecksumError, match=r"p0-1\.0-0\.conda: the lock records md5 e{32}"):
+        fetcher(tmp_path / "cache").fetch_all([good, bad])

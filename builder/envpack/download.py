@@ -237,11 +237,12 @@ class Fetcher:
                 self._sockets.clear()
         results: dict[LockedPackage, Path] = {}
         for rep, path in fetched.items():
-            full = self.completed.get(rep, rep)
+            known = read_verified(path)
             for r in groups[cache_path(self.options.cache_dir, rep)]:
                 results[r] = path
-                if r is not rep and _incomplete(r):
-                    self.completed[r] = replace(r, size=full.size, sha256=full.sha256, md5=full.md5)
+                if r is not rep and known is not None:
+                    # The other records of one file must agree with it too (an md5 each).
+                    self._judge(r, known)
         return results
 
     def _fetch_concurrently(
@@ -317,18 +318,23 @@ class Fetcher:
             if known is None:
                 write_verified(dest, measured)
             known = measured
+        self._judge(record, known)
+        self.progress.advance(record.size)
+        self.progress.finished(record, cached=True)
+        return True
+
+    def _judge(self, record: LockedPackage, known: Hashes) -> None:
+        """Check a record against the hashes its cached file had when verified; complete it."""
         wrong = mismatch(record, known)
         if wrong:
             want, got = wrong
             raise ChecksumError(
-                f"{record.fn}: the lock records {want}, but the cached file with its sha256 has "
-                f"{got}; the lock is inconsistent: lock again"
+                f"{record.fn}: the lock records {want}, but the cached file, verified by its "
+                f"{'md5' if record.sha256 == '' else 'sha256'}, has {got}; the lock is "
+                "inconsistent: lock again"
             )
         if _incomplete(record):
             self._complete(record, known)
-        self.progress.advance(record.size)
-        self.progress.finished(record, cached=True)
-        return True
 
     def _local_source(self, record: LockedPackage, src: Path) -> Path:
         """A local channel may have moved with its project since the lock was made: look for

@@ -24,6 +24,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import EnvpackError
 from .lock import LockedPackage
 
 CHUNK = 1 << 20
@@ -131,16 +132,22 @@ class EntryLock:
 
     def acquire(self, stop: threading.Event) -> None:
         """Wait for the lock, polling so that ``stop`` ends the wait."""
-        self.dest.parent.mkdir(parents=True, exist_ok=True)
         while True:
             if stop.is_set():
                 raise Stopped
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                self.dest.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise EnvpackError(f"cannot write {self.path}: {exc.strerror}") from None
             try:
                 taken = _try_lock(fd)
                 if taken and self._is_current(fd):
                     self._fd = fd
                     return
+            except OSError as exc:
+                os.close(fd)
+                raise EnvpackError(f"cannot lock {self.path}: {exc.strerror}") from None
             except BaseException:
                 os.close(fd)
                 raise
