@@ -293,6 +293,10 @@ def read_lock(path: Path) -> Lock:
         raise LockError(f"{path}: no such lock file") from None
     except OSError as exc:
         raise LockError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise LockError(
+            f"{path}: not a text lock file (byte {exc.start} is not UTF-8); lock again"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -63,3 +63,11 @@ def member_problem(name: str) -> str | None:
         if problem:
             return problem
     return None
+
+
+def printable(text: str) -> str:
+    """``text`` with control and other unprintable characters escaped (``\\n``, ``\\x1b``…):
+    a hostile name must not split a one-line-per-problem report or drive the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -323,6 +323,8 @@ class ZipBundleReader(BundleReader):
         """
         infos = self._zf.infolist()
         first = min((i.header_offset for i in infos), default=self._zf.start_dir)
+        if first <= 0:
+            return b""  # nothing before the zip, or a damaged one whose members say so
         if first > cap:
             return None
         fp = self._zf.fp

@@ -21,6 +21,7 @@ from .bundle import MANIFEST_NAME
 from .errors import BundleError, EnvpackError, LockError
 from .lock import Lock, LockedPackage, MicromambaArtifact, PlatformLock
 from .micromamba_exe import exe_name
+from .names import printable
 from .pkginfo import read_info_files
 from .platforms import check_platform
 from .reader import CHUNK, MAX_JSON, BundleReader, is_bundle, open_bundle, unsafe_reason
@@ -94,7 +95,7 @@ def reading_problems(reader: BundleReader) -> list[str]:
     except BundleError:
         return problems
     problems.extend(header_problems(reader, manifest))
-    return problems
+    return [printable(p) for p in problems]
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,12 @@ def rebuild_inputs(path: Path) -> RebuildInputs:
             if isinstance(listed, list)
             else [n for n in names if n.startswith("post-install/")]
         )
+        missing = [rel for rel in scripts if rel not in names]
+        if missing:
+            raise BundleError(
+                f"{path}: {MANIFEST_NAME} lists post-install script {printable(missing[0])!r}, "
+                "which the bundle does not hold (damaged bundle; envpack verify names the rest)"
+            )
         post = tuple(
             (re.sub(r"^\d+-", "", rel.rsplit("/", 1)[-1]), reader.read_bytes(rel, 1 << 30))
             for rel in scripts
@@ -379,7 +386,7 @@ def verify_bundle(path: Path) -> list[str]:
         verify_parts = getattr(reader, "verify_parts", None)
         if callable(verify_parts):
             problems.extend(str(p) for p in verify_parts())
-        return problems
+        return [printable(p) for p in problems]
 
 
 @dataclass
@@ -408,7 +415,7 @@ class _Verifier:
             manifest = self.reader.manifest
         except BundleError as exc:
             # Nothing else can be trusted, or even understood, without a manifest we can read.
-            return [str(exc), *self.reader.problems]
+            return [str(exc), *self.reader.problems]  # made printable by verify_bundle
         self.problems.extend(self.reader.problems)
         names = set(self.reader.names())
         expected = self._manifest_files(manifest)
