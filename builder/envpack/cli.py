@@ -75,9 +75,9 @@ fetch_options = _options(
         show_default=True,
         envvar="ENVPACK_TIMEOUT",
         metavar="SECONDS",
-        help="Seconds a download may wait for a connection or for data before the attempt is "
-        "abandoned; an attempt averaging under 1 KiB/s over that long is abandoned too. Failed "
-        "attempts are retried 5 times with backoff (env: ENVPACK_TIMEOUT).",
+        help="Seconds a download may wait for data (for a connection: at most 15) before the "
+        "attempt is abandoned; an attempt averaging under 1 KiB/s over that long is abandoned "
+        "too. Failed attempts are retried 5 times with backoff, resuming (env: ENVPACK_TIMEOUT).",
     ),
 )
 
