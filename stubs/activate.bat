@@ -48,19 +48,31 @@ echo activate: install path. Install it again with setup.bat into the folder whe
 rem The same PATH entries, in the same order, as "micromamba shell activate -s cmd.exe".
 set "_ENVPACK_ADD=%_ENVPACK_PREFIX%;%_ENVPACK_PREFIX%\Library\mingw-w64\bin;%_ENVPACK_PREFIX%\Library\usr\bin;%_ENVPACK_PREFIX%\Library\bin;%_ENVPACK_PREFIX%\Scripts;%_ENVPACK_PREFIX%\bin"
 if not defined PATH goto :_envpack_no_path
-rem The length of the new PATH from file sizes ("PATH=old" + CRLF, and the quoted new entries +
-rem CRLF: 10 bytes more than "new;old"); bytes, so a non-ASCII letter counts 2 or 3 times under
-rem code page 65001, which errs on the safe side. 8000 leaves room below cmd.exe's limit of
-rem 8191 for the "set PATH=...;%PATH%" lines of the packages' own activation scripts.
-path >"%_ENVPACK_OUT%" 2>nul
+rem The length of the new PATH from file sizes: "set PATH" lists PATH and PATHEXT ("NAME=value"
+rem + CRLF each), "set PATHEXT" the latter alone, and the new entries are written quoted: 10
+rem bytes more than "new;old" in all. Bytes: a non-ASCII letter counts 2 or 3 times under code
+rem page 65001, which errs on the safe side. 8000 leaves room below cmd.exe's limit of 8191 for
+rem the "set PATH=...;%PATH%" lines of the packages' own activation scripts.
+>"%_ENVPACK_OUT%" set PATH
+type nul >"%_ENVPACK_OUT%.ext"
+if defined PATHEXT >"%_ENVPACK_OUT%.ext" set PATHEXT
 >"%_ENVPACK_OUT%.add" echo "%_ENVPACK_ADD%"
 if not exist "%_ENVPACK_OUT%.add" goto :_envpack_no_scratch
 set "_ENVPACK_N=0"
 for %%F in ("%_ENVPACK_OUT%") do set "_ENVPACK_N=%%~zF"
+for %%F in ("%_ENVPACK_OUT%.ext") do set /a "_ENVPACK_N-=%%~zF"
 for %%F in ("%_ENVPACK_OUT%.add") do set /a "_ENVPACK_N+=%%~zF-10"
-del /f /q "%_ENVPACK_OUT%.add" >nul 2>&1
+del /f /q "%_ENVPACK_OUT%.add" "%_ENVPACK_OUT%.ext" >nul 2>&1
 if %_ENVPACK_N% GTR 8000 goto :_envpack_too_long
-for /f "usebackq tokens=1* delims==" %%K in ("%_ENVPACK_OUT%") do set "PATH=%_ENVPACK_ADD%;%%L"
+rem The old value reaches the new PATH only as a FOR variable. "set PATH" also lists PATHEXT and
+rem any PATH... variable, so each is copied to _ENVPACK_X_<name># first, and "set
+rem _ENVPACK_X_PATH#" then lists PATH's copy alone. ("path" would print PATH alone, but wine's
+rem garbles a long one; no IF picks the line, as wine parses an IF after the substitution.)
+for /f "usebackq tokens=1* delims==" %%K in ("%_ENVPACK_OUT%") do set "_ENVPACK_X_%%K#=%%L"
+>"%_ENVPACK_OUT%.one" set _ENVPACK_X_PATH#
+for /f "usebackq tokens=1* delims==" %%K in ("%_ENVPACK_OUT%.one") do set "PATH=%_ENVPACK_ADD%;%%L"
+for /f "usebackq delims==" %%K in ("%_ENVPACK_OUT%") do set "_ENVPACK_X_%%K#="
+del /f /q "%_ENVPACK_OUT%.one" >nul 2>&1
 goto :_envpack_path_set
 :_envpack_no_path
 set "PATH=%_ENVPACK_ADD%"
@@ -83,9 +95,9 @@ goto :_envpack_end
 
 :_envpack_too_long
 echo activate: with "@@NAME@@" added, PATH would be %_ENVPACK_N% characters long; cmd.exe handles 1>&2
-echo activate: at most 8000 here (8191 per command line). Nothing was changed. Remove folders that 1>&2
-echo activate: are no longer needed from your PATH (Settings: "Edit environment variables for your 1>&2
-echo activate: account"), then open a new cmd.exe window. 1>&2
+echo activate: at most 8000 here (8191 per command line). Nothing was changed. Remove folders 1>&2
+echo activate: that are no longer needed from your PATH (in Settings, search for 1>&2
+echo activate: "Edit environment variables for your account"), then open a new cmd.exe window. 1>&2
 set "_ENVPACK_RC=1"
 goto :_envpack_end
 :_envpack_no_scratch

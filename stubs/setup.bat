@@ -519,8 +519,8 @@ goto :eof
 :clear_prefixed
 rem Every CONDA_* and MAMBA_* variable, whatever its name ("set X" lists those starting with X;
 rem its complaint when there are none goes to the caller's 2>nul).
-set CONDA_ >"%EP_WORK%\vars.txt"
-set MAMBA_ >>"%EP_WORK%\vars.txt"
+>"%EP_WORK%\vars.txt" set CONDA_
+>>"%EP_WORK%\vars.txt" set MAMBA_
 for /f "usebackq delims==" %%V in ("%EP_WORK%\vars.txt") do set "%%V="
 del /f /q "%EP_WORK%\vars.txt" >nul 2>&1
 goto :eof

@@ -7,7 +7,21 @@ rem   uninstall.bat [/S]      /S: do not ask for confirmation
 rem
 rem Exit codes: 0 removed; 1 bad command line; 2 cancelled; 3 the environment is active in this
 rem window; 9 some files could not be removed (a program still uses them).
+rem
+rem A batch file cannot remove the folder it runs from while cmd.exe still reads it: this one
+rem runs a copy of itself from %TEMP%, which removes the environment and then itself.
+if defined ENVPACK_UNINSTALL_PREFIX goto :copy_runs
 setlocal EnableExtensions DisableDelayedExpansion
+set "EP_COPY=%TEMP%\envpack-uninstall-%RANDOM%%RANDOM%.bat"
+copy /y "%~f0" "%EP_COPY%" >nul 2>&1
+if not exist "%EP_COPY%" echo uninstall: cannot copy itself to "%TEMP%"; delete the folder "%~dp0" instead.
+if not exist "%EP_COPY%" exit /b 9
+endlocal & set "ENVPACK_UNINSTALL_PREFIX=%~dp0" & "%EP_COPY%" %*
+
+:copy_runs
+setlocal EnableExtensions DisableDelayedExpansion
+set "EP_PREFIX=%ENVPACK_UNINSTALL_PREFIX%"
+set "EP_PREFIX=%EP_PREFIX:~0,-1%"
 rem Its lines are read as UTF-8 (the name may not be ASCII); the code page is given back at the end.
 set "EP_CP="
 set "EP_OUT=%TEMP%\envpack-uninstall-%RANDOM%%RANDOM%.txt"
@@ -20,8 +34,7 @@ if defined EP_CP for /f "delims=0123456789" %%C in ("%EP_CP%") do set "EP_CP="
 if "%EP_CP%"=="0" set "EP_CP="
 if defined EP_CP chcp 65001 >nul
 title envpack uninstall: @@NAME@@
-set "EP_PREFIX=%~dp0"
-set "EP_PREFIX=%EP_PREFIX:~0,-1%"
+set "EP_RC=1"
 set "EP_SILENT="
 set "EP_PAUSE="
 set "EP_ARG=%~1"
@@ -38,9 +51,14 @@ echo uninstall: "@@NAME@@" is active in this window; close it, and run uninstall
 set "EP_RC=3"
 goto :end
 :not_active
+if exist "%EP_PREFIX%\conda-meta\" goto :is_env
+echo uninstall: "%EP_PREFIX%" holds no conda environment; nothing was removed.
+set "EP_RC=9"
+goto :end
+:is_env
 if defined EP_SILENT goto :confirmed
 set "EP_ANSWER="
-set /p "EP_ANSWER=Remove the environment "@@NAME@@" and everything in "%EP_PREFIX%"? [y/N] "
+set /p "EP_ANSWER=Remove "@@NAME@@" and everything in "%EP_PREFIX%"? [y/N] "
 if defined EP_ANSWER set "EP_ANSWER=%EP_ANSWER:"=%"
 if /i "%EP_ANSWER%"=="y" goto :confirmed
 if /i "%EP_ANSWER%"=="yes" goto :confirmed
@@ -48,26 +66,30 @@ echo uninstall: cancelled; nothing was removed.
 set "EP_RC=2"
 goto :end
 :confirmed
-rem The folder is left first (a current folder cannot be removed). This file is inside it, and
-rem cmd.exe reads a batch file line by line: the rest runs from one block, read whole before
-rem anything is deleted. The "\\?\" form lets rmdir pass MAX_PATH in deep trees; the plain form
-rem follows for what it leaves.
+rem The folder is left first (a current folder cannot be removed). The "\\?\" form lets rmdir
+rem pass MAX_PATH in deep trees; the plain form follows for anything it leaves.
 cd /d "%EP_PREFIX%\.."
-(
-  rmdir /s /q "\\?\%EP_PREFIX%" >nul 2>&1
-  if exist "%EP_PREFIX%\" rmdir /s /q "%EP_PREFIX%" >nul 2>&1
-  if exist "%EP_PREFIX%\" echo uninstall: could not remove everything in "%EP_PREFIX%"; close the programs that use it and delete the folder.
-  if not exist "%EP_PREFIX%\" echo uninstall: removed "@@NAME@@" from "%EP_PREFIX%".
-  if defined EP_PAUSE pause
-  if defined EP_CP chcp %EP_CP% >nul
-  if exist "%EP_PREFIX%\" exit /b 9
-  exit /b 0
-)
+rmdir /s /q "\\?\%EP_PREFIX%" >nul 2>&1
+if exist "%EP_PREFIX%\" rmdir /s /q "%EP_PREFIX%" >nul 2>&1
+if not exist "%EP_PREFIX%\" goto :removed
+echo uninstall: could not remove everything in "%EP_PREFIX%"; close the programs that use it and delete the folder.
+set "EP_RC=9"
+goto :end
+:removed
+echo uninstall: removed "@@NAME@@" from "%EP_PREFIX%".
+set "EP_RC=0"
+goto :end
 :usage
 echo Removes the conda environment "@@NAME@@" in "%EP_PREFIX%".
-echo   %~nx0 [/S]     /S: do not ask for confirmation
+echo   uninstall.bat [/S]     /S: do not ask for confirmation
 set "EP_RC=1"
 :end
 if defined EP_PAUSE pause
 if defined EP_CP chcp %EP_CP% >nul
-exit /b %EP_RC%
+rem The copy in %TEMP% removes itself: the block is read whole before the file goes.
+(
+  endlocal
+  set "ENVPACK_UNINSTALL_PREFIX="
+  del /f /q "%~f0" >nul 2>&1
+  exit /b %EP_RC%
+)
