@@ -257,7 +257,7 @@ def test_a_trickle_fails_instead_of_running_forever(
 ) -> None:
     hostile.bad.trickle[small.name] = 0.05  # 20 bytes/s, every read well within the timeout
     with pytest.raises(DownloadError, match=r"small-1\.0-0\.conda: .*after 2 attempts.*too slow"):
-        fetcher(tmp_path / "cache", timeout=1.0, retries=1).fetch(record(small, hostile.url))
+        fetcher(tmp_path / "cache", timeout=2.0, retries=1).fetch(record(small, hostile.url))
     assert hostile.hits[small.name] == 2
     assert hostile.requests[1][1] is not None  # the retry resumed what had come
     assert leftovers(tmp_path / "cache") == []
