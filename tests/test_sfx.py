@@ -25,7 +25,6 @@ from test_setup_bat import (
 )
 from wine import Demo, Wine, build_demo, get_wine, shutdown, tar_standin, win_path
 
-
 # setup.bat refuses "!", "%" and "^" in a prefix (micromamba's own scripts break on them); the
 # self-extracting file's own folder keeps them (AWKWARD_BUNDLE).
 SFX_PREFIX = "env & more (x86) é"

@@ -386,3 +386,143 @@ def test_path_limit_allows_for_micromambas_url_derived_cache_folders() -> None:
         f'set "EP_T=%EP_PREFIX%{"?" * (deep[0] + 1)}"'
         in render_setup(replace(CTX, longest_extract=CTX.longest_path + 120)).decode()
     )
+
+
+# ------------------------------------------------------------------ issue 14: cmd.exe rules wine
+# cannot show (wine's cmd.exe runs no AutoRun, has no DIRCMD quirks in FOR /F children, and
+# crashes rather than fails past 8191 characters)
+
+
+def all_scripts() -> list[tuple[str, str]]:
+    """(name, text) of every template and every rendered script, LF line ends."""
+    out = [
+        (p.name, p.read_bytes().decode("utf-8").replace("\r\n", "\n"))
+        for p in sorted(stubs_dir().glob("*.bat"))
+    ]
+    out.append(("rendered setup.bat", render_setup(CTX).decode().replace("\r\n", "\n")))
+    out.append(("rendered sfx header", render_sfx_header(CTX).decode().replace("\r\n", "\n")))
+    out += [(f"rendered {name}", text) for name, text in prefix_files(CTX)]
+    return out
+
+
+def test_no_command_form_for_f() -> None:
+    """FOR /F over a command's output ("in ('...')" or backquotes) starts a child cmd.exe, which
+    runs the user's AutoRun (a broken "conda init" hook prints errors; one with "cd /d" moves a
+    relative "dir"). Command output goes to a scratch file that FOR /F reads."""
+    command_form = re.compile(r"\bin\s*\(\s*['`]", re.IGNORECASE)
+    for name, text in all_scripts():
+        for number, line in code_lines(text.replace("\n", "\r\n")):
+            assert not command_form.search(line), f"{name}:{number}: {line}"
+    # and no pipe either: each side of a pipe is a child cmd.exe too
+    for name, text in all_scripts():
+        for number, line in code_lines(text.replace("\n", "\r\n")):
+            assert not re.search(r"[^|]\|[^|]", without_echo(line).split('"')[0]), (
+                f"{name}:{number}: {line}"
+            )
+
+
+def test_set_listing_redirects_come_first() -> None:
+    """`set NAME >file` makes wine look up "NAME " (with the space); `>file set NAME` works in
+    both."""
+    for name, text in all_scripts():
+        for number, line in code_lines(text.replace("\n", "\r\n")):
+            assert not re.match(r"^set [A-Za-z_#]+ +[0-9]?>", line), f"{name}:{number}: {line}"
+
+
+def test_dircmd_is_cleared_before_any_dir() -> None:
+    text = render_setup(CTX).decode()
+    lines = [line for _, line in code_lines(text)]
+    first_dir = min(i for i, line in enumerate(lines) if re.match(r"^dir\b", line))
+    assert lines.index('set "DIRCMD="') < first_dir
+    for name, body in all_scripts():
+        if "activate" in name or "uninstall" in name or "shell" in name:
+            assert not re.search(r"^\s*dir\b", body, re.MULTILINE | re.IGNORECASE), name
+
+
+def test_marker_is_written_before_micromamba_starts() -> None:
+    text = render_setup(CTX).decode()
+    marker = text.index('type nul >"%EP_WORK%\\.envpack-incomplete"')
+    run = text.index('\r\n"%EP_WORK%\\bin\\micromamba.exe" create')
+    assert marker < run
+    # and a rerun recognises the work folder's marker, not only the prefix's
+    rerun = (
+        'if exist "%EP_WORK%\\.envpack-incomplete" if exist "%EP_PREFIX%\\conda-meta\\" '
+        "goto :prefix_ok"
+    )
+    assert rerun in text
+    assert text.index('set "EP_WORK=%EP_PREFIX%.envpack-work"') < text.index(rerun)
+
+
+def test_prefix_characters_are_refused_before_anything_is_written() -> None:
+    text = render_setup(CTX).decode()
+    checks = [m.start() for m in re.finditer(r"goto :prefix_chars", text)]
+    assert len(checks) == 3  # "!", "^", "%"
+    assert max(checks) < text.index('mkdir "%EP_WORK%\\pkgs"')
+    assert 'for /f "delims=%%" %%A in ("x%EP_PREFIX%x") do set "EP_T=%%A"' in text
+
+
+def test_activate_never_expands_path_and_checks_before_changing() -> None:
+    """`set "PATH=...;%PATH%"` breaks on a quoted PATH entry with "&" and past 8191 characters:
+    PATH is never %-expanded in activate.bat, and the length check precedes every change."""
+    (text,) = [t for name, t in prefix_files(CTX) if name == "activate.bat"]
+    lines = [line for _, line in code_lines(text.replace("\n", "\r\n"))]
+    for line in lines:
+        assert "%PATH%" not in line.upper() and "%PATH:" not in line.upper(), line
+    check = lines.index("if %_ENVPACK_N% GTR 8000 goto :_envpack_too_long")
+    first_change = min(
+        i for i, line in enumerate(lines) if re.match(r'^set "(PATH|CONDA_\w+|PROMPT)=', line)
+    )
+    assert check < first_change
+    assert (
+        'for /f "usebackq tokens=1* delims==" %%K in ("%_ENVPACK_OUT%.one") do '
+        'set "PATH=%_ENVPACK_ADD%;%%L"'
+    ) in lines
+
+
+def test_no_bare_cmd_exe() -> None:
+    """A new shell is "%ComSpec%" (cmd.exe by its full path), never "cmd" looked up in the
+    current folder and PATH."""
+    for name, text in all_scripts():
+        for number, line in code_lines(text.replace("\n", "\r\n")):
+            assert not re.match(r"^(cmd|cmd\.exe)\b", line, re.IGNORECASE), f"{name}:{number}"
+    shell = (stubs_dir() / "envpack-shell.bat").read_text()
+    assert 'set "ENVPACK_SHELL_COMSPEC=%ComSpec%"' in shell
+    assert '"%ENVPACK_SHELL_COMSPEC%" /d /k ' in shell
+
+
+def test_embedded_files_use_no_for_variable_of_the_writer() -> None:
+    """setup.bat writes the embedded files with `for /f ... %%A ... %%B`; wine's cmd.exe
+    substitutes again inside the substituted text, so a %%A or %%B in a file loops forever."""
+    for name, text in prefix_files(CTX):
+        assert "%%A" not in text and "%%B" not in text, name
+
+
+def test_echo_quotes_are_balanced() -> None:
+    """An odd number of quotes in an echo line puts a trailing "1>&2" inside the quotes: printed,
+    not applied."""
+    for name, text in all_scripts():
+        for number, line in code_lines(text.replace("\n", "\r\n")):
+            if line.lower().startswith("echo"):
+                assert line.count('"') % 2 == 0, f"{name}:{number}: {line}"
+
+
+def test_sfx_gives_tar_the_file_by_name() -> None:
+    """Windows' tar.exe takes narrow arguments (libarchive#2092): by default it runs in the file's
+    folder and gets the file's name alone."""
+    text = render_sfx_header(CTX).decode()
+    assert 'pushd "%EP_SFX_DIR%"\r\n"%EP_TAR%" -xf "%EP_SFX_NAME%"\r\n' in text
+
+
+def test_x64_on_arm_checks_the_windows_build() -> None:
+    text = render_setup(CTX).decode()
+    assert 'if /i "%EP_ARCH%"=="ARM64" set "EP_X64_ON_ARM=1"' in text
+    assert "if %EP_BUILD% GEQ 22000 goto :emulation_ok" in text
+    arm = render_setup(replace(CTX, platform="win-arm64")).decode()
+    assert 'set "EP_X64_ON_ARM=1"' not in arm
+
+
+def test_uninstall_is_written_into_the_prefix() -> None:
+    names = [name for name, _ in prefix_files(CTX)]
+    assert names == ["activate.bat", "envpack-shell.bat", ".condarc", "uninstall.bat"]
+    (text,) = [t for name, t in prefix_files(CTX) if name == "uninstall.bat"]
+    assert 'Remove "demo" and everything in' in text
