@@ -33,6 +33,7 @@ from wine import (
     build_demo,
     get_wine,
     percent_survives,
+    retarget,
     shutdown,
     win_path,
 )
@@ -607,17 +608,6 @@ class Listener:
         self.sock.close()
 
 
-def retarget(setup: Setup, base: str) -> None:
-    """Point env.txt's URLs at ``base`` (and setup.bat's size check at the new env.txt)."""
-    env_txt = setup.bundle / "env.txt"
-    lines = env_txt.read_text().split("\n")
-    lines = [base + "/" + line.split("/", 3)[3] if "://" in line else line for line in lines]
-    env_txt.write_text("\n".join(lines))
-    ctx = ctx_of(setup.demo)
-    files = tuple((n, env_txt.stat().st_size if n == "env.txt" else z) for n, z in ctx.files)
-    (setup.bundle / "setup.bat").write_bytes(render_setup(replace(ctx, files=files)))
-
-
 @pytest.mark.parametrize("route", ["HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"])
 def test_damaged_package_never_reaches_the_network(setup: Setup, route: str) -> None:
     # The user's own proxy (or a direct way, NO_PROXY) listens; micromamba, which fetches a
@@ -625,12 +615,12 @@ def test_damaged_package_never_reaches_the_network(setup: Setup, route: str) -> 
     listener = Listener()
     try:
         scheme = "https" if route in ("HTTPS_PROXY", "ALL_PROXY") else "http"
+        base = f"{scheme}://conda.example.invalid/channel"
+        user = {route: listener.url}
         if route == "NO_PROXY":
-            retarget(setup, listener.url + "/channel")
+            base = listener.url + "/channel"
             user = {"NO_PROXY": "127.0.0.1,localhost"}
-        else:
-            retarget(setup, f"{scheme}://conda.example.invalid/channel")
-            user = {route: listener.url}
+        retarget(setup.bundle, setup.demo.ctx, lambda line: base + "/" + line.split("/", 3)[3])
         ctx = ctx_of(setup.demo)
         package = setup.bundle / next(p for p in ctx.packages if "tool-" in p).replace("\\", "/")
         damaged = bytearray(package.read_bytes())

@@ -32,11 +32,12 @@ so that a test passing here means the same on Windows):
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -423,3 +424,123 @@ def build_demo(std_channel: Path, work: Path) -> Demo:
         ctx=captured[-1],
     )
     return _DEMO
+
+
+# ------------------------------------------------------------------ setup.bat's micromamba step
+
+
+def retarget(bundle: Path, ctx: object, rewrite: Callable[[str], str]) -> None:
+    """Rewrite each package line of the bundle's env.txt with ``rewrite`` and render its setup.bat
+    again with env.txt's new size (``ctx`` is the bundle's StubContext)."""
+    from envpack.stubs import StubContext, render_setup
+
+    assert isinstance(ctx, StubContext)
+    env_txt = bundle / "env.txt"
+    lines = env_txt.read_text().split("\n")
+    env_txt.write_text("\n".join(rewrite(line) if "://" in line else line for line in lines))
+    size = env_txt.stat().st_size
+    files = tuple((n, size if n == "env.txt" else z) for n, z in ctx.files)
+    (bundle / "setup.bat").write_bytes(render_setup(replace(ctx, files=files)))
+
+
+def cmd_words(line: str) -> list[str]:
+    """A cmd.exe command line split as micromamba's C runtime splits it (quotes removed), up to
+    its first redirection."""
+    words: list[str] = []
+    word, quoted, started = "", False, False
+    for ch in line.strip().lstrip("@"):
+        if ch == '"':
+            quoted, started = not quoted, True
+        elif not quoted and ch == ">":
+            break
+        elif not quoted and ch in " \t":
+            if started:
+                words.append(word)
+            word, started = "", False
+        else:
+            word, started = word + ch, True
+    if started:
+        words.append(word)
+    if words and words[-1] == "2":  # the handle of "2>&1" or "2>file"
+        words.pop()
+    return words
+
+
+@dataclass
+class SetupStep:
+    """setup.bat's own micromamba step, read from the rendered file, for a native run: the work
+    folder it makes and fills, the variables it sets (cleared ones removed, names matched without
+    regard to case as Windows does), the folder it runs micromamba from and the command line, with
+    %EP_WORK%, %EP_PREFIX% and %EP_BUNDLE% replaced by this machine's paths."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    work: Path
+
+
+_VAR = re.compile(r'\s*set "([A-Za-z_][A-Za-z0-9_]*)=(.*)"\s*')
+_MKDIR = re.compile(r'\s*mkdir "(%EP_WORK%[^"]*)"')
+_COPY = re.compile(r'\s*copy /b /y "(%EP_BUNDLE%[^"]+)" "(%EP_WORK%\\pkgs\\)"')
+_PUSHD = re.compile(r'\s*pushd "([^"]+)"')
+_CREATE = re.compile(r'\s*@?"?%EP_WORK%\\bin\\[^" ]*micromamba\.exe"?\s+create\s')
+
+
+def setup_step(
+    bundle: Path, prefix: Path, micromamba: Path, user_env: Mapping[str, str]
+) -> SetupStep:
+    """Prepare the work folder beside ``prefix`` as setup.bat does and return its step."""
+    text = (bundle / "setup.bat").read_text("utf-8").replace("\r\n", "\n")
+    lines = text.split("\n")
+    commands = [i for i, line in enumerate(lines) if _CREATE.match(line)]
+    assert len(commands) == 1, f"setup.bat runs micromamba create on {len(commands)} lines"
+    work = Path(f"{prefix}.envpack-work")
+    names = {"%EP_WORK%": str(work), "%EP_PREFIX%": str(prefix), "%EP_BUNDLE%": f"{bundle}\\"}
+
+    def linux(value: str) -> str:
+        for name, path in names.items():
+            value = value.replace(name, path)
+        assert "%" not in value, f"a variable the native run cannot fill: {value}"
+        return value.replace("\\", "/")
+
+    if work.exists():
+        shutil.rmtree(work)
+    env = dict(user_env)
+    cwd = bundle
+    for line in lines[: commands[0]]:
+        if found := _MKDIR.match(line):
+            Path(linux(found.group(1))).mkdir(parents=True, exist_ok=True)
+        elif found := _COPY.match(line):
+            shutil.copy(linux(found.group(1)), linux(found.group(2)))
+        elif found := _PUSHD.match(line):
+            cwd = Path(linux(found.group(1)))
+        elif line.strip().startswith("call :clear_prefixed"):
+            # every CONDA_* and MAMBA_* variable (what the subroutine does is tested under wine)
+            env = {k: v for k, v in env.items() if not k.upper().startswith(("CONDA_", "MAMBA_"))}
+        elif (found := _VAR.fullmatch(line)) and not found.group(1).startswith("EP_"):
+            key, value = found.groups()
+            env = {k: v for k, v in env.items() if k.upper() != key.upper()}
+            if value:
+                env[key] = linux(value)
+    # curl on Linux reads http_proxy and friends in lower case first; on Windows the upper-case
+    # name is the same variable
+    for key in [k for k in env if "PROXY" in k.upper()]:
+        env[key.lower()] = env[key]
+    argv = [linux(word) for word in cmd_words(lines[commands[0]])]
+    assert argv[0] == f"{work}/bin/micromamba.exe", argv
+    argv[0] = str(micromamba)
+    return SetupStep(argv, env, cwd, work)
+
+
+def run_step(step: SetupStep, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        step.argv,
+        env=step.env,
+        cwd=step.cwd,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=timeout,
+        check=False,
+    )
