@@ -1,8 +1,9 @@
 """What setup.bat runs, run by the real micromamba (a Linux build of 2.8.1, see ../shared/tools).
 
-Every command line comes from :mod:`envpack.mamba_cli`, as in the builder and the stub renderer:
-the same list file, flags and variables as setup.bat, with the Windows paths turned into this
-machine's (``%BUNDLE%`` = the extracted bundle, ``%WORK%`` = ``<prefix>.envpack-work``).
+The install is setup.bat's own step, read from the bundle's rendered setup.bat
+(:func:`wine.setup_step`: its work folder, variables, current folder and command line, with the
+Windows paths turned into this machine's). The builder's own command lines (the dry-run solve)
+come from :mod:`envpack.mamba_cli` and are put through the real parser.
 
 What these tests record for the stub (measured with 2.8.1):
 
@@ -30,11 +31,13 @@ import shutil
 import subprocess
 import zipfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from envpack import mamba_cli
+from wine import run_step, setup_step
 
 from conftest import run_cli, write_recipe
 from http_server import ChannelServer
@@ -84,16 +87,9 @@ def locked_dists(bundle: Path) -> set[str]:
     return {f"{p['name']}-{p['version']}-{p['build']}" for p in manifest["lock"]["packages"]}
 
 
-def install_env(home: Path, work: Path, **overrides: str | None) -> dict[str, str]:
-    """setup.bat's environment for micromamba (mamba_cli.install_env) for a user whose home is
-    ``home``, with test overrides."""
-    env = mamba_cli.install_env({**os.environ, "HOME": str(home)}, work)
-    for key, value in overrides.items():
-        if value is None:
-            env.pop(key, None)
-        else:
-            env[key] = value
-    return env
+def user_env(home: Path) -> dict[str, str]:
+    """A user's environment for whom ``home`` is the home folder."""
+    return {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "HOME": str(home)}
 
 
 def install_like_setup(
@@ -103,36 +99,21 @@ def install_like_setup(
     home: Path,
     damage: str | None = None,
     shortcuts: bool = False,
+    user: dict[str, str] | None = None,
     **env_overrides: str | None,
 ) -> subprocess.CompletedProcess[str]:
-    """What setup.bat does: fresh work folder, packages (not repodata) copied in, then create."""
-    work = Path(f"{prefix}.envpack-work")
-    if work.exists():
-        shutil.rmtree(work)
-    pkgs, root = work / "pkgs", work / "root"
-    pkgs.mkdir(parents=True)
-    root.mkdir()
-    (work / "home").mkdir()
-    for subdir in (PLATFORM, "noarch"):
-        for package in sorted((bundle / "channel" / subdir).iterdir()):
-            if package.name != "repodata.json":
-                shutil.copyfile(package, pkgs / package.name)
+    """setup.bat's micromamba step (fresh work folder, packages copied in, its variables, its
+    command line) run natively; ``env_overrides`` then change its environment (None: remove)."""
+    step = setup_step(bundle, prefix, mm, user if user is not None else user_env(home))
     if damage is not None:
-        flip_one_byte(pkgs / damage)
-    env = install_env(home, work, **env_overrides)
-    argv = mamba_cli.install_argv(
-        str(mm), str(prefix), str(bundle / "env.txt"), PLATFORM, shortcuts
-    )
-    return subprocess.run(
-        argv,
-        env=env,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-        timeout=TIMEOUT,
-        check=False,
-    )
+        flip_one_byte(step.work / "pkgs" / damage)
+    for key, value in env_overrides.items():
+        step.env = {k: v for k, v in step.env.items() if k.upper() != key.upper()}
+        if value is not None:
+            step.env[key] = value
+    if shortcuts:
+        step.argv.remove("--no-shortcuts")
+    return run_step(step, timeout=TIMEOUT)
 
 
 def flip_one_byte(path: Path) -> None:
@@ -262,7 +243,7 @@ def test_damaged_package_is_never_fetched_again(
     setup.bat's dead proxy makes that fail, even where the URL answers."""
     unguarded = {
         v: None
-        for var in (*mamba_cli.PROXY_VARS, mamba_cli.NO_PROXY_VAR)
+        for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
         for v in (var, var.lower())
     }
     with ChannelServer(channel_copy) as server:
@@ -299,7 +280,7 @@ def test_each_install_variable_is_needed(
     home = tmp_path / "home"
     home.mkdir()
     no_pkgs = install_like_setup(
-        real_micromamba, bundle, tmp_path / "a env", home, **{mamba_cli.PKGS_DIRS_VAR: None}
+        real_micromamba, bundle, tmp_path / "a env", home, **{"CONDA_PKGS_DIRS": None}
     )
     assert no_pkgs.returncode in (1, -11), no_pkgs.stdout
     assert "Download error" in no_pkgs.stderr
@@ -309,7 +290,7 @@ def test_each_install_variable_is_needed(
     assert any(p.name == "pkgs" for p in work_home.glob("*/pkgs")), tree(work_home)
     assert tree(home) == set()
     no_root = install_like_setup(
-        real_micromamba, bundle, tmp_path / "b env", home, **{mamba_cli.ROOT_PREFIX_VAR: None}
+        real_micromamba, bundle, tmp_path / "b env", home, **{"MAMBA_ROOT_PREFIX": None}
     )
     assert no_root.returncode == 0, no_root.stderr
     assert conda_meta(tmp_path / "b env") == locked_dists(bundle)
@@ -321,21 +302,19 @@ def test_each_install_variable_is_needed(
 def test_every_flag_accepted_by_the_real_parser(
     local_bundle: Path, std_channel: Path, real_micromamba: Path, tmp_path: Path
 ) -> None:
-    """Each option the builder or setup.bat passes, through 2.8.1's own parser and a real run."""
+    """The builder's solve (mamba_cli) and setup.bat's own create line, each through 2.8.1's own
+    parser and a real run: the real binary is the judge of the flags, not envpack's lists."""
     mm = str(real_micromamba)
     home = tmp_path / "home"
     home.mkdir()
     pkgs = tmp_path / "pkgs"
     pkgs.mkdir()
-    env = install_env(
-        home,
-        tmp_path / "work",
-        **{
-            mamba_cli.ROOT_PREFIX_VAR: str(tmp_path / "root"),
-            mamba_cli.PKGS_DIRS_VAR: str(pkgs),
-            "CONDA_OVERRIDE_WIN": "10.0.19045",
-        },
-    )
+    env = {
+        **user_env(home),
+        "MAMBA_ROOT_PREFIX": str(tmp_path / "root"),
+        "CONDA_PKGS_DIRS": str(pkgs),
+        "CONDA_OVERRIDE_WIN": "10.0.19045",
+    }
 
     def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -346,38 +325,34 @@ def test_every_flag_accepted_by_the_real_parser(
     channel = [std_channel.as_uri()]
     for offline in (False, True):
         argv = mamba_cli.dry_run_argv(mm, prefix, channel, ["tool", "docs"], PLATFORM, offline)
-        assert {*mamba_cli.DRY_RUN_FLAGS, *mamba_cli.ISOLATION_FLAGS} <= set(argv)
-        assert {mamba_cli.CHANNEL_OPTION, mamba_cli.PLATFORM_OPTION} <= set(argv)
-        assert (mamba_cli.OFFLINE_FLAG in argv) == offline
+        assert ("--offline" in argv) == offline
         proc = run(argv)
         assert_accepted(proc)
         assert json.loads(proc.stdout)["success"] is True
         assert not Path(prefix).exists()
     # The same flags in a real create from a channel, then setup.bat's create from env.txt.
-    real_argv = [a for a in argv if a not in (mamba_cli.JSON_FLAG, "--dry-run")]
+    real_argv = [a for a in argv if a not in ("--json", "--dry-run")]
     assert_accepted(run(real_argv))
     assert {"tool", "docs"} <= {d.split("-")[0] for d in conda_meta(Path(prefix))}
     bundle = extract(local_bundle, tmp_path / AWKWARD)
     for shortcuts in (False, True):
         target = tmp_path / f"env {shortcuts}"
-        argv = mamba_cli.install_argv(mm, str(target), str(bundle / "env.txt"), PLATFORM, shortcuts)
-        assert {*mamba_cli.INSTALL_FLAGS, mamba_cli.FILE_OPTION, mamba_cli.PREFIX_OPTION} <= set(
-            argv
-        )
-        assert (mamba_cli.NO_SHORTCUTS_FLAG in argv) == (not shortcuts)
-        assert_accepted(run([*argv, "--dry-run"]))
-        assert_accepted(
-            install_like_setup(real_micromamba, bundle, target, home, shortcuts=shortcuts)
-        )
+        step = setup_step(bundle, target, real_micromamba, user_env(home))
+        assert "--offline" in step.argv and "--no-shortcuts" in step.argv
+        if shortcuts:
+            step.argv.remove("--no-shortcuts")
+        assert_accepted(run_step(replace(step, argv=[*step.argv, "--dry-run"]), timeout=TIMEOUT))
+        assert not target.exists()
+        assert_accepted(run_step(step, timeout=TIMEOUT))
         assert conda_meta(target) == locked_dists(bundle)
 
 
 def test_an_unknown_flag_is_refused(real_micromamba: Path, tmp_path: Path) -> None:
     """The check above can fail: this is what the parser says to a flag it does not know."""
-    argv = mamba_cli.install_argv(str(real_micromamba), str(tmp_path / "p"), "x.txt", PLATFORM)
+    argv = [str(real_micromamba), "create", "-p", str(tmp_path / "p"), "--yes", "--offline"]
     proc = subprocess.run(
-        [*argv, "--no-such-flag"],
-        env=install_env(tmp_path, tmp_path, **{mamba_cli.ROOT_PREFIX_VAR: str(tmp_path / "r")}),
+        [*argv, "--platform", PLATFORM, "-f", "x.txt", "--no-such-flag"],
+        env={**user_env(tmp_path), "MAMBA_ROOT_PREFIX": str(tmp_path / "r")},
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
