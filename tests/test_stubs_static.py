@@ -526,3 +526,30 @@ def test_uninstall_is_written_into_the_prefix() -> None:
     assert names == ["activate.bat", "envpack-shell.bat", ".condarc", "uninstall.bat"]
     (text,) = [t for name, t in prefix_files(CTX) if name == "uninstall.bat"]
     assert 'Remove "demo" and everything in' in text
+
+
+def test_env_vars_d_merge_like_conda() -> None:
+    from envpack.stubs import env_vars_d
+
+    merged = env_vars_d(
+        [
+            ("etc/conda/env_vars.d/b.json", b'{"B": "2", "X": "from b"}'),
+            ("etc/conda/env_vars.d/a.json", b'{"A": "1", "X": "from a"}'),
+        ]
+    )
+    assert merged == (("A", "1"), ("B", "2"), ("X", "from b"))
+    with pytest.raises(BundleError, match=r"etc/conda/env_vars.d/c.json: not a JSON object"):
+        env_vars_d([("etc/conda/env_vars.d/c.json", b'{"A": 1}')])
+    with pytest.raises(BundleError, match=r"d.json: not a JSON file"):
+        env_vars_d([("d.json", b"{")])
+    (activate,) = [
+        text
+        for name, text in prefix_files(
+            replace(CTX, package_variables=(("MY_VAR", "pkg"), ("PKG_ONLY", "50%")))
+        )
+        if name == "activate.bat"
+    ]
+    # the recipe's MY_VAR wins, and keeps its place after the package's variables
+    assert 'set "PKG_ONLY=50%%"\nset "MY_VAR=a&b^c!d%%e|f<g>h (x86)"\nset "OTHER="\n' in activate
+    with pytest.raises(BundleError, match="variable name 'PATH'"):
+        prefix_files(replace(CTX, package_variables=(("PATH", "x"),)))

@@ -549,3 +549,32 @@ def test_uninstall_refuses_while_active(wine: Wine, installed: Path) -> None:
     assert "is active in this window" in result.out, result.out
     assert "un-rc=0" not in result.out
     assert (installed / "conda-meta").is_dir()
+
+
+# ------------------------------------------------------------------ env_vars.d
+
+
+def test_package_env_vars_are_set_by_activate(wine: Wine, demo: Demo, tmp_path: Path) -> None:
+    """Variables from the packages' etc\\conda\\env_vars.d\\*.json (merged at build time by
+    stubs.env_vars_d) are set by activate.bat before the activation scripts, literally, and the
+    recipe's own variables win over them."""
+    from dataclasses import replace
+
+    from envpack.stubs import StubContext, render_setup
+
+    ctx = demo.ctx
+    assert isinstance(ctx, StubContext)
+    b = Bundle(wine, demo, tmp_path)
+    recipe_key, recipe_value = ctx.variables[0]
+    ctx = replace(
+        ctx,
+        package_variables=(("GDAL_DATA", "C:\\gdal & data (x86)!"), (recipe_key, "from a package")),
+    )
+    (b.dir / "setup.bat").write_bytes(render_setup(ctx))
+    prefix = tmp_path / "target" / PREFIX_NAME
+    prefix.parent.mkdir()
+    installed_ok(b.setup(prefix), prefix)
+    result, env = activate(wine, prefix)
+    assert "activate-rc=0" in result.out, result.out
+    assert env["GDAL_DATA"] == "C:\\gdal & data (x86)!"
+    assert env[recipe_key] == recipe_value

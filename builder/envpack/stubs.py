@@ -16,8 +16,10 @@ differ, the script uses only what behaves the same in both (see the comments in 
 
 from __future__ import annotations
 
+import json
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -54,6 +56,8 @@ class StubContext:
     envpack_version: str = ""
     # the longest path micromamba extracts to, relative to its package cache (core.extraction_dir)
     longest_extract: int = 0
+    # the packages' etc/conda/env_vars.d/*.json, merged as conda merges them (env_vars_d below)
+    package_variables: tuple[tuple[str, str], ...] = field(default=())
 
 
 # Where setup.bat puts things, relative to the prefix; the path-length check depends on them.
@@ -283,14 +287,42 @@ def _post_install(ctx: StubContext) -> str:
     return "\n".join(lines)
 
 
+def env_vars_d(files: Iterable[tuple[str, bytes]]) -> tuple[tuple[str, str], ...]:
+    """The variables of packages' ``etc/conda/env_vars.d/*.json`` files, given as (path in the
+    package, content) pairs: merged in file-name order, a later file overriding an earlier one,
+    as conda's activation does (``_get_environment_env_vars``). Values are literal (conda does
+    not expand them). A file that is not a JSON object of strings is refused, by name."""
+    merged: dict[str, str] = {}
+    for name, data in sorted(files, key=lambda f: f[0].replace("\\", "/").rsplit("/", 1)[-1]):
+        try:
+            values = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise BundleError(f"{name}: not a JSON file; the package is damaged") from None
+        if not isinstance(values, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in values.items()
+        ):
+            raise BundleError(f"{name}: not a JSON object of strings; the package is damaged")
+        for key, value in values.items():
+            merged.pop(key, None)
+            merged[key] = value
+    return tuple(merged.items())
+
+
 def _variables(ctx: StubContext) -> str:
-    lines = []
+    """``set`` lines for the packages' env_vars.d variables, then the recipe's (which win), as
+    conda applies env_vars.d and then conda-meta\\state. (micromamba writes no conda-meta\\state;
+    the recipe's ``variables`` are envpack's way to set what conda's ``env config vars`` would.)"""
+    merged: dict[str, str] = dict(ctx.package_variables)
     for key, value in ctx.variables:
+        merged.pop(key, None)
+        merged[key] = value
+    lines = []
+    for key, value in merged.items():
         if not _VAR_NAME.fullmatch(key) or key.upper() in _RESERVED_VARS:
             raise BundleError(f"variable name {key!r} cannot be set by activate.bat")
         _check(value.replace("%", ""), f"the value of variable {key}")
         lines.append(f'set "{key}={batch_quote(value)}"')
-    return "\n".join(lines) if lines else "rem (the recipe sets no variables)"
+    return "\n".join(lines) if lines else "rem (no variables to set)"
 
 
 def _default_prefix(prefix: str) -> str:
