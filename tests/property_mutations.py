@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import resource
+import signal
 import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -156,3 +157,20 @@ def peak_memory(limit: int = PEAK_LIMIT, precise: bool = True) -> Iterator[None]
     finally:
         tracemalloc.stop()
     assert peak < limit, f"peak Python memory {peak:,} bytes"
+
+
+@contextmanager
+def hard_timeout(seconds: float = 60) -> Iterator[None]:
+    """Turn a hang (a reader blocked on a FIFO, a loop that never ends) into a failure: the
+    hypothesis deadline only judges an example once it has returned."""
+
+    def expired(signum: int, frame: object) -> None:
+        raise TimeoutError(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -182,7 +182,6 @@ def _write(file_name: str, text: bytes) -> Path:
     return path
 
 
-@pytest.mark.xfail(strict=True, reason="finds test_envpack_lock_that_is_not_utf8 (lock.read_lock)")
 @bounded(160)
 @given(st.sampled_from(sorted(SAMPLES)), st.data())
 def test_damaged_lock_files(file_name: str, data: st.DataObject) -> None:
@@ -258,11 +257,6 @@ def test_conda_lock_with_a_hostile_field(field: str, value: Any) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lock.read_lock: path.read_text() raises UnicodeDecodeError on a lock that is not "
-    "UTF-8 (also reached through imports.load_lock_file)",
-)
 def test_envpack_lock_that_is_not_utf8() -> None:
     path = _write("demo.lock.yaml", b"version: 1\nenvpack: \xff\nplatforms: {}\nrecipe: {}\n")
     with pytest.raises(EnvpackError):
