@@ -63,15 +63,24 @@ def wine_env(prefix: Path) -> dict[str, str]:
     return {**os.environ, "WINEPREFIX": str(prefix), "WINEDEBUG": "-all"}
 
 
-def run_join(prefix: Path, folder: Path, *args: str) -> tuple[int, str]:
+def run_join(
+    prefix: Path,
+    folder: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    stdin: bytes = b"",
+) -> tuple[int, str]:
     # Output goes to a file, not a pipe: the wine services a call may start inherit its handles
     # and live as long as the wineserver, so reading a pipe to its end would wait for them.
     log = folder.parent / f"{folder.name}.out"
-    with log.open("wb") as fh:
+    typed = folder.parent / f"{folder.name}.in"
+    typed.write_bytes(stdin)
+    with log.open("wb") as fh, typed.open("rb") as fin:
         proc = subprocess.run(
             ["timeout", "60", "wine", "cmd", "/c", "join.bat", *args],
             cwd=folder,
-            env=wine_env(prefix),
+            env={**wine_env(prefix), **(env or {})},
+            stdin=fin,
             stdout=fh,
             stderr=subprocess.DEVNULL,
             timeout=90,
@@ -196,3 +205,42 @@ def test_truncated_part(built: Built, tmp_path: Path, wine_prefix: Path) -> None
     assert "truncated" in out
     assert leftovers(folder, name) == []
     assert "is missing" not in out
+
+
+@pytest.mark.wine
+def test_join_waits_for_a_key_when_double_clicked(
+    built: Built, tmp_path: Path, wine_prefix: Path
+) -> None:
+    """Explorer runs cmd.exe /c "join.bat": the window closes at the end, so join.bat pauses.
+    Wine's cmd.exe sets no CMDCMDLINE; the test sets it as Windows would."""
+    folder = tmp_path / FOLDER
+    name, want = split_into(built, folder, "zip")
+    explorer = f'C:\\WINDOWS\\system32\\cmd.exe /c ""{folder}\\join.bat" "'
+    code, out = run_join(wine_prefix, folder, env={"CMDCMDLINE": explorer}, stdin=b"\r\n")
+    assert code == 0, out
+    assert out.rstrip().endswith("Press any key to continue...")
+    assert file_sha256(folder / name) == want
+    (folder / name).unlink()
+    code, out = run_join(wine_prefix, folder)
+    assert code == 0 and "Press any key" not in out
+
+
+@pytest.mark.wine
+def test_join_asks_for_a_folder_when_it_cannot_write_beside_the_parts(
+    built: Built, tmp_path: Path, wine_prefix: Path
+) -> None:
+    """Stands for read-only media (a DVD, a protected stick): the joined file cannot be written
+    beside the parts (here a folder is in the way of its temporary name, as root can write
+    everywhere), so join.bat asks for another folder, and Enter cancels."""
+    folder = tmp_path / FOLDER
+    name, want = split_into(built, folder, "zip")
+    (folder / f"{name}.joining").mkdir()
+    code, out = run_join(wine_prefix, folder, stdin=b"\r\n")
+    assert code == 5, out
+    assert "cannot write in" in out and "nothing was written" in out
+    elsewhere = tmp_path / "joined here & (x86)"
+    typed = f"Z:{elsewhere}".replace("/", "\\").encode() + b"\r\n"
+    code, out = run_join(wine_prefix, folder, stdin=typed)
+    assert code == 0, out
+    assert file_sha256(elsewhere / name) == want
+    assert not (folder / name).exists()
