@@ -270,8 +270,8 @@ MUTANTS = [
     Mutant(
         "reader-dup",
         "builder/envpack/reader.py",
-        "        if folded in seen:\n",
-        "        if False:\n",
+        "        folded = name.casefold()\n        if folded in seen:\n",
+        "        folded = name.casefold()\n        if False:\n",
         NAME_TESTS,
         "members equal up to case admitted",
     ),
