@@ -243,6 +243,12 @@ def recipe_error(tmp_path: Path, text: str, name: str = "r.yaml") -> str:
             "a recipe is a YAML mapping (name, channels, dependencies), found a list (['a', 'b'])",
         ),
         ("[" * 5000 + "]" * 5000, "malformed YAML: nested too deeply"),
+        (
+            "name: !!int abc\n" + BASE,
+            "malformed YAML: a value its tag cannot hold "
+            "(invalid literal for int() with base 10: 'abc')",
+        ),
+        ("name: !!bool maybe\n" + BASE, "malformed YAML: a value its tag cannot hold ('maybe')"),
     ],
 )
 def test_field_types_are_checked(tmp_path: Path, text: str, expected: str) -> None:

@@ -128,9 +128,12 @@ class _Loader(yaml.SafeLoader):
     is the environment "off"; only true/false are booleans. Numbers keep their written text."""
 
 
-_BOOL, _INTEGER, _FLOAT = (f"tag:yaml.org,2002:{t}" for t in ("bool", "int", "float"))
+_BOOL, _INTEGER, _FLOAT, _TIME = (
+    f"tag:yaml.org,2002:{t}" for t in ("bool", "int", "float", "timestamp")
+)
+# YAML 1.2 has no implicit timestamps either: ``name: 2024-01-31`` is a name, not a date.
 _Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL, _INTEGER, _FLOAT)]
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL, _INTEGER, _FLOAT, _TIME)]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), None)
@@ -213,6 +216,13 @@ def load_yaml(path: Path) -> Any:
         raise RecipeError(f"{path}:{where}: malformed YAML: {exc.problem}") from None
     except yaml.YAMLError as exc:
         raise RecipeError(f"{path}: malformed YAML: {first_line(exc)}") from None
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+        # PyYAML's constructors let these through for values their tag cannot hold
+        # (``!!int abc``, ``!!bool maybe``, ``!!timestamp x``, a 5,000-digit number).
+        reason = first_line(exc)[:120]
+        raise RecipeError(
+            f"{path}: malformed YAML: a value its tag cannot hold ({reason})"
+        ) from None
     except RecursionError:
         # PyYAML composes recursively: thousands of nested [[[...]]] exhaust the stack.
         raise RecipeError(f"{path}: malformed YAML: nested too deeply") from None
