@@ -66,9 +66,9 @@ goto end
 :writable
 set "CAN_WRITE="
 set "ATTR="
-type nul >"%DEST%%TARGET%.joining" 2>nul
-for %%F in ("%DEST%%TARGET%.joining") do set "ATTR=%%~aF-"
-if "%ATTR:~0,1%"=="-" set "CAN_WRITE=1"
+type nul 2>nul >"%DEST%%TARGET%.joining"
+for %%F in ("%DEST%%TARGET%.joining") do set "ATTR=%%~aF"
+if defined ATTR if "%ATTR:~0,1%"=="-" set "CAN_WRITE=1"
 goto :eof
 
 :check

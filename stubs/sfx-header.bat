@@ -7,10 +7,6 @@ rem it against the current folder each time, and the extraction runs from anothe
 set "EP_SFX=%~f0"
 for %%S in ("%EP_SFX%") do set "EP_SFX_DIR=%%~dpS"
 for %%S in ("%EP_SFX%") do set "EP_SFX_NAME=%%~nxS"
-set "EP_DEST=%EP_SFX_DIR%"
-if defined EP_EXTRACT_DIR set "EP_DEST=%EP_EXTRACT_DIR%"
-for %%D in ("%EP_DEST%") do set "EP_DEST=%%~fD"
-if "%EP_DEST:~-1%"=="\" set "EP_DEST=%EP_DEST:~0,-1%"
 set "EP_TAR=%SystemRoot%\System32\tar.exe"
 if not exist "%EP_TAR%" set "EP_TAR=tar.exe"
 "%EP_TAR%" --version >nul 2>&1
@@ -21,6 +17,24 @@ echo        with Explorer or 7-Zip, and run setup.bat in the extracted "@@NAME@@
 set "EP_RC=20"
 goto :finish
 :tar_ok
+set "EP_DEST=%EP_SFX_DIR%"
+if defined EP_EXTRACT_DIR goto :dest_chosen
+rem Beside this file by default; where that cannot be written (a DVD, a write-protected stick, a
+rem read-only share, a file in the way), under %%LOCALAPPDATA%% instead: a double-click cannot
+rem pass /EXTRACT. A file is told from a folder by its attributes (wine's "if exist" cannot).
+set "EP_T="
+if not exist "%EP_SFX_DIR%@@NAME@@\" mkdir "%EP_SFX_DIR%@@NAME@@" >nul 2>&1
+type nul 2>nul >"%EP_SFX_DIR%@@NAME@@\.envpack-probe"
+for %%P in ("%EP_SFX_DIR%@@NAME@@\.envpack-probe") do set "EP_T=%%~aP"
+del /f /q "%EP_SFX_DIR%@@NAME@@\.envpack-probe" >nul 2>&1
+rmdir "%EP_SFX_DIR%@@NAME@@" >nul 2>&1
+if defined EP_T if "%EP_T:~0,1%"=="-" goto :dest_chosen
+set "EP_EXTRACT_DIR=%LOCALAPPDATA%\envpack-bundles"
+echo setup: cannot write beside "%~nx0"; extracting into "%EP_EXTRACT_DIR%" instead.
+:dest_chosen
+if defined EP_EXTRACT_DIR set "EP_DEST=%EP_EXTRACT_DIR%"
+for %%D in ("%EP_DEST%") do set "EP_DEST=%%~fD"
+if "%EP_DEST:~-1%"=="\" set "EP_DEST=%EP_DEST:~0,-1%"
 if not exist "%EP_DEST%\" mkdir "%EP_DEST%" >nul 2>&1
 if not exist "%EP_DEST%\" goto :extract_failed
 echo setup: extracting "%~nx0" into "%EP_DEST%\@@NAME@@"

@@ -194,3 +194,23 @@ def test_sfx_usage(sfx: Sfx) -> None:
     assert f"{sfx.file.name} [PREFIX] [/S] [/FORCE] [/EXTRACT FOLDER]" in run.result.out
     assert "/EXTRACT  unpack into FOLDER\\demo instead of beside this file" in run.result.out
     assert sorted(p.name for p in sfx.folder.iterdir()) == [sfx.file.name]
+
+
+@pytestmark_wine
+def test_sfx_falls_back_to_localappdata_when_it_cannot_write_beside_itself(
+    sfx: Sfx, wine: Wine
+) -> None:
+    """Stands for a DVD or a write-protected stick (the tests run as root, which writes
+    everywhere): a file named like the bundle's folder is in the way. A double-click cannot pass
+    /EXTRACT, so the file unpacks under %LOCALAPPDATA%\\envpack-bundles and installs from there."""
+    (sfx.folder / "demo").write_text("in the way")
+    (local,) = (wine.prefix / "drive_c" / "users").glob("*/AppData/Local")
+    target = local / "envpack-bundles"
+    try:
+        run = sfx.run(bundle=target / "demo")
+        assert_installed(run, ctx_of(sfx.demo))
+        assert "cannot write beside" in run.result.out
+        assert (target / "demo" / "setup.bat").is_file()
+        assert (sfx.folder / "demo").read_text() == "in the way"
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
