@@ -183,6 +183,16 @@ if "%EP_T:~1,1%"==":" goto :default_absolute
 if "%EP_T:~0,1%"=="\" goto :default_absolute
 set "EP_PREFIX=%EP_BUNDLE%%EP_PREFIX%"
 :default_absolute
+rem Started by a double-click with no folder given: ask for one, the default shown.
+if defined EP_PREFIX_ARG goto :prefix_given
+if not defined EP_PAUSE goto :prefix_given
+set "EP_ANSWER="
+echo.
+echo setup: the folder to install "@@NAME@@" into (Enter: the default shown).
+set /p "EP_ANSWER=Install into [%EP_PREFIX%]: "
+if defined EP_ANSWER set "EP_ANSWER=%EP_ANSWER:"=%"
+if defined EP_ANSWER set "EP_PREFIX_ARG=%EP_ANSWER%"
+:prefix_given
 if defined EP_PREFIX_ARG set "EP_PREFIX=%EP_PREFIX_ARG%"
 for %%P in ("%EP_PREFIX%") do set "EP_PREFIX=%%~fP"
 if "%EP_PREFIX:~-1%"=="\" set "EP_PREFIX=%EP_PREFIX:~0,-1%"
@@ -318,7 +328,10 @@ goto :finish
 rem ---------------------------------------------------------------- the install
 if not defined EP_REPLACE goto :old_removed
 echo setup: deleting %EP_REPLACE% in "%EP_PREFIX%"
-rmdir /s /q "%EP_PREFIX%" >nul 2>&1
+rem Trees deeper than MAX_PATH: cmd.exe is not long-path aware even with LongPathsEnabled=1, but
+rem rmdir takes the "\\?\" form, which skips the limit; the plain form follows for the rest.
+rmdir /s /q "\\?\%EP_PREFIX%" >nul 2>&1
+if exist "%EP_PREFIX%" rmdir /s /q "%EP_PREFIX%" >nul 2>&1
 if not exist "%EP_PREFIX%" goto :old_removed
 echo setup: could not delete "%EP_PREFIX%" completely; close the programs that use it and run setup.bat again.
 set "EP_RC=9"
@@ -327,6 +340,7 @@ goto :finish
 
 rem A fresh work folder each run: a package extracted by an earlier run would hide a damaged
 rem archive from micromamba's check. Beside the prefix, so that it is on the same drive.
+if exist "%EP_WORK%" rmdir /s /q "\\?\%EP_WORK%" >nul 2>&1
 if exist "%EP_WORK%" rmdir /s /q "%EP_WORK%" >nul 2>&1
 if exist "%EP_WORK%" goto :work_failed
 mkdir "%EP_WORK%\pkgs" >nul 2>&1
@@ -484,6 +498,7 @@ if not defined EP_LOG goto :finish_console
 if not "%EP_RC%"=="0" >>"%EP_LOG%" echo result: FAILED, exit code %EP_RC%
 >>"%EP_LOG%" echo finished: %DATE% %TIME%
 if exist "%EP_PREFIX%\" copy /b /y "%EP_LOG%" "%EP_PREFIX%\envpack-install.log" >nul 2>&1
+rmdir /s /q "\\?\%EP_WORK%\pkgs" >nul 2>&1
 rmdir /s /q "%EP_WORK%\pkgs" >nul 2>&1
 rmdir /s /q "%EP_WORK%\root" >nul 2>&1
 rmdir /s /q "%EP_WORK%\bin" >nul 2>&1

@@ -578,3 +578,36 @@ def test_package_env_vars_are_set_by_activate(wine: Wine, demo: Demo, tmp_path: 
     assert "activate-rc=0" in result.out, result.out
     assert env["GDAL_DATA"] == "C:\\gdal & data (x86)!"
     assert env[recipe_key] == recipe_value
+
+
+# ------------------------------------------------------------------ double-click
+
+
+def test_double_click_asks_for_the_folder(wine: Wine, bundle: Bundle) -> None:
+    """Explorer starts cmd.exe /c "setup.bat" with no argument: setup.bat asks for the folder,
+    shows the default, and Enter keeps it. Wine's cmd.exe sets no CMDCMDLINE; the test sets it as
+    Windows would. (Wine's "set /p" reads all of a redirected stdin at once, so only the folder is
+    answered here; the confirmation that follows then reads nothing and cancels.)"""
+    explorer = f'C:\\WINDOWS\\system32\\cmd.exe /c ""{win_path(bundle.dir)}\\setup.bat" "'
+    prefix = bundle.tmp / "typed & chosen (x86)"
+    result = wine.run_bat(
+        bundle.dir / "setup.bat",
+        cwd=bundle.tmp,
+        env={"CMDCMDLINE": explorer},
+        stdin=f"{win_path(prefix)}\r\n".encode("latin-1"),
+    )
+    assert result.rc == 2, result.out
+    assert "Install into [" in result.out
+    assert f'Install into  "{win_path(prefix)}"' in result.out
+    assert result.out.rstrip().endswith("Press any key to continue...")
+    # Enter keeps the default
+    result = wine.run_bat(
+        bundle.dir / "setup.bat", cwd=bundle.tmp, env={"CMDCMDLINE": explorer}, stdin=b"\r\n"
+    )
+    assert result.rc == 2, result.out
+    shown = result.out.split("Install into [", 1)[1].split("]", 1)[0]
+    assert shown.endswith("\\envs\\demo")
+    assert f'Install into  "{shown}"' in result.out
+    # typed at a prompt, with no folder: no question (the default is taken, as before)
+    typed = wine.run_bat(bundle.dir / "setup.bat", cwd=bundle.tmp, stdin=b"n\r\n")
+    assert typed.rc == 2 and "Install into [" not in typed.out

@@ -337,6 +337,14 @@ def _common_values(ctx: StubContext) -> dict[str, str]:
         raise BundleError(
             f"environment name {name!r} contains a character cmd.exe treats specially"
         )
+    if ctx.shortcuts:
+        # micromamba's Start-menu entries (menuinst v1) start <root prefix>\python.exe cwp.py,
+        # and setup.bat's root prefix is its work folder, deleted after the install; nor would
+        # uninstall.bat remove them.
+        raise BundleError(
+            "the recipe's 'envpack: shortcuts: true' is not supported (the Start-menu entries "
+            "would point into setup.bat's deleted work folder); remove that setting"
+        )
     limit, in_prefix, in_work = path_limit(ctx)
     return {
         "ENVPACK_VERSION": ctx.envpack_version,
