@@ -555,3 +555,14 @@ def test_env_vars_d_merge_like_conda() -> None:
     assert 'set "PKG_ONLY=50%%"\nset "MY_VAR=a&b^c!d%%e|f<g>h (x86)"\nset "OTHER="\n' in activate
     with pytest.raises(BundleError, match="variable name 'PATH'"):
         prefix_files(replace(CTX, package_variables=(("PATH", "x"),)))
+
+
+def test_deep_trees_are_removed_by_their_long_path_form() -> None:
+    """cmd.exe is not long-path aware even with LongPathsEnabled=1 (issue 14 #11): rmdir of a
+    tree deeper than MAX_PATH gets the "\\\\?\\" form first."""
+    text = render_setup(CTX).decode()
+    assert 'rmdir /s /q "\\\\?\\%EP_PREFIX%" >nul 2>&1' in text
+    assert 'rmdir /s /q "\\\\?\\%EP_WORK%" >nul 2>&1' in text
+    assert 'rmdir /s /q "\\\\?\\%EP_WORK%\\pkgs" >nul 2>&1' in text
+    (uninstall,) = [t for name, t in prefix_files(CTX) if name == "uninstall.bat"]
+    assert 'rmdir /s /q "\\\\?\\%EP_PREFIX%" >nul 2>&1' in uninstall
