@@ -4,14 +4,17 @@ Templates are CRLF text with ``@@NAME@@`` placeholders; the bundle writer hands 
 :class:`StubContext` and gets bytes back.
 
 ``setup.bat`` carries the files it writes into the prefix (``activate.bat``, ``envpack-shell.bat``,
-``.condarc``) after its last line of script, one ``KEY|line`` per line. At install time one
+``.condarc``, ``uninstall.bat``) after its last line of script, one ``KEY|line`` per line. At install time one
 ``for /f`` writes each line to the file named by its key: FOR variables are substituted after
 cmd.exe has parsed the line, so ``&``, ``^``, ``%`` and ``!`` in the text stay as they are. The
 self-extracting header is the same script with an extraction step in front of the install, so
 both behave alike; it reads those lines from the ``setup.bat`` it unpacked.
 
-Everything here was run under wine's cmd.exe (tests/test_setup_bat.py); where wine and Windows
-differ, the script uses only what behaves the same in both (see the comments in stubs/setup.bat).
+Everything here was run under wine's cmd.exe (tests/test_setup_bat.py, tests/test_windows_stubs.py);
+where wine and Windows differ, the script uses only what behaves the same in both (see the comments
+in stubs/setup.bat). What wine cannot show (AutoRun, cmd.exe's 8191-character limit, tar.exe's
+narrow argv, micromamba's YAML reading of variables) is checked in tests/test_stubs_static.py and,
+for micromamba, with the real micromamba 2.8.1.
 """
 
 from __future__ import annotations
