@@ -4,11 +4,11 @@ Templates are CRLF text with ``@@NAME@@`` placeholders; the bundle writer hands 
 :class:`StubContext` and gets bytes back.
 
 ``setup.bat`` carries the files it writes into the prefix (``activate.bat``, ``envpack-shell.bat``,
-``.condarc``, ``uninstall.bat``) after its last line of script, one ``KEY|line`` per line. At install time one
-``for /f`` writes each line to the file named by its key: FOR variables are substituted after
-cmd.exe has parsed the line, so ``&``, ``^``, ``%`` and ``!`` in the text stay as they are. The
-self-extracting header is the same script with an extraction step in front of the install, so
-both behave alike; it reads those lines from the ``setup.bat`` it unpacked.
+``.condarc``, ``uninstall.bat``) after its last line of script, one ``KEY|line`` per line. At
+install time one ``for /f`` writes each line to the file named by its key: FOR variables are
+substituted after cmd.exe has parsed the line, so ``&``, ``^``, ``%`` and ``!`` in the text stay
+as they are. The self-extracting header is the same script with an extraction step in front of
+the install, so both behave alike; it reads those lines from the ``setup.bat`` it unpacked.
 
 Everything here was run under wine's cmd.exe (tests/test_setup_bat.py, tests/test_windows_stubs.py);
 where wine and Windows differ, the script uses only what behaves the same in both (see the comments
