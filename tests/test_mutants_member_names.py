@@ -1,4 +1,4 @@
-"""A bundle member whose name climbs out with ".." is refused by every reader, and for that reason.
+"""A bundle member whose name climbs out (".." or absolute) is refused, and for that reason.
 
 A mutation audit (tests/README.md) dropped the ".." rule and only one parametrised case noticed:
 the trailing-dot rule also refuses a bare "..", with a reason that points the user elsewhere.
@@ -17,12 +17,17 @@ import pytest
 from conftest import run_cli
 
 DOTDOT = "'..' path component"
+ABSOLUTE = "absolute path"
 CLIMBERS = [
-    "../evil.bat",  # outside the bundle folder
-    "demo/../../evil.bat",
-    "demo/channel/../../../evil.bat",
-    "demo/channel/win-64/..",  # a bare ".." as the last component
-    "demo/../demo/setup.bat",  # back into the folder: still refused
+    ("../evil.bat", DOTDOT),  # outside the bundle folder
+    ("demo/../../evil.bat", DOTDOT),
+    ("demo/channel/../../../evil.bat", DOTDOT),
+    ("demo/channel/win-64/..", DOTDOT),  # a bare ".." as the last component
+    ("demo/../demo/setup.bat", DOTDOT),  # back into the folder: still refused
+    # an absolute name: the empty first component would also refuse it, for a reason that
+    # does not tell the user what is wrong
+    ("/evil.bat", ABSOLUTE),
+    ("/demo/setup.bat", ABSOLUTE),
 ]
 
 
@@ -47,22 +52,26 @@ def with_member(src: Path, dst: Path, name: str) -> Path:
     return dst
 
 
-@pytest.mark.parametrize("member", CLIMBERS)
-def test_verify_refuses_dotdot_members(built: Path, tmp_path: Path, member: str) -> None:
+@pytest.mark.parametrize(("member", "reason"), CLIMBERS)
+def test_verify_refuses_climbing_members(
+    built: Path, tmp_path: Path, member: str, reason: str
+) -> None:
     bad = with_member(built, tmp_path / "bad.zip", member)
     result = run_cli("verify", bad)
     assert result.exit_code != 0, result.output
     lines = [line for line in result.output.splitlines() if member in line]
     assert lines, result.output
-    assert all(DOTDOT in line for line in lines), result.output
+    assert all(reason in line for line in lines), result.output
     assert not (tmp_path / "evil.bat").exists()
 
 
-@pytest.mark.parametrize("member", CLIMBERS)
-def test_inspect_names_dotdot_members(built: Path, tmp_path: Path, member: str) -> None:
+@pytest.mark.parametrize(("member", "reason"), CLIMBERS)
+def test_inspect_names_climbing_members(
+    built: Path, tmp_path: Path, member: str, reason: str
+) -> None:
     bad = with_member(built, tmp_path / "bad.zip", member)
     result = run_cli("inspect", bad)
-    assert member in result.output and DOTDOT in result.output, result.output
+    assert member in result.output and reason in result.output, result.output
 
 
 def test_split_bundle_refuses_dotdot_members(

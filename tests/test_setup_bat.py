@@ -353,6 +353,25 @@ def test_incomplete_bundle_names_the_files(setup: Setup) -> None:
     no_trace(run)
 
 
+def test_every_bundle_file_is_checked(setup: Setup) -> None:
+    # each file the manifest lists (the bundle's own data), one at a time one byte longer: the
+    # first and the last of the list included
+    files = sorted(json.loads((setup.bundle / "envpack.json").read_text())["files"])
+    files.remove("setup.bat")  # the script running cannot judge itself (envpack verify does)
+    assert "README.txt" in files and "sbom.cdx.json" in files, files
+    for rel in files:
+        path = setup.bundle / rel
+        good = path.read_bytes()
+        path.write_bytes(good + b"x")
+        try:
+            run = setup.run()
+        finally:
+            path.write_bytes(good)
+        assert run.result.rc == 5, (rel, run.result.out)
+        assert f'wrong size: "{rel.replace("/", chr(92))}"' in run.result.out, rel
+        assert run.records == []
+
+
 def test_refuses_a_folder_that_is_not_empty(setup: Setup) -> None:
     setup.prefix.mkdir()
     (setup.prefix / "keep.txt").write_text("mine")
@@ -451,6 +470,26 @@ def test_long_paths_are_explained_and_never_changed(setup: Setup) -> None:
         assert_installed(setup.run(), deep)
     finally:
         setup.wine.set_long_paths(None)
+
+
+def test_long_path_limit_is_exact(setup: Setup) -> None:
+    # Windows' MAX_PATH: 259 characters. The deepest file micromamba writes is
+    # <prefix>.envpack-work\pkgs\<package stem>\<its longest path>: a prefix that makes it
+    # exactly 259 passes, one character more is refused (long paths absent, as on a fresh PC).
+    deep = replace(ctx_of(setup.demo), longest_path=100, longest_extract=0)
+    (setup.bundle / "setup.bat").write_bytes(render_setup(deep))
+    lines = (setup.bundle / "env.txt").read_text().split()
+    stem = max(
+        (u.split("#")[0].rsplit("/", 1)[1].removesuffix(".conda") for u in lines if "://" in u),
+        key=len,
+    )
+    deepest = len(".envpack-work\\pkgs\\") + len(stem) + 1 + 100
+    base = win_path(setup.prefix.parent) + "\\"
+    fits = 259 - deepest - len(base)
+    assert fits > 5, fits
+    for name, expected in (("p" * fits, 0), ("p" * (fits + 1), 8)):
+        run = setup.run([base + name, "/S"])
+        assert run.result.rc == expected, (len(base + name), run.result.out)
 
 
 def long_paths_value(wine: Wine) -> str | None:
