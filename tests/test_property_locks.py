@@ -263,3 +263,75 @@ def test_envpack_lock_that_is_not_utf8() -> None:
         read_lock(path)
     with pytest.raises(EnvpackError):
         load_lock_file(path)
+
+
+# Scalars PyYAML's safe loader turns into an exception other than a YAMLError while constructing
+# them: a tag the value does not fit, an impossible date, an integer past Python's digit limit.
+YAML_TRAPS = (
+    "!!int abc",
+    "!!int 0x",
+    "!!float x",
+    "!!bool maybe",
+    "!!timestamp x",
+    "2020-13-45",
+    "9" * 5000,
+    "!!binary '@@@'",
+    "!!set {a}",
+    "!!python/name:os.system",
+    "*undefined",
+    "&a [*a]",
+    "[" * 2000,
+)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finds test_yaml_values_their_tag_cannot_hold (lock.read_lock, imports' YAML readers)",
+)
+@bounded(120)
+@given(
+    st.sampled_from(["demo.lock.yaml", "conda-lock.yml", "pixi.lock"]),
+    st.data(),
+    st.one_of(st.sampled_from(YAML_TRAPS), hostile_text.map(lambda t: yaml.safe_dump(t)[:-1])),
+)
+def test_lock_files_with_a_hostile_yaml_value(
+    file_name: str, data: st.DataObject, value: str
+) -> None:
+    lines = SAMPLES[file_name].decode().splitlines()
+    keyed = [i for i, line in enumerate(lines) if ": " in line]
+    at = data.draw(st.sampled_from(keyed))
+    lines[at] = lines[at].split(": ", 1)[0] + ": " + value.replace("\n", " ")
+    check(file_name, "\n".join(lines).encode("utf-8", "surrogatepass") + b"\n")
+
+
+_UNCAUGHT = pytest.mark.xfail(
+    strict=True,
+    reason="yaml.safe_load raises ValueError/KeyError/AttributeError/RecursionError, not a "
+    "YAMLError, for these; lock.read_lock and imports (conda-lock) let them through",
+)
+
+
+@pytest.mark.parametrize(
+    ("file_name", "value"),
+    [
+        pytest.param(file_name, value, id=f"{file_name}-{label}", marks=marks)
+        for file_name in ("demo.lock.yaml", "conda-lock.yml")
+        for label, value in (
+            ("int-tag", "!!int abc"),
+            ("bool-tag", "!!bool maybe"),
+            ("timestamp-tag", "!!timestamp x"),
+            ("bad-date", "2020-13-45"),
+            ("deep", "[" * 2000 + "]" * 2000),
+        )
+        for marks in [[] if (file_name, label) == ("conda-lock.yml", "deep") else [_UNCAUGHT]]
+    ],
+)
+def test_yaml_values_their_tag_cannot_hold(file_name: str, value: str) -> None:
+    text = SAMPLES[file_name].decode().replace("version: 1\n", f"version: {value}\n", 1)
+    assert text != SAMPLES[file_name].decode()
+    path = _write(file_name, text.encode())
+    with pytest.raises(EnvpackError):
+        load_lock_file(path)
+    if file_name.endswith(".lock.yaml"):
+        with pytest.raises(EnvpackError):
+            read_lock(path)
