@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -335,7 +335,7 @@ def sh(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> int:
     ).returncode
 
 
-def run_tests(wt: Path, tests: tuple[str, ...]) -> tuple[int, float, str]:
+def run_tests(wt: Path, tests: tuple[str, ...], select: str = "") -> tuple[int, float, str]:
     env = dict(os.environ, PYTHONPATH=str(wt / "builder"))
     shared = REPO.parent / "shared" / "tools" / "micromamba-linux" / "micromamba"
     if shared.is_file() and "ENVPACK_TEST_MICROMAMBA" not in env:
@@ -354,6 +354,7 @@ def run_tests(wt: Path, tests: tuple[str, ...]) -> tuple[int, float, str]:
             "-p",
             "no:cacheprovider",
             *present,
+            *(["-k", select] if select else []),
         ],
         cwd=wt,
         env=env,
@@ -369,8 +370,12 @@ def main() -> int:
     parser.add_argument("--ref", default="main")
     parser.add_argument("--only", nargs="*")
     parser.add_argument("--keep", action="store_true", help="keep the scratch worktree")
+    parser.add_argument("--tests", nargs="*", help="run these test files instead of each mutant's")
+    parser.add_argument("-k", dest="select", default="", help="pytest -k for every run")
     args = parser.parse_args()
     chosen = [m for m in MUTANTS if not args.only or m.id in args.only]
+    if args.tests:
+        chosen = [replace(m, tests=tuple(args.tests)) for m in chosen]
     wt = Path(tempfile.mkdtemp(prefix="envpack-mutants-"))
     shutil.rmtree(wt)
     if sh(["git", "worktree", "add", "--detach", str(wt), args.ref], REPO) != 0:
@@ -380,7 +385,7 @@ def main() -> int:
         print(f"mutating {args.ref} ({len(chosen)} mutants) in {wt}")
         broken: set[tuple[str, ...]] = set()
         for tests in sorted({m.tests for m in chosen}):
-            rc, secs, out = run_tests(wt, tests)
+            rc, secs, out = run_tests(wt, tests, args.select)
             if rc != 0:
                 print(f"baseline FAILS ({rc}) for {' '.join(tests)}; its mutants are not run:")
                 print("\n".join(out.splitlines()[-15:]))
@@ -397,7 +402,7 @@ def main() -> int:
                 continue
             target.write_bytes(text.replace(m.old, m.new).encode("utf-8"))
             try:
-                rc, secs, _ = run_tests(wt, m.tests)
+                rc, secs, _ = run_tests(wt, m.tests, args.select)
             finally:
                 target.write_bytes(original)
             verdict = "killed" if rc == 1 else ("SURVIVED" if rc == 0 else f"error {rc}")
