@@ -162,10 +162,18 @@ class TarBundleReader(BundleReader):
             self.form = "sfx" if offset else "tar"
             window = Window(self._fh, offset, self.archive_size - offset)
             try:
-                with tarfile.open(fileobj=cast(IO[bytes], window), mode="r:") as tf:
-                    infos = tf.getmembers()
+                tf = tarfile.open(fileobj=cast(IO[bytes], window), mode="r:")  # noqa: SIM115
             except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
                 raise BundleError(f"{source}: not a readable tar ({first_line(exc)})") from None
+            infos: list[tarfile.TarInfo] = []
+            try:
+                while (info := tf.next()) is not None:
+                    infos.append(info)
+            except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+                # Cut short: the members listed so far stay, the last one is found damaged.
+                self.problems.append(f"the archive ends early ({first_line(exc)}): truncated")
+            finally:
+                tf.close()
         except BaseException:
             self._fh.close()
             raise
@@ -200,8 +208,9 @@ class TarBundleReader(BundleReader):
         ``None`` when it is longer than ``cap`` (not an envpack header)."""
         if self.offset > cap:
             return None
-        self._fh.seek(0)
-        return self._fh.read(self.offset)
+        # Its own handle: the listing's Window owned (and closed) the first one.
+        with self.source.open("rb") as fh:
+            return fh.read(self.offset)
 
     def names(self) -> list[str]:
         return sorted(self._members)
