@@ -39,6 +39,8 @@ from .pkginfo import package_info
 from .platforms import virtual_packages
 from .recipe import DEFAULT_MICROMAMBA_SPEC, Recipe, load_recipe
 from .sbom import make_sbom
+from .shstubs import is_posix_platform, render_sfx_header_sh, script_entries
+from .shstubs import readme_text as sh_readme_text
 from .solve import SolveRequest, get_solver
 from .stubs import StubContext, render_setup, render_sfx_header
 
@@ -104,7 +106,8 @@ class BuildOptions:
     lock: LockOptions
     output_dir: Path = Path("dist")
     concurrency: int = 8
-    sfx: bool = True
+    sfx: bool = True  # the self-extracting -setup.bat of a Windows bundle
+    sfx_sh: bool = False  # the self-extracting -setup.sh of a Linux/macOS one: on request
     verify_cache: bool = False
     from_bundle: Path | None = None  # rebuild from an old bundle's lock instead of a recipe
     format: str | None = None  # zip | 7z; default the recipe's, else zip
@@ -391,14 +394,15 @@ def bundle_entries(
     prefix = settings.default_prefix
     sbom = make_sbom(name, platform, pl.packages, epoch)
     entries.append(Entry.from_bytes("sbom.cdx.json", json_bytes(sbom)))
-    entries.append(
-        Entry.from_bytes(
-            "README.txt",
-            readme_text(name, platform, len(pl.packages), installed, prefix)
-            .replace("\n", "\r\n")
-            .encode("utf-8"),
-        )
+    posix = is_posix_platform(platform)
+    readme = (
+        sh_readme_text(name, platform, len(pl.packages), installed, prefix).encode("utf-8")
+        if posix
+        else readme_text(name, platform, len(pl.packages), installed, prefix)
+        .replace("\n", "\r\n")
+        .encode("utf-8")
     )
+    entries.append(Entry.from_bytes("README.txt", readme))
 
     def win(rel: str) -> str:
         return rel.replace("/", "\\")
@@ -420,13 +424,16 @@ def bundle_entries(
         envpack_version=__version__,
         longest_extract=extract,
     )
-    entries.append(Entry.from_bytes("setup.bat", render_setup(ctx)))
-    extra: dict[str, object] = {}
-    if platform.startswith("win-"):
-        # The self-extracting form's batch header is code the user runs, outside the zip's
-        # members: its hash here lets verify check it (the header depends only on ctx).
-        header = Entry.from_bytes("sfx-header", render_sfx_header(ctx))
-        extra["sfx_header"] = {"sha256": header.sha256, "size": header.size}
+    if posix:
+        entries.extend(script_entries(ctx))
+    else:
+        entries.append(Entry.from_bytes("setup.bat", render_setup(ctx)))
+    # The self-extracting form's header is code the user runs, outside the archive's members:
+    # its hash here lets verify check it (the header depends only on ctx).
+    header = Entry.from_bytes(
+        "sfx-header", render_sfx_header_sh(ctx) if posix else render_sfx_header(ctx)
+    )
+    extra: dict[str, object] = {"sfx_header": {"sha256": header.sha256, "size": header.size}}
     manifest = {
         "format": "envpack-bundle",
         "format_version": 1,
@@ -480,7 +487,10 @@ def build(options: BuildOptions, reporter: Reporter | None = None) -> BuildResul
     for platform in locked.recipe.platforms:
         pl = locked.lock.for_platform(platform)
         settings = BundleSettings.from_recipe(locked.recipe, platform)
-        container = _container(options, locked.recipe.format, locked.recipe.split)
+        fmt = locked.recipe.format
+        container = _platform_container(
+            options, platform, None if fmt == "zip" else fmt, locked.recipe.split
+        )
         result.outputs.extend(
             build_platform(pl, settings, options, rep, locked.recipe.channels, None, container)
         )
@@ -587,7 +597,7 @@ def build_from_lock(
     chosen = settings or BundleSettings(
         name=lock.name, default_prefix=default_prefix(None, lock.name, platform)
     )
-    container = _container(options, "zip", None)
+    container = _platform_container(options, platform, None, None)
     return build_platform(
         pl, chosen, options, reporter or NullReporter(), channels, tools, container
     )
@@ -601,6 +611,13 @@ def _container(options: BuildOptions, fmt: str, split: str | None) -> tuple[str,
     if chosen_split is None and split is not None:
         chosen_split = parse_size(split)
     return options.format or fmt, chosen_split
+
+
+def _platform_container(
+    options: BuildOptions, platform: str, fmt: str | None, split: str | None
+) -> tuple[str, int | None]:
+    """Windows bundles default to zip, Linux and macOS ones to tar (every tar reads it)."""
+    return _container(options, fmt or ("tar" if is_posix_platform(platform) else "zip"), split)
 
 
 def build_platform(
@@ -649,12 +666,19 @@ def build_platform(
     staged = []
     try:
         staged.append(stage_bundle(folder, stem, top, entries, epoch, fmt=fmt, split=split))
-        if options.sfx and pl.platform.startswith("win-"):
+        if options.sfx and not is_posix_platform(pl.platform):
             sfx_stem = f"{stem}-setup"
             sfx_dir = options.output_dir / sfx_stem if split else options.output_dir
             header = render_sfx_header(ctx)
             staged.append(
                 stage_bundle(sfx_dir, sfx_stem, top, entries, epoch, header=header, split=split)
+            )
+        elif options.sfx_sh and is_posix_platform(pl.platform):
+            header = render_sfx_header_sh(ctx)
+            staged.append(
+                stage_bundle(
+                    options.output_dir, f"{stem}-setup", top, entries, epoch, "tar", header
+                )
             )
         # Both written in full before either replaces an old one: a failure in the second
         # leaves the output folder as it was, never a new zip beside an old -setup.bat.

@@ -53,8 +53,9 @@ from .reader import (
     admit_members,
 )
 from .stubs import batch_quote, load_template, render, to_crlf
+from .tarball import TarBundleReader, write_tar_stream
 
-FORMATS = ("zip", "7z")
+FORMATS = ("zip", "7z", "tar")
 MIB = 1 << 20
 SPLIT_MIN = MIB
 FAT32_MAX_FILE = (1 << 32) - 1
@@ -357,7 +358,9 @@ class SplitInfo:
 
 
 def bundle_filename(stem: str, fmt: str, header: bytes) -> str:
-    return f"{stem}.bat" if header else f"{stem}.{fmt}"
+    if header:
+        return f"{stem}.sh" if fmt == "tar" else f"{stem}.bat"
+    return f"{stem}.{fmt}"
 
 
 def write_bundle(
@@ -467,8 +470,11 @@ def stage_bundle(
     """Write the bundle as :func:`write_bundle` does, but leave it staged (see StagedBundle)."""
     if fmt not in FORMATS:
         raise RecipeError(f"unknown bundle format {fmt!r}; choose one of: {', '.join(FORMATS)}")
-    if header and fmt != "zip":
+    if header and fmt not in ("zip", "tar"):
         raise BundleError("the self-extracting .bat bundle is a zip; it cannot be written as 7z")
+    if split is not None and fmt == "tar":
+        # The split reader reads zip and 7z inside parts; a tar in parts could not be verified.
+        raise RecipeError("a .tar bundle cannot be split; drop --split or use --format zip")
     name = filename or bundle_filename(stem, fmt, header)
     check_filename(name)
     check_filename(top)
@@ -493,6 +499,8 @@ def stage_bundle(
         try:
             if fmt == "7z":
                 write_7z_stream(cast(IO[bytes], writer), top, entries, epoch, advance)
+            elif fmt == "tar":
+                write_tar_stream(cast(IO[bytes], writer), top, entries, epoch, header, advance)
             else:
                 write_zip_stream(cast(IO[bytes], writer), top, entries, epoch, header, advance)
         finally:
@@ -1141,7 +1149,7 @@ def register_readers() -> None:
     parts is not an unpacked bundle), and ZipBundleReader's zipfile.is_zipfile() also says yes to
     a 7z whose last stored member is a .conda (a zip, end record and all). The 7z probe is exact.
     """
-    ours: tuple[type[BundleReader], ...] = (SplitReader, SevenZipReader)
+    ours: tuple[type[BundleReader], ...] = (TarBundleReader, SplitReader, SevenZipReader)
     for position, cls in enumerate(ours):
         if cls in READERS:
             READERS.remove(cls)

@@ -236,7 +236,8 @@ def open_bundle(path: Path) -> BundleReader:
         if cls.probe(path):
             return cls(path)
     raise BundleError(
-        f"{path}: not a bundle (expected a .zip, a self-extracting .bat or an unpacked folder)"
+        f"{path}: not a bundle (expected a .zip, .7z or .tar, a self-extracting .bat or .sh, "
+        "or an unpacked folder)"
     )
 
 

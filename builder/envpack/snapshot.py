@@ -29,7 +29,9 @@ from .reader import CHUNK, MAX_JSON, BundleReader, is_bundle, open_bundle, unsaf
 SBOM_NAME = "sbom.cdx.json"
 EXPLICIT_NAME = "env.txt"
 # Top-level files a bundle always has; any other top-level file is micromamba or a runtime DLL.
-_FIXED_FILES = frozenset({"setup.bat", "README.txt", MANIFEST_NAME, SBOM_NAME, EXPLICIT_NAME})
+_FIXED_FILES = frozenset(
+    {"setup.bat", "setup.sh", "README.txt", MANIFEST_NAME, SBOM_NAME, EXPLICIT_NAME}
+)
 _INDEX_KEYS = ("name", "version", "build", "subdir")
 _REPODATA_KEYS = ("name", "version", "build", "build_number", "subdir", "sha256", "md5", "size")
 
@@ -142,7 +144,7 @@ def rebuild_inputs(path: Path) -> RebuildInputs:
         top = [n for n in names if "/" not in n and n not in _FIXED_FILES]
         dlls = sorted((n for n in top if n != exe), key=str.lower)
         tools = tuple((n, reader.read_bytes(n, 1 << 30)) for n in [exe, *dlls] if n in top)
-        fmt = "7z" if "7z" in reader.form else "zip"
+        fmt = "tar" if reader.kind == "tar" else ("7z" if "7z" in reader.form else "zip")
         return RebuildInputs(
             lock=lock, manifest=manifest, post_install=post, tools=tools, format=fmt
         )
