@@ -32,8 +32,16 @@ STUB_TESTS = (
 )
 NAME_TESTS = ("tests/test_mutants_member_names.py", "tests/test_verify_tamper.py")
 # (test_fetch_hostile.py is left out: its Ctrl-C test has a 10 s limit that a loaded machine misses)
-DOWNLOAD_TESTS = ("tests/test_download.py", "tests/test_resume_stale_part.py")
-VERIFY_TESTS = ("tests/test_verify_tamper.py", "tests/test_snapshot.py")
+DOWNLOAD_TESTS = (
+    "tests/test_download.py",
+    "tests/test_resume_stale_part.py",
+    "tests/test_mutants_size_checks.py",
+)
+VERIFY_TESTS = (
+    "tests/test_verify_tamper.py",
+    "tests/test_snapshot.py",
+    "tests/test_mutants_size_checks.py",
+)
 RENDER_TESTS = ("tests/test_stubs_static.py", *STUB_TESTS)
 
 
