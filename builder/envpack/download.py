@@ -20,9 +20,10 @@ A record without a size (imported from conda-lock v1 or ``@EXPLICIT``) is read u
 ``ENVPACK_MAX_PACKAGE_SIZE`` bytes (default 4 GiB); a record with a size is read up to that size
 and not one byte more.
 
-:meth:`Fetcher.stop` (called on Ctrl-C and on the first failure) ends every download within a
-second: workers check it between chunks and while they wait, and their connections are shut down
-under them. Every failure deletes the part file; only a kill leaves one, to be resumed.
+On the first failure, queued downloads are dropped and running ones finish into the cache. Ctrl-C
+(:meth:`Fetcher.stop`) ends every download within a second: workers check it between chunks and
+while they wait, and their connections are shut down under them. Every failure and interrupt
+deletes the part file; only a kill leaves one, to be resumed by the next run.
 """
 
 from __future__ import annotations
@@ -100,6 +101,11 @@ class FetchOptions:
     offline: bool = False
     verify_cache: bool = False
     max_size: int = 0  # cap for records without a size; 0: ENVPACK_MAX_PACKAGE_SIZE or 4 GiB
+
+
+def _running(futures: dict[Future[Path], LockedPackage]) -> list[Future[Path]]:
+    # A future cancelled while queued never counts as done for wait(): leave it out.
+    return [f for f in futures if not f.cancelled()]
 
 
 def cache_path(cache_dir: Path, record: LockedPackage) -> Path:
@@ -258,17 +264,31 @@ class Fetcher:
                 done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
                 for future in done:
                     fetched[futures[future]] = future.result()
-        except BaseException:
-            # The first failure or Ctrl-C: queued downloads are dropped, running ones stopped.
-            self.stop()
+        except Exception:
+            # The first failure: queued downloads are dropped, not run to no purpose; running
+            # ones finish (within their timeouts) into the cache, ready for the next run.
             pool.shutdown(wait=False, cancel_futures=True)
-            wait(futures, timeout=STOP_GRACE)
-            with self._lock:
-                stuck = list(self._entries)
-            for entry in stuck:
-                entry.abandon()
+            try:
+                wait(_running(futures))
+            except BaseException:
+                self._halt(futures)
+                raise
+            raise
+        except BaseException:
+            # Ctrl-C: everything stops now.
+            pool.shutdown(wait=False, cancel_futures=True)
+            self._halt(futures)
             raise
         pool.shutdown(wait=True)
+
+    def _halt(self, futures: dict[Future[Path], LockedPackage]) -> None:
+        """Stop every download; remove the files of any worker that does not answer in time."""
+        self.stop()
+        wait(_running(futures), timeout=STOP_GRACE)
+        with self._lock:
+            stuck = list(self._entries)
+        for entry in stuck:
+            entry.abandon()
 
     def fetch(self, record: LockedPackage) -> Path:
         dest = cache_path(self.options.cache_dir, record)
@@ -282,7 +302,7 @@ class Fetcher:
             # Another build sharing the cache may have fetched it while we waited for the lock.
             if self._cached(record, dest):
                 return dest
-            _adopt_old_part(entry)
+            entry.adopt_old_part()
             url = credentialed_url(record.url, self.channels)
             if url.startswith("file://"):
                 self._copy_local(record, self._local_source(record, file_url_to_path(url)), entry)
@@ -582,14 +602,3 @@ class _Retryable(Exception):
         super().__init__(message)
         self.truncated = truncated
         self.stalled = stalled  # nothing arrived: a second such attempt ends the download
-
-
-def _adopt_old_part(entry: EntryLock) -> None:
-    """Earlier envpack named part files ``<fn>.<pid>.part``: resume such a leftover too."""
-    if entry.part.exists():
-        return
-    pattern = re.compile(re.escape(entry.dest.name) + r"\.\d+\.part")
-    for old in entry.dest.parent.iterdir():
-        if pattern.fullmatch(old.name):
-            os.replace(old, entry.part)
-            return

@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import sys
 import threading
 from dataclasses import dataclass
@@ -167,6 +168,16 @@ class EntryLock:
     @property
     def held(self) -> bool:
         return self._fd is not None and self._is_current(self._fd)
+
+    def adopt_old_part(self) -> None:
+        """Earlier envpack named part files ``<fn>.<pid>.part``: resume such a leftover too."""
+        if self.part.exists():
+            return
+        pattern = re.compile(re.escape(self.dest.name) + r"\.\d+\.part")
+        for old in self.dest.parent.iterdir():
+            if pattern.fullmatch(old.name):
+                os.replace(old, self.part)
+                return
 
     def discard_part(self) -> None:
         """Delete the part file, unless the lock was taken from us (see :meth:`abandon`)."""
