@@ -180,7 +180,7 @@ def cli_env(cache: Path, **extra: str) -> dict[str, str]:
     return {**env, "ENVPACK_CACHE_DIR": str(cache), "NO_PROXY": "127.0.0.1", **extra}
 
 
-@pytest.mark.parametrize(("jobs", "stall"), [(4, "body"), (4, "headers"), (1, "body")])
+@pytest.mark.parametrize(("jobs", "stall"), [(4, "body"), (4, "headers"), (2, "body"), (1, "body")])
 def test_ctrl_c_against_a_stalled_server_exits_130_and_leaves_no_part(
     jobs: int, stall: str, pkgs: list[Path], hostile: HostileServer, tmp_path: Path
 ) -> None:
