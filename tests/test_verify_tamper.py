@@ -478,7 +478,8 @@ def test_not_a_bundle(tmp_path: Path) -> None:
     text = tmp_path / "notes.txt"
     text.write_text("hello")
     assert verify_bundle(text) == [
-        f"{text}: not a bundle (expected a .zip, a self-extracting .bat or an unpacked folder)"
+        f"{text}: not a bundle (expected a .zip, .7z or .tar, a self-extracting .bat or .sh, "
+        "or an unpacked folder)"
     ]
     with pytest.raises(BundleError, match="no such bundle"):
         verify_bundle(tmp_path / "absent.zip")

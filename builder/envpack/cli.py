@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
-from .errors import EnvpackError
+from .errors import EnvpackError, summarise
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -118,7 +118,7 @@ def _run(func: Callable[[], Any], reporter: Reporter | None = None) -> Any:
             if reporter is not None:
                 reporter.close()
     except EnvpackError as exc:
-        message = str(exc).rstrip()
+        message = summarise(" ".join(str(exc).split()))
         click.echo(f"envpack: error: {message}", err=True)
         problems = getattr(exc, "problems", None)
         if problems:
@@ -202,16 +202,17 @@ def lock_cmd(**kw: Any) -> None:
 )
 @click.option(
     "--sfx/--no-sfx",
-    default=True,
-    show_default=True,
-    help="Also write the self-extracting <name>-<platform>-setup.bat.",
+    default=None,
+    help="Also write the self-extracting <name>-<platform>-setup.bat (Windows: on unless "
+    "--no-sfx) or -setup.sh (Linux, macOS: only with --sfx).",
 )
 @click.option("--verify-cache", is_flag=True, help="Re-hash cached packages before using them.")
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["zip", "7z"]),
-    help="Bundle container (default: the recipe's envpack.format, else zip).",
+    type=click.Choice(["zip", "7z", "tar"]),
+    help="Bundle container (default: the recipe's envpack.format, else zip for Windows and "
+    "tar for Linux and macOS).",
 )
 @click.option(
     "--split",
@@ -243,7 +244,8 @@ def build_cmd(**kw: Any) -> None:
         lock=_lock_opts(kw, mode),
         output_dir=kw["output"],
         concurrency=kw["jobs"],
-        sfx=kw["sfx"],
+        sfx=kw["sfx"] is not False,
+        sfx_sh=kw["sfx"] is True,
         verify_cache=kw["verify_cache"],
         from_bundle=kw["from_bundle"],
         format=kw["fmt"],
@@ -285,6 +287,7 @@ def inspect_cmd(bundle: Path, as_json: bool, sbom: bool) -> None:
         click.echo(json.dumps(info.get("sbom") if sbom else info, indent=1, sort_keys=True))
     else:
         click.echo(_run(lambda: snapshot.format_inspect(info, sbom=sbom)))
+    _exit_on_problems(info["problems"], bundle)
 
 
 @main.command("verify")
@@ -324,6 +327,20 @@ def diff_cmd(a: Path, b: Path, platform: str | None, as_json: bool) -> None:
         click.echo(json.dumps(result.to_dict(), indent=1))
     else:
         click.echo(snapshot.format_diff(result))
+    _exit_on_problems(list(result.problems), None)
+
+
+def _exit_on_problems(problems: list[str], bundle: Path | None) -> None:
+    """inspect and diff show what they can, but a bundle found damaged or tampered with on the
+    way is not a success: exit 8, as verify does, with a pointer to it on stderr."""
+    if problems:
+        from .errors import VerificationFailed
+
+        where = f"{bundle}: " if bundle else ""
+        click.echo(
+            f"envpack: {where}{len(problems)} problem(s) noticed; run envpack verify", err=True
+        )
+        sys.exit(VerificationFailed.exit_code)
 
 
 def entry() -> None:

@@ -551,7 +551,7 @@ def build_from_lock_file(path: Path, options: BuildOptions, rep: Reporter) -> Bu
         if options.lock.micromamba_exe is not None:
             pl = replace(pl, micromamba=artifact_from_file(options.lock.micromamba_exe))
         elif pl.micromamba is None:
-            pl = replace(pl, micromamba=_solve_micromamba_from(pl, options, rep))
+            pl = replace(pl, micromamba=_solve_micromamba_from(pl, options, rep, secrets))
         result.outputs.extend(
             build_from_lock(imported.with_platform(pl), platform, options, rep, channels=secrets)
         )
@@ -561,10 +561,17 @@ def build_from_lock_file(path: Path, options: BuildOptions, rep: Reporter) -> Bu
 
 
 def _solve_micromamba_from(
-    pl: PlatformLock, options: BuildOptions, rep: Reporter
+    pl: PlatformLock, options: BuildOptions, rep: Reporter, secrets: Sequence[Channel] = ()
 ) -> MicromambaArtifact:
-    """A lock from another tool names no micromamba: take it from the channels it uses."""
-    from .channels import resolve_channel
+    """A lock from another tool names no micromamba: take it from the channels it uses (with
+    the credentials the lock file's URLs carried, for a private channel)."""
+    from .channels import resolve_channel, strip_token
+
+    def channel(name: str) -> Channel:
+        for secret in secrets:
+            if strip_token(secret.url).rstrip("/") == name.rstrip("/"):
+                return secret
+        return resolve_channel(name, Path.cwd())
 
     channels = sorted({r.channel for r in pl.packages if r.channel})
     if not channels:
@@ -573,7 +580,7 @@ def _solve_micromamba_from(
     cache = private_cache(options.lock)
     rep.info(f"{pl.platform}: solving micromamba from {', '.join(channels)}")
     request = SolveRequest(
-        channels=[resolve_channel(c, Path.cwd()) for c in channels],
+        channels=[channel(c) for c in channels],
         specs=tool_specs(DEFAULT_MICROMAMBA_SPEC, pl.platform),
         platform=pl.platform,
         virtual_packages=virtual_packages(pl.platform, {}),
