@@ -90,7 +90,7 @@ class Reporter:
 
     def info(self, message: str) -> None:
         if not self.quiet:
-            click.echo(message, err=True)
+            click.echo(summarise(message), err=True)
 
     def progress(self) -> Any:
         from .download import NullProgress

@@ -41,7 +41,7 @@ from .recipe import DEFAULT_MICROMAMBA_SPEC, Recipe, load_recipe
 from .sbom import make_sbom
 from .shstubs import is_posix_platform, render_sfx_header_sh, script_entries
 from .shstubs import readme_text as sh_readme_text
-from .solve import SolveRequest, get_solver
+from .solve import SolveRequest, get_solver, specs_text
 from .stubs import StubContext, render_setup, render_sfx_header
 
 LOCK_MODES = ("auto", "locked", "frozen")
@@ -227,7 +227,7 @@ def lock(options: LockOptions, reporter: Reporter | None = None) -> LockResult:
                 f"{path}: the lock does not match {options.recipe.name} for {platform}; "
                 "run 'envpack lock' (or build without --locked)"
             )
-        rep.info(f"{platform}: solving {' '.join(recipe.specs)}")
+        rep.info(f"{platform}: solving {specs_text(recipe.specs)}")
         current = current.with_platform(_solve_platform(recipe, platform, options, rep.info))
         changed = True
     if changed:

@@ -229,8 +229,15 @@ def summarise_problems(text: str) -> str:
     return summary if len(summary) <= _MAX_SUMMARY else summary[: _MAX_SUMMARY - 1] + "…"
 
 
+def specs_text(specs: Sequence[str], shown: int = 12) -> str:
+    """The specs for a message: all of a recipe's usual handful, the first few of a huge one."""
+    if len(specs) <= shown:
+        return " ".join(specs)
+    return f"{' '.join(specs[:shown])} … and {len(specs) - shown:,} more"
+
+
 def _solver_message(summary: str, request: SolveRequest) -> str:
-    specs = " ".join(request.specs)
+    specs = specs_text(request.specs)
     where = ", ".join(c.public_url for c in request.channels)
     hint = f" in {where}" if summary.startswith("no package matches") and where else ""
     return f"cannot solve {specs!r} for {request.platform}: {redact(summary)}{hint}"
