@@ -15,11 +15,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .channels import Channel, redact, strip_token
 from .errors import LockError, first_line
-from .lock import Lock, LockedPackage, PlatformLock, read_lock
+from .lock import Lock, LockedPackage, PlatformLock, parse_yaml, read_lock
 
 KINDS = ("envpack", "conda-lock", "pixi", "explicit")
 MAX_LOCK = 256 << 20  # bigger than any real lock; refuse rather than parse it
@@ -260,12 +258,10 @@ def _conda_lock(path: Path, platform: str | None, name: str | None) -> Lock:
 
 def _yaml(path: Path) -> dict[str, Any]:
     try:
-        loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise LockError(f"{path}: cannot read ({exc})") from None
-    except yaml.YAMLError as exc:
-        raise LockError(f"{path}: malformed YAML ({first_line(exc)})") from None
+    data = parse_yaml(text, str(path))
     if not isinstance(data, dict):
         raise LockError(f"{path}: not a YAML mapping")
     return data

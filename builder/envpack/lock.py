@@ -29,7 +29,7 @@ import yaml
 
 from . import __version__
 from .channels import strip_token
-from .errors import LockError
+from .errors import LockError, first_line
 from .names import file_name_problem
 
 _HEX = frozenset("0123456789abcdef")
@@ -297,11 +297,25 @@ def read_lock(path: Path) -> Lock:
         raise LockError(
             f"{path}: not a text lock file (byte {exc.start} is not UTF-8); lock again"
         ) from None
+    return lock_from_dict(parse_yaml(text, str(path)), str(path))
+
+
+# What PyYAML's safe loader raises besides YAMLError on values their tag cannot hold
+# (``!!int abc``, ``2020-13-45``, a 5,000-digit number, a deeply nested document).
+_YAML_VALUE_ERRORS = (ValueError, KeyError, AttributeError, TypeError, RecursionError)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """A lock file's YAML, or one LockError naming the file: never a loader's traceback."""
+    loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        data = yaml.safe_load(text)
+        return yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
-        raise LockError(f"{path}: malformed lock file ({exc})") from None
-    return lock_from_dict(data, str(path))
+        raise LockError(f"{where}: malformed YAML ({first_line(exc)})") from None
+    except _YAML_VALUE_ERRORS as exc:
+        raise LockError(
+            f"{where}: malformed YAML (a value its type cannot hold: {exc!r:.80})"
+        ) from None
 
 
 def write_atomic(path: Path, data: bytes) -> None:
