@@ -35,14 +35,14 @@ from .micromamba_exe import (
     extract_micromamba,
     tool_specs,
 )
-from .pkginfo import package_info
+from .pkginfo import package_info, read_package_files
 from .platforms import virtual_packages
 from .recipe import DEFAULT_MICROMAMBA_SPEC, Recipe, load_recipe
 from .sbom import make_sbom
 from .shstubs import is_posix_platform, render_sfx_header_sh, script_entries
 from .shstubs import readme_text as sh_readme_text
 from .solve import SolveRequest, get_solver, specs_text
-from .stubs import StubContext, render_setup, render_sfx_header
+from .stubs import StubContext, env_vars_d, render_setup, render_sfx_header
 
 LOCK_MODES = ("auto", "locked", "frozen")
 
@@ -312,6 +312,10 @@ This folder installs the conda environment "{name}" ({packages} packages, about
 {size // (1 << 20)} MB once installed) on a PC with no network, without administrator
 rights, and without touching the registry, PATH or cmd.exe AutoRun.
 
+Before you start. If the zip came by e-mail or download, right-click it first, Properties,
+tick "Unblock", OK; then "Extract All..." (do not run setup.bat from inside the zip).
+Otherwise SmartScreen or Office policies may block the scripts.
+
 1. Copy the whole folder to the PC (keep every file).
 2. Open a NEW cmd.exe window (no conda environment active) and run:
 
@@ -319,8 +323,15 @@ rights, and without touching the registry, PATH or cmd.exe AutoRun.
        setup.bat D:\\envs\\{name}   installs into the folder you name
        setup.bat /?              shows every option
 
+   Install folder: spaces, "&", "(x86)" and non-English letters are fine; "!", "%" and "^"
+   are not (setup.bat refuses them: micromamba's own helper scripts break on them without
+   saying so). Do not move the folder afterwards: conda environments contain their path, so
+   install again into the new place instead.
 3. Afterwards, start the environment with "<prefix>\\envpack-shell.bat", or run
-   "<prefix>\\activate.bat" inside an existing cmd.exe window.
+   "CALL <prefix>\\activate.bat" inside an existing cmd.exe window. Never run "conda init",
+   "mamba init" or "micromamba shell init": they write an AutoRun hook into the registry that
+   runs in every cmd.exe window, and envpack needs none. "<prefix>\\uninstall.bat" removes
+   everything.
 
 envpack.json lists every file of this folder with its SHA-256; sbom.cdx.json lists the packages
 and their licences. Made with envpack {__version__}.
@@ -369,11 +380,14 @@ def bundle_entries(
     installed = 0
     longest = 0
     extract = 0  # the longest path micromamba extracts to, relative to its package cache
+    env_files: list[tuple[str, bytes]] = []  # packages' etc/conda/env_vars.d/*.json
     for r in pl.packages:
         rel = f"channel/{r.subdir}/{r.fn}"
         entries.append(Entry.from_file(rel, paths[r], r.size, r.sha256))
         pkg_rel.append(rel)
         info = package_info(paths[r])
+        if info.env_vars_files:
+            env_files.extend(read_package_files(paths[r], info.env_vars_files))
         installed += info.installed_size
         longest = max(longest, info.longest_path)
         extract = max(extract, len(extraction_dir(r)) + 1 + info.longest_path)
@@ -423,6 +437,7 @@ def bundle_entries(
         variables=settings.variables,
         envpack_version=__version__,
         longest_extract=extract,
+        package_variables=env_vars_d(env_files),
     )
     if posix:
         entries.extend(script_entries(ctx))

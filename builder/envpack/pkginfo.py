@@ -23,6 +23,12 @@ class PackageInfo:
     longest_path: int
     installed_size: int
     paths_count: int
+    # etc/conda/env_vars.d/*.json the package installs: activate.bat must set their variables
+    # (no default, so a cache sidecar written before this field existed is read again).
+    env_vars_files: list[str]
+
+
+ENV_VARS_DIR = "etc/conda/env_vars.d/"
 
 
 def read_info_files(
@@ -58,6 +64,27 @@ def read_info_files(
     return found
 
 
+def read_package_files(package: Path, wanted: list[str]) -> list[tuple[str, bytes]]:
+    """The named files of a package's payload (not ``info/``), as (path, content) pairs."""
+    from conda_package_streaming.package_streaming import stream_conda_component
+
+    found: list[tuple[str, bytes]] = []
+    try:
+        with package.open("rb") as fh:
+            for tar, member in stream_conda_component(package.name, fh, component="pkg"):
+                if member.name in wanted and member.isfile():
+                    if member.size > MAX_JSON:
+                        raise BundleError(f"{package.name}: {member.name} is implausibly large")
+                    extracted = tar.extractfile(member)
+                    if extracted is not None:
+                        found.append((member.name, extracted.read()))
+    except BundleError:
+        raise
+    except Exception as exc:  # the streaming library raises many types for a damaged archive
+        raise BundleError(f"{package.name}: cannot read the package ({first_line(exc)})") from None
+    return found
+
+
 def package_info(package: Path, use_cache: bool = True) -> PackageInfo:
     sidecar = package.with_name(package.name + ".envpack-info.json")
     if use_cache and sidecar.is_file():
@@ -75,6 +102,12 @@ def package_info(package: Path, use_cache: bool = True) -> PackageInfo:
         longest_path=max((len(p.get("_path", "")) for p in paths), default=0),
         installed_size=sum(int(p.get("size_in_bytes") or 0) for p in paths),
         paths_count=len(paths),
+        env_vars_files=sorted(
+            str(p["_path"])
+            for p in paths
+            if str(p.get("_path", "")).startswith(ENV_VARS_DIR)
+            and str(p["_path"]).endswith(".json")
+        ),
     )
     if use_cache:
         try:
