@@ -284,10 +284,6 @@ YAML_TRAPS = (
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finds test_yaml_values_their_tag_cannot_hold (lock.read_lock, imports' YAML readers)",
-)
 @bounded(120)
 @given(
     st.sampled_from(["demo.lock.yaml", "conda-lock.yml", "pixi.lock"]),
@@ -304,17 +300,10 @@ def test_lock_files_with_a_hostile_yaml_value(
     check(file_name, "\n".join(lines).encode("utf-8", "surrogatepass") + b"\n")
 
 
-_UNCAUGHT = pytest.mark.xfail(
-    strict=True,
-    reason="yaml.safe_load raises ValueError/KeyError/AttributeError/RecursionError, not a "
-    "YAMLError, for these; lock.read_lock and imports (conda-lock) let them through",
-)
-
-
 @pytest.mark.parametrize(
     ("file_name", "value"),
     [
-        pytest.param(file_name, value, id=f"{file_name}-{label}", marks=marks)
+        pytest.param(file_name, value, id=f"{file_name}-{label}")
         for file_name in ("demo.lock.yaml", "conda-lock.yml")
         for label, value in (
             ("int-tag", "!!int abc"),
@@ -323,7 +312,6 @@ _UNCAUGHT = pytest.mark.xfail(
             ("bad-date", "2020-13-45"),
             ("deep", "[" * 2000 + "]" * 2000),
         )
-        for marks in [[] if (file_name, label) == ("conda-lock.yml", "deep") else [_UNCAUGHT]]
     ],
 )
 def test_yaml_values_their_tag_cannot_hold(file_name: str, value: str) -> None:
