@@ -1,0 +1,194 @@
+"""Golden bytes: a fixed lock and fixed packages give bundles with these exact sha256 values.
+
+The promise "the same lock gives the same bytes" is checked elsewhere by building twice; this
+test pins the bytes themselves, so that moving code around (a reshape, a refactor of a writer)
+cannot change a bundle unnoticed. Everything here is fixed: packages are ``.tar.bz2`` archives
+written by this file with fixed metadata (bz2's output has not changed in decades, unlike
+zstd's), the lock names made-up URLs and is served from a cache filled beforehand (``--offline``:
+no server port leaks into ``env.txt``), micromamba.exe is a fixed file, SOURCE_DATE_EPOCH is set.
+
+When a change is *meant* to alter the bytes (a new manifest field, a setup.bat fix), the failure
+prints every new value; update GOLDEN in the same commit and say why in its message. The 7z form
+holds Deflate output from the zlib Python links, so it is pinned only where that zlib is the one
+recorded below.
+"""
+
+from __future__ import annotations
+
+import bz2
+import hashlib
+import io
+import json
+import random
+import tarfile
+import zlib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import run_cli
+
+EPOCH = "1700000000"
+ZLIB_OF_RECORD = "1.2.13"  # Debian 12's; the 7z goldens hold for it only
+GOLDEN = {
+    "zip": "7af0f2d2a32cca1be24e6dbc3fe15ca34fd2a3c5bf85bba098d32cfe8bacc1d4",
+    "sfx": "1552f83dcf34c2ee07ebc2a8b78cab0315185b542bc55c755e847da0d789b91c",
+    "7z": "e8bf72ece4102765094bfd084b74075247c94301f5ec9534167539d9c4993a72",
+    "split.001": "c41d65260710f0d6f10ff7e2f33021f6eadb1b937c16d615c52869d581596cb4",
+    "split.002": "955a3ebb9dc9390459209db9185ebad430f3f746020e9bde9aa9d1b7caaf91f9",
+    "split-sfx.001": "b12f039369d221db6a2839e87b3188db0565eca2ddbefb2ff9db4d56226ffc68",
+    "tar": "ca7a56aa3ec27a7d18f5c5b91613e25bb5a6d6c3c7525d2def427cd80b5f29aa",
+    "sfx-sh": "6f425b320c10a3f0b94829a1483b3d3a757e2cb97dd6cdd8f4411826aee5fdc7",
+}
+
+
+def tar_bz2(files: dict[str, bytes]) -> bytes:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name in sorted(files):
+            info = tarfile.TarInfo(name)
+            info.size = len(files[name])
+            info.mtime = int(EPOCH)
+            info.mode = 0o644
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            tar.addfile(info, io.BytesIO(files[name]))
+    return bz2.compress(raw.getvalue(), 9)
+
+
+def package(
+    name: str, version: str, build: str, subdir: str, payload: dict[str, bytes], depends: list[str]
+) -> tuple[dict[str, object], bytes]:
+    index = {
+        "name": name,
+        "version": version,
+        "build": build,
+        "build_number": 0,
+        "depends": depends,
+        "license": "MIT",
+        "subdir": subdir,
+        "timestamp": 1700000000000,
+    }
+    paths = [
+        {
+            "_path": p,
+            "path_type": "hardlink",
+            "sha256": hashlib.sha256(d).hexdigest(),
+            "size_in_bytes": len(d),
+        }
+        for p, d in sorted(payload.items())
+    ]
+    files = dict(payload)
+    files["info/index.json"] = json.dumps(index, indent=2, sort_keys=True).encode()
+    files["info/paths.json"] = json.dumps({"paths": paths, "paths_version": 1}).encode()
+    files["info/files"] = "".join(f"{p}\n" for p in sorted(payload)).encode()
+    data = tar_bz2(files)
+    fn = f"{name}-{version}-{build}.tar.bz2"
+    record = {
+        **index,
+        "fn": fn,
+        "url": f"https://conda.golden.invalid/golden/{subdir}/{fn}",
+        "channel": "https://conda.golden.invalid/golden",
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "md5": hashlib.md5(data).hexdigest(),
+        "size": len(data),
+        "constrains": [],
+    }
+    return record, data
+
+
+def golden_inputs(root: Path, platform: str = "win-64") -> tuple[Path, Path, Path]:
+    """The lock, the filled cache and micromamba.exe, all of fixed bytes."""
+    rnd = random.Random("envpack golden")
+    made = [
+        package("ucrt", "10.0.22621.0", "h0", platform, {"Library/bin/ucrtbase.dll": b"ucrt"}, []),
+        package(
+            "libbig",
+            "1.0",
+            "h1",
+            platform,
+            {"Library/bin/big.dll": rnd.randbytes(1_300_000)},
+            ["ucrt"],
+        ),
+        package(
+            "tool", "2.0", "h2", platform, {"Library/bin/tool.exe": b"MZ tool"}, ["libbig", "ucrt"]
+        ),
+        package("docs", "0.1", "pyh0", "noarch", {"share/docs/README": b"docs\n"}, ["tool"]),
+    ]
+    cache = root / "cache"
+    for record, data in made:
+        # Where envpack's cache keeps a package: pkgs/<sha256>/<fn> (download.cache_path).
+        folder = cache / "pkgs" / str(record["sha256"])
+        folder.mkdir(parents=True)
+        (folder / str(record["fn"])).write_bytes(data)
+    exe = root / ("micromamba.exe" if platform.startswith("win-") else "micromamba")
+    exe.write_bytes(b"MZ golden micromamba " + bytes(range(256)) * 64)
+    lock = {
+        "version": 1,
+        "envpack": "0.1.0",
+        "recipe": {"name": "golden", "path": None, "channels": [], "specs": ["tool", "docs"]},
+        "platforms": {
+            platform: {
+                "input_hash": "",
+                "virtual_packages": ["__win=10.0.19045=0"],
+                "packages": sorted((r for r, _ in made), key=lambda r: str(r["name"])),
+                "micromamba": {
+                    "source": "file",
+                    "file": {
+                        "name": exe.name,
+                        "sha256": hashlib.sha256(exe.read_bytes()).hexdigest(),
+                    },
+                    "runtime": [],
+                },
+            }
+        },
+    }
+    lock_path = root / f"golden-{platform}.lock.yaml"
+    lock_path.write_text(yaml.safe_dump(lock, sort_keys=False))
+    return lock_path, cache, exe
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_golden_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lock, cache, exe = golden_inputs(tmp_path)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+    monkeypatch.setenv("ENVPACK_CACHE_DIR", str(cache))
+    common = ["--offline", "--micromamba-exe", str(exe)]
+    got: dict[str, str] = {}
+
+    out = tmp_path / "whole"
+    result = run_cli("build", lock, "-o", out, *common)
+    assert result.exit_code == 0, result.output
+    got["zip"] = sha(out / "golden-win-64.zip")
+    got["sfx"] = sha(out / "golden-win-64-setup.bat")
+
+    out = tmp_path / "seven"
+    result = run_cli("build", lock, "-o", out, "--format", "7z", "--no-sfx", *common)
+    assert result.exit_code == 0, result.output
+    got["7z"] = sha(out / "golden-win-64.7z")
+
+    out = tmp_path / "split"
+    result = run_cli("build", lock, "-o", out, "--split", "1M", *common)
+    assert result.exit_code == 0, result.output
+    got["split.001"] = sha(out / "golden-win-64" / "golden-win-64.zip.001")
+    got["split.002"] = sha(out / "golden-win-64" / "golden-win-64.zip.002")
+    got["split-sfx.001"] = sha(out / "golden-win-64-setup" / "golden-win-64-setup.bat.001")
+
+    linux_root = tmp_path / "linux"
+    linux_root.mkdir()
+    lock, cache, exe = golden_inputs(linux_root, "linux-64")
+    monkeypatch.setenv("ENVPACK_CACHE_DIR", str(cache))
+    out = tmp_path / "tar"
+    result = run_cli("build", lock, "-o", out, "--offline", "--micromamba-exe", exe, "--sfx")
+    assert result.exit_code == 0, result.output
+    got["tar"] = sha(out / "golden-linux-64.tar")
+    got["sfx-sh"] = sha(out / "golden-linux-64-setup.sh")
+
+    expected = dict(GOLDEN)
+    if zlib.ZLIB_VERSION != ZLIB_OF_RECORD:
+        del expected["7z"], got["7z"]
+    assert got == expected, "new golden values:\n" + json.dumps(got, indent=4)
