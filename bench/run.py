@@ -312,7 +312,7 @@ def write_recipe(path: Path, channel: str, specs: Sequence[str]) -> Path:
 
 def locked_records(lock_file: Path) -> list[tuple[str, str, int]]:
     """(url, fn, size) of every package the build will fetch."""
-    from envpack.lock import read_lock
+    from envpack.lock.lockfile import read_lock
 
     pl = read_lock(lock_file).for_platform("win-64")
     return sorted({(r.url, r.fn, r.size) for r in pl.all_records()})

@@ -1,4 +1,4 @@
-"""A test-side builder of Linux/macOS bundles through envpack.tarball and envpack.shstubs.
+"""A test-side builder of Linux/macOS bundles through envpack.archive.tar and envpack.bundle.shstubs.
 
 It lays out the entries as core.bundle_entries does (channel/<subdir>/<fn>, both repodata.json,
 env.txt, micromamba, envpack.json, the scripts) until core builds these targets itself; then the
@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from envpack.bundle import Entry, json_bytes, manifest_files
-from envpack.shstubs import render_sfx_header_sh, script_entries
-from envpack.stubs import StubContext
-from envpack.tarball import write_tar_stream
+from envpack.archive.tar import write_tar_stream
+from envpack.bundle.manifest import Entry, json_bytes, manifest_files
+from envpack.bundle.shstubs import render_sfx_header_sh, script_entries
+from envpack.bundle.stubs import StubContext
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 ZLIB_CHANNEL = SHARED / "data" / "anaconda-zlib-channel"

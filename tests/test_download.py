@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from envpack.download import Fetcher, FetchOptions, cache_path
 from envpack.errors import ChecksumError, DownloadError
-from envpack.lock import LockedPackage
+from envpack.fetch.download import Fetcher, FetchOptions, cache_path
+from envpack.lock.lockfile import LockedPackage
 
 from channel_factory import Pkg, build_package
 from http_server import ChannelServer

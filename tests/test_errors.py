@@ -152,8 +152,8 @@ def test_disk_full_leaves_nothing(
     recipe: Path, tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert run_cli("lock", recipe).exit_code == 0
-    import envpack.bundle as bundle_mod
-    import envpack.formats as formats_mod
+    import envpack.archive.write as formats_mod
+    import envpack.bundle.manifest as bundle_mod
 
     orig = bundle_mod.write_zip_entries
 

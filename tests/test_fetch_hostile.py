@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from envpack.download import Fetcher, FetchOptions
 from envpack.errors import ChecksumError, DownloadError
-from envpack.lock import LockedPackage
+from envpack.fetch.download import Fetcher, FetchOptions
+from envpack.lock.lockfile import LockedPackage
 from fetch_servers import HostileServer
 
 from channel_factory import Pkg, build_package
@@ -454,7 +454,7 @@ def test_a_failed_download_gives_the_cursor_back(
 def token_lock(kind: str, tmp_path: Path, shared: Path) -> Path:
     """A lock of ``kind`` whose package URLs carry /t/tk-SECRET/ (and, for @EXPLICIT, a
     password on a second channel)."""
-    from envpack.lock import Lock, PlatformLock, write_lock
+    from envpack.lock.lockfile import Lock, PlatformLock, write_lock
 
     pkg = "https://example.invalid/chan/win-64/zz-1.0-0.conda"
     path = tmp_path / f"{kind}.lock"
@@ -495,7 +495,7 @@ def token_lock(kind: str, tmp_path: Path, shared: Path) -> Path:
 @pytest.mark.parametrize("kind", ["explicit", "conda-lock", "envpack", "pixi"])
 def test_secret_channels_of_every_lock_format(kind: str, tmp_path: Path) -> None:
     from envpack.channels import credentialed_url
-    from envpack.imports import load_lock_file, secret_channels
+    from envpack.lock.importers import load_lock_file, secret_channels
 
     from channel_factory import SHARED_DATA
 
@@ -523,10 +523,10 @@ def test_disk_full_deletes_the_part(
 ) -> None:
     import errno
 
-    import envpack.partfile
+    import envpack.fetch.partfile
 
     calls = []
-    real = envpack.partfile.Digest.update
+    real = envpack.fetch.partfile.Digest.update
 
     def full_after_one_chunk(self: object, chunk: bytes) -> None:
         calls.append(len(chunk))
@@ -534,7 +534,7 @@ def test_disk_full_deletes_the_part(
             raise OSError(errno.ENOSPC, "No space left on device")
         real(self, chunk)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(envpack.partfile.Digest, "update", full_after_one_chunk)
+    monkeypatch.setattr(envpack.fetch.partfile.Digest, "update", full_after_one_chunk)
     rec = record(pkgs[0], hostile.url)
     with pytest.raises(Exception, match="disk full while writing"):
         fetcher(tmp_path / "cache").fetch(rec)

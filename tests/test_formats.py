@@ -22,10 +22,10 @@ from pathlib import Path
 import py7zr
 import pytest
 
-from envpack import formats
-from envpack.bundle import Entry, write_zip
+from envpack.archive import write as formats
+from envpack.archive.base import open_bundle
+from envpack.bundle.manifest import Entry, write_zip
 from envpack.errors import BundleError, RecipeError
-from envpack.reader import open_bundle
 
 from channel_factory import file_sha256
 from conftest import run_cli, write_recipe

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from envpack.bundle import Entry
+from envpack.archive.write import write_bundle
+from envpack.bundle.manifest import Entry
 from envpack.errors import BundleError, LockError
-from envpack.formats import write_bundle
-from envpack.lock import LockedPackage
+from envpack.lock.lockfile import LockedPackage
 from envpack.names import file_name_problem, member_problem
 from envpack.snapshot import verify_bundle
 

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from envpack.errors import LockError
-from envpack.imports import build_number_of, detect_lock_kind, load_lock_file
-from envpack.lock import Lock, LockedPackage, PlatformLock, write_lock
+from envpack.lock.importers import build_number_of, detect_lock_kind, load_lock_file
+from envpack.lock.lockfile import Lock, LockedPackage, PlatformLock, write_lock
 from envpack.snapshot import verify_bundle
 
 from http_server import ChannelServer
@@ -317,7 +317,7 @@ def test_envpack_lock_passes_through(tmp_path: Path) -> None:
 
 
 def build_imported(lock: Lock, out: Path, cache: Path) -> Path:
-    from envpack import core
+    from envpack import pipeline as core
 
     options = core.BuildOptions(
         lock=core.LockOptions(recipe=out / "unused.yaml", cache_dir=cache),

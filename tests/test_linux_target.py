@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from envpack.bundle import Entry
+from envpack.archive.tar import TarBundleReader, write_tar_stream
+from envpack.bundle.manifest import Entry
 from envpack.errors import BundleError
-from envpack.tarball import TarBundleReader, write_tar_stream
 from linux_bundle import build_bundle, unpack
 
 STUBS = Path(__file__).resolve().parents[1] / "stubs"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-import envpack.formats
+import envpack.archive.write
 
 from conftest import run_cli, write_recipe
 from http_server import ChannelServer
@@ -33,7 +33,7 @@ def test_disk_full_in_the_sfx_keeps_the_old_pair(
     assert set(before) == {"demo-win-64.zip", "demo-win-64-setup.bat"}
 
     write_recipe(recipe, [server.url], ["tool", "docs"])  # a different bundle this time
-    real = envpack.formats.write_zip_stream
+    real = envpack.archive.write.write_zip_stream
 
     def full_disk_for_the_bat(
         fp: Any, top: str, entries: Any, epoch: int, header: bytes = b"", advance: Any = None
@@ -43,7 +43,7 @@ def test_disk_full_in_the_sfx_keeps_the_old_pair(
             raise OSError(errno.ENOSPC, "No space left on device")
         real(fp, top, entries, epoch, header, advance)
 
-    monkeypatch.setattr(envpack.formats, "write_zip_stream", full_disk_for_the_bat)
+    monkeypatch.setattr(envpack.archive.write, "write_zip_stream", full_disk_for_the_bat)
     result = run_cli("build", recipe, "-o", dist)
     assert result.exit_code == 7, result.output
     assert "disk full while writing" in result.stderr

@@ -7,8 +7,8 @@ import hashlib
 import os
 from pathlib import Path
 
-from envpack.download import Fetcher, FetchOptions, cache_path
-from envpack.lock import LockedPackage
+from envpack.fetch.download import Fetcher, FetchOptions, cache_path
+from envpack.lock.lockfile import LockedPackage
 
 from channel_factory import Pkg, build_package
 from http_server import ChannelServer

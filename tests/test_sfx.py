@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from envpack.stubs import render_sfx_header
+from envpack.bundle.stubs import render_sfx_header
 from test_setup_bat import (
     AWKWARD_BUNDLE,
     Run,

@@ -8,7 +8,7 @@ import yaml
 
 from envpack.channels import resolve_channel
 from envpack.platforms import virtual_packages
-from envpack.solve import RattlerSolver, SolveRequest
+from envpack.resolve.solvers import RattlerSolver, SolveRequest
 
 from conftest import run_cli, write_recipe
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from envpack.errors import BundleError, EnvpackError, LockError
-from envpack.lock import Lock, PlatformLock, read_lock, write_lock
+from envpack.lock.lockfile import Lock, PlatformLock, read_lock, write_lock
 from envpack.snapshot import (
     diff,
     format_diff,
@@ -177,7 +177,7 @@ def test_diff_bundles_and_locks(server: ChannelServer, tmp_path: Path, cache_dir
 
 
 def test_diff_same_version_other_file(tmp_path: Path) -> None:
-    from envpack.lock import LockedPackage
+    from envpack.lock.lockfile import LockedPackage
 
     def rec(sha: str) -> LockedPackage:
         return LockedPackage(
@@ -318,8 +318,8 @@ def test_cli_inspect_verify_diff(recipe: Path, tmp_path: Path, cache_dir: Path) 
 def test_7z_and_split_bundles_verify(recipe: Path, tmp_path: Path, cache_dir: Path) -> None:
     """The same bundle rewritten by formats.py as 7z and as split parts reads and verifies the
     same through open_bundle (formats registers its readers there)."""
-    from envpack.bundle import Entry
-    from envpack.formats import write_bundle
+    from envpack.archive.write import write_bundle
+    from envpack.bundle.manifest import Entry
 
     bundle = build(recipe, tmp_path / "dist", "--no-sfx")
     with zipfile.ZipFile(bundle) as zf:

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 import yaml
 
-from envpack import mamba_cli
+from envpack.bundle import mamba_cli
 from envpack.channels import resolve_channel
 from envpack.errors import DownloadError, SolveError
-from envpack.lock import LockedPackage
+from envpack.lock.lockfile import LockedPackage
 from envpack.platforms import virtual_packages
-from envpack.solve import (
+from envpack.resolve.solvers import (
     MicromambaSolver,
     RattlerSolver,
     SolveRequest,

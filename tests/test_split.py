@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from envpack import formats
-from envpack.bundle import Entry
+from envpack.archive import write as formats
+from envpack.archive.base import open_bundle
+from envpack.bundle.manifest import Entry
 from envpack.errors import BundleError
-from envpack.reader import open_bundle
 from envpack.snapshot import verify_bundle
 from test_formats import Built, build_bundle, random_entry
 

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from envpack.errors import BundleError
-from envpack.mamba_cli import (
+from envpack.bundle.mamba_cli import (
     CLEARED_VARS,
     DEAD_PROXY,
     HOME_VARS,
@@ -28,7 +27,7 @@ from envpack.mamba_cli import (
     ROOT_PREFIX_VAR,
     install_argv,
 )
-from envpack.stubs import (
+from envpack.bundle.stubs import (
     PREFIX_TEMPLATES,
     StubContext,
     need_mb,
@@ -38,6 +37,7 @@ from envpack.stubs import (
     render_sfx_header,
     stubs_dir,
 )
+from envpack.errors import BundleError
 from wine import STANDIN_DIR, Demo, build_demo
 
 CTX = StubContext(
@@ -377,7 +377,7 @@ def test_real_micromamba_refuses_a_damaged_package(
 
 
 def test_path_limit_allows_for_micromambas_url_derived_cache_folders() -> None:
-    from envpack.stubs import path_limit
+    from envpack.bundle.stubs import path_limit
 
     short = path_limit(replace(CTX, longest_extract=0))
     # a package extracted to pkgs\https\conda.anaconda.org\conda-forge\win-64\<dist>\... (2.6+)
@@ -531,7 +531,7 @@ def test_uninstall_is_written_into_the_prefix() -> None:
 
 
 def test_env_vars_d_merge_like_conda() -> None:
-    from envpack.stubs import env_vars_d
+    from envpack.bundle.stubs import env_vars_d
 
     merged = env_vars_d(
         [

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from envpack.archive.base import open_bundle, unsafe_reason
 from envpack.errors import BundleError
-from envpack.reader import open_bundle, unsafe_reason
 from envpack.snapshot import verify_bundle
 
 from channel_factory import Pkg, build_package
@@ -241,9 +241,9 @@ class Mislabelled(Pkg):
 def crafted_bundle(tmp_path: Path, pkgs: list[tuple[Pkg, dict[str, str]]]) -> Path:
     """A bundle written by envpack's own bundle code from a lock that lies consistently:
     manifest, repodata, env.txt and SBOM all agree with the lock; only the packages do not."""
-    from envpack.bundle import write_zip
-    from envpack.core import BundleSettings, bundle_entries
-    from envpack.lock import LockedPackage, PlatformLock
+    from envpack.bundle.manifest import write_zip
+    from envpack.lock.lockfile import LockedPackage, PlatformLock
+    from envpack.pipeline import BundleSettings, bundle_entries
 
     paths = {}
     for pkg, claims in pkgs:

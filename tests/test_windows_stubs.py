@@ -133,7 +133,7 @@ def test_micromamba_gets_root_and_pkgs_relative_to_its_work_folder(
 def _run_real(
     mm: Path, bundle: Path, prefix: Path, root: str, pkgs: str, cwd: Path
 ) -> subprocess.CompletedProcess[str]:
-    from envpack.mamba_cli import install_argv, setup_env
+    from envpack.bundle.mamba_cli import install_argv, setup_env
 
     work = work_of(prefix)
     for sub in ("pkgs", "root", "home"):
@@ -553,7 +553,7 @@ def test_package_env_vars_are_set_by_activate(wine: Wine, demo: Demo, tmp_path: 
     recipe's own variables win over them."""
     from dataclasses import replace
 
-    from envpack.stubs import StubContext, render_setup
+    from envpack.bundle.stubs import StubContext, render_setup
 
     ctx = demo.ctx
     assert isinstance(ctx, StubContext)

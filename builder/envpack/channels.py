@@ -7,7 +7,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import RecipeError
+from envpack.errors import RecipeError
 
 DEFAULT_CHANNEL_ALIAS = "https://conda.anaconda.org"
 

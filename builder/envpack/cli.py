@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 import click
 
-from . import __version__
-from .errors import EnvpackError, summarise
+from envpack import __version__
+from envpack.errors import EnvpackError, summarise
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -93,11 +93,11 @@ class Reporter:
             click.echo(summarise(message), err=True)
 
     def progress(self) -> Any:
-        from .download import NullProgress
+        from envpack.fetch.download import NullProgress
 
         if self.quiet:
             return NullProgress()
-        from .progress import PlainProgress, RichProgress
+        from envpack.fetch.progress import PlainProgress, RichProgress
 
         progress = RichProgress() if self._tty else PlainProgress(self.info)
         self._bars.append(progress)
@@ -138,7 +138,7 @@ def main() -> None:
 
 
 def _lock_opts(kw: dict[str, Any], mode: str) -> Any:
-    from .core import LockOptions
+    from envpack.pipeline import LockOptions
 
     return LockOptions(
         recipe=kw["recipe"],
@@ -159,11 +159,12 @@ def _lock_opts(kw: dict[str, Any], mode: str) -> Any:
 @click.option("--check", is_flag=True, help="Fail (exit 4) if the lock would change.")
 def lock_cmd(**kw: Any) -> None:
     """Solve RECIPE and write its lock file beside it."""
-    from . import core
+    from envpack import pipeline
 
     reporter = Reporter(kw["quiet"], kw["as_json"])
     result = _run(
-        lambda: core.lock(_lock_opts(kw, "locked" if kw["check"] else "auto"), reporter), reporter
+        lambda: pipeline.lock(_lock_opts(kw, "locked" if kw["check"] else "auto"), reporter),
+        reporter,
     )
     if kw["as_json"]:
         click.echo(json.dumps({"lock_file": str(result.path), "changed": result.changed}))
@@ -225,7 +226,7 @@ def build_cmd(**kw: Any) -> None:
     RECIPE is an environment.yml-style recipe, or an existing lock: conda-lock.yml, pixi.lock,
     an @EXPLICIT file, or an envpack lock.
     """
-    from . import core
+    from envpack import pipeline
 
     if kw["locked"] and kw["frozen"]:
         raise click.UsageError("--locked and --frozen exclude each other")
@@ -237,10 +238,10 @@ def build_cmd(**kw: Any) -> None:
     reporter = Reporter(kw["quiet"], kw["as_json"])
     split = None
     if kw["split"]:
-        from .formats import parse_size
+        from envpack.archive.write import parse_size
 
         split = _run(lambda: parse_size(kw["split"]))
-    options = core.BuildOptions(
+    options = pipeline.BuildOptions(
         lock=_lock_opts(kw, mode),
         output_dir=kw["output"],
         concurrency=kw["jobs"],
@@ -252,7 +253,7 @@ def build_cmd(**kw: Any) -> None:
         split=split,
         timeout=kw["timeout"],
     )
-    result = _run(lambda: core.build(options, reporter), reporter)
+    result = _run(lambda: pipeline.build(options, reporter), reporter)
     if kw["as_json"]:
         click.echo(
             json.dumps(
@@ -280,7 +281,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print the re
 @click.option("--sbom", is_flag=True, help="Print the bundle's CycloneDX SBOM.")
 def inspect_cmd(bundle: Path, as_json: bool, sbom: bool) -> None:
     """Show what BUNDLE (zip, self-extracting .bat, or folder) holds. No network."""
-    from . import snapshot
+    from envpack import snapshot
 
     info = _run(lambda: snapshot.inspect_bundle(bundle, sbom=sbom))
     if as_json:
@@ -295,8 +296,8 @@ def inspect_cmd(bundle: Path, as_json: bool, sbom: bool) -> None:
 @json_option
 def verify_cmd(bundle: Path, as_json: bool) -> None:
     """Check every file, package and record of BUNDLE; exit 0 only when all hold."""
-    from . import snapshot
-    from .errors import VerificationFailed
+    from envpack import snapshot
+    from envpack.errors import VerificationFailed
 
     problems = _run(lambda: snapshot.verify_bundle(bundle))
     if as_json:
@@ -320,7 +321,7 @@ def _raise(exc: Exception) -> None:
 @json_option
 def diff_cmd(a: Path, b: Path, platform: str | None, as_json: bool) -> None:
     """Packages added, removed and changed from A to B (bundles or lock files)."""
-    from . import snapshot
+    from envpack import snapshot
 
     result = _run(lambda: snapshot.diff(a, b, platform))
     if as_json:
@@ -334,7 +335,7 @@ def _exit_on_problems(problems: list[str], bundle: Path | None) -> None:
     """inspect and diff show what they can, but a bundle found damaged or tampered with on the
     way is not a success: exit 8, as verify does, with a pointer to it on stderr."""
     if problems:
-        from .errors import VerificationFailed
+        from envpack.errors import VerificationFailed
 
         where = f"{bundle}: " if bundle else ""
         click.echo(

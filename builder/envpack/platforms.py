@@ -12,7 +12,7 @@ import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .errors import RecipeError
+from envpack.errors import RecipeError
 
 SUPPORTED_PLATFORMS = (
     "win-64",

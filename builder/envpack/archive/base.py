@@ -25,9 +25,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, ClassVar, TypeVar
 
-from .bundle import MANIFEST_NAME, read_manifest_bytes
-from .errors import BundleError, first_line
-from .names import member_problem
+from envpack.bundle.manifest import MANIFEST_NAME, read_manifest_bytes
+from envpack.errors import BundleError, first_line
+from envpack.names import member_problem
 
 MAX_JSON = 64 << 20  # a manifest, repodata or SBOM bigger than this is hostile, not a bundle
 # Bundles are written stored (ratio 1); re-zipped with deflate, text reaches 10-20:1. Deflate
@@ -220,14 +220,14 @@ def register_reader(cls: type[BundleReader]) -> type[BundleReader]:
 
 def is_bundle(path: Path) -> bool:
     """Whether some reader claims ``path`` (cheap; says nothing about the bundle being sound)."""
-    from . import formats  # noqa: F401  (registers the 7z and split-part readers on import)
+    from envpack.archive import write  # noqa: F401  (registers the 7z and split-part readers on import)
 
     return any(cls.probe(Path(path)) for cls in READERS)
 
 
 def open_bundle(path: Path) -> BundleReader:
     """Open a bundle in whichever form it comes; :class:`BundleError` if it is none of them."""
-    from . import formats  # noqa: F401  (registers the 7z and split-part readers on import)
+    from envpack.archive import write  # noqa: F401  (registers the 7z and split-part readers on import)
 
     path = Path(path)
     if not path.exists():

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BundleError, SolveError
-from .lock import LockedPackage, MicromambaArtifact
+from envpack.errors import BundleError, SolveError
+from envpack.lock.lockfile import LockedPackage, MicromambaArtifact
 
 RUNTIME_PACKAGES = ("vc14_runtime",)
 RUNTIME_GLOBS = ("vcruntime140*.dll", "msvcp140*.dll")

@@ -27,8 +27,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from .errors import BundleError
-from .mamba_cli import (
+from envpack.bundle.mamba_cli import (
     CLEARED_VARS,
     DEAD_PROXY,
     HOME_VARS,
@@ -39,6 +38,7 @@ from .mamba_cli import (
     WORK_RELATIVE_VALUES,
     install_argv,
 )
+from envpack.errors import BundleError
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def stubs_dir() -> Path:
     packaged = resources.files("envpack").joinpath("stubs")
     if packaged.is_dir():
         return Path(str(packaged))
-    repo = Path(__file__).resolve().parents[2] / "stubs"
+    repo = Path(__file__).resolve().parents[3] / "stubs"
     if repo.is_dir():
         return repo
     raise BundleError("envpack's batch templates (stubs/) are missing from this installation")

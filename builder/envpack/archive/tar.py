@@ -13,8 +13,8 @@ The self-extracting ``NAME-<platform>-setup.sh`` is a shell header followed by t
 header states the payload's offset on a line of its own (``EP_SKIP=<bytes>``, see shstubs), which
 is how :class:`TarBundleReader` finds the archive in it too.
 
-Reading: :class:`TarBundleReader` is a :class:`~envpack.reader.BundleReader`; member names go
-through :func:`~envpack.reader.admit_members` like every other format's, links and special files
+Reading: :class:`TarBundleReader` is a :class:`~envpack.archive.base.BundleReader`; member names go
+through :func:`.base.admit_members` like every other format's, links and special files
 are left out with the reason, and a member whose data would run past the end of the file is
 listed as damaged, not read.
 """
@@ -28,9 +28,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any, cast
 
-from .bundle import CHUNK, Entry, check_entries
-from .errors import BundleError, first_line
-from .reader import MAX_HEADER, BundleReader, Window, admit_members
+from envpack.archive.base import MAX_HEADER, BundleReader, Window, admit_members
+from envpack.bundle.manifest import CHUNK, Entry, check_entries
+from envpack.errors import BundleError, first_line
 
 # Bundle members that are run rather than read: setup.sh (``./setup.sh`` works as well as
 # ``sh setup.sh``), the bundle's micromamba, and the uninstaller setup.sh copies into the prefix.

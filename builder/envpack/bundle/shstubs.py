@@ -10,7 +10,7 @@ setup.sh walks with IFS set to a newline: no bundle name holds a newline or cont
 The bundle gets ``setup.sh`` plus the files setup.sh puts into the prefix, kept as bundle files
 under ``prefix-files/`` (``activate.sh``, ``uninstall.sh``, ``condarc``) so that the manifest
 hashes them and verify checks them like the rest. The micromamba command line comes from
-:func:`envpack.mamba_cli.install_argv`, the same definition setup.bat uses.
+:func:`envpack.bundle.mamba_cli.install_argv`, the same definition setup.bat uses.
 
 The scripts run under dash, bash and busybox ash (tests/test_setup_sh.py, with the real Linux
 micromamba 2.8.1). osx-64 and osx-arm64 bundles get the same scripts; there is no macOS here,
@@ -22,9 +22,7 @@ from __future__ import annotations
 import math
 import re
 
-from .bundle import Entry
-from .errors import BundleError
-from .mamba_cli import (
+from envpack.bundle.mamba_cli import (
     CLEARED_VARS,
     DEAD_PROXY,
     NO_PROXY_VAR,
@@ -34,7 +32,9 @@ from .mamba_cli import (
     WORK_RELATIVE_VALUES,
     install_argv,
 )
-from .stubs import StubContext, fill, load_template
+from envpack.bundle.manifest import Entry
+from envpack.bundle.stubs import StubContext, fill, load_template
+from envpack.errors import BundleError
 
 POSIX_PLATFORMS = ("linux-64", "linux-aarch64", "osx-64", "osx-arm64")
 PREFIX_FILES_DIR = "prefix-files"

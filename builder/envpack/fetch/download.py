@@ -2,7 +2,7 @@
 
 A cached file lives at ``<cache>/pkgs/<sha256>/<fn>`` and only ever gets there by an atomic rename
 after its size, sha256 and md5 were checked while streaming; the hashes measured then are kept
-beside it (see :mod:`envpack.partfile`), so a warm build checks every hash the lock records against
+beside it (see :mod:`.partfile`), so a warm build checks every hash the lock records against
 them without reading the file again (``verify_cache`` re-hashes the file itself).
 
 How long a download may take (``FetchOptions.timeout``, the CLI's ``--timeout`` /
@@ -42,11 +42,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from . import __version__
-from .channels import Channel, credentialed_url, file_url_to_path, redact
-from .errors import ChecksumError, DownloadError, EnvpackError
-from .lock import LockedPackage
-from .partfile import (
+from envpack import __version__
+from envpack.channels import Channel, credentialed_url, file_url_to_path, redact
+from envpack.errors import ChecksumError, DownloadError, EnvpackError
+from envpack.fetch.partfile import (
     CHUNK,
     Digest,
     EntryLock,
@@ -59,6 +58,7 @@ from .partfile import (
     read_verified,
     write_verified,
 )
+from envpack.lock.lockfile import LockedPackage
 
 if TYPE_CHECKING:
     import httpx

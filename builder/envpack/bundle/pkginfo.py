@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import BundleError, first_line
+from envpack.errors import BundleError, first_line
 
 MAX_JSON = 64 << 20  # an info/ file bigger than this is hostile, not a package
 

@@ -25,8 +25,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import EnvpackError
-from .lock import LockedPackage
+from envpack.errors import EnvpackError
+from envpack.lock.lockfile import LockedPackage
 
 CHUNK = 1 << 20
 POLL = 0.1  # seconds between attempts to take a lock another build holds

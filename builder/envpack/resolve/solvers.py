@@ -41,11 +41,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from . import mamba_cli
-from .channels import Channel, redact, strip_token
-from .errors import DownloadError, EnvpackError, SolveError, first_line
-from .lock import LockedPackage
-from .platforms import VirtualPackage
+from envpack.bundle import mamba_cli
+from envpack.channels import Channel, redact, strip_token
+from envpack.errors import DownloadError, EnvpackError, SolveError, first_line
+from envpack.lock.lockfile import LockedPackage
+from envpack.platforms import VirtualPackage
 
 MICROMAMBA_TIMEOUT = 600  # seconds; a solve of conda-forge's full repodata takes well under one
 _MAX_SUMMARY = 400

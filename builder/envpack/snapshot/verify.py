@@ -1,6 +1,6 @@
 """Bundles as archived snapshots: inspect, verify, diff, and the lock to rebuild one from.
 
-Everything reads through :mod:`envpack.reader`, so it works the same on a zip, a self-extracting
+Everything reads through :mod:`envpack.archive`, so it works the same on a zip, a self-extracting
 .bat and an unpacked folder, and never extracts or writes anything. Nothing here prints; the CLI
 formats with :func:`format_inspect` and :func:`format_diff`.
 """
@@ -17,14 +17,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .bundle import MANIFEST_NAME
-from .errors import BundleError, EnvpackError, LockError
-from .lock import Lock, LockedPackage, MicromambaArtifact, PlatformLock
-from .micromamba_exe import exe_name
-from .names import printable
-from .pkginfo import read_info_files
-from .platforms import check_platform
-from .reader import CHUNK, MAX_JSON, BundleReader, is_bundle, open_bundle, unsafe_reason
+from envpack.archive.base import (
+    CHUNK,
+    MAX_JSON,
+    BundleReader,
+    is_bundle,
+    open_bundle,
+    unsafe_reason,
+)
+from envpack.bundle.manifest import MANIFEST_NAME
+from envpack.bundle.pkginfo import read_info_files
+from envpack.errors import BundleError, EnvpackError, LockError
+from envpack.fetch.micromamba_exe import exe_name
+from envpack.lock.lockfile import Lock, LockedPackage, MicromambaArtifact, PlatformLock
+from envpack.names import printable
+from envpack.platforms import check_platform
 
 SBOM_NAME = "sbom.cdx.json"
 EXPLICIT_NAME = "env.txt"
@@ -743,9 +750,9 @@ class DiffResult:
 
 
 def load_any(path: Path, platform: str | None = None) -> tuple[Lock, list[str]]:
-    """A bundle's lock, or a lock file of any kind :mod:`envpack.imports` reads, with what
+    """A bundle's lock, or a lock file of any kind :mod:`envpack.lock.importers` reads, with what
     reading a bundle showed to be wrong with it (see :func:`reading_problems`)."""
-    from .imports import detect_lock_kind, load_lock_file
+    from envpack.lock.importers import detect_lock_kind, load_lock_file
 
     path = Path(path)
     if not path.exists():

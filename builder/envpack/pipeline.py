@@ -14,13 +14,24 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
-from . import __version__
-from .bundle import Entry, json_bytes, manifest_files, source_date_epoch
-from .channels import Channel
-from .download import Fetcher, FetchOptions, NullProgress, Progress
-from .errors import EnvpackError, LockError, SolveError
-from .formats import stage_bundle
-from .lock import (
+from envpack import __version__
+from envpack.archive.write import stage_bundle
+from envpack.bundle.manifest import Entry, json_bytes, manifest_files, source_date_epoch
+from envpack.bundle.pkginfo import package_info, read_package_files
+from envpack.bundle.sbom import make_sbom
+from envpack.bundle.shstubs import is_posix_platform, render_sfx_header_sh, script_entries
+from envpack.bundle.shstubs import readme_text as sh_readme_text
+from envpack.bundle.stubs import StubContext, env_vars_d, render_setup, render_sfx_header
+from envpack.channels import Channel
+from envpack.errors import EnvpackError, LockError, SolveError
+from envpack.fetch.download import Fetcher, FetchOptions, NullProgress, Progress
+from envpack.fetch.micromamba_exe import (
+    artifact_from_file,
+    artifact_from_solve,
+    extract_micromamba,
+    tool_specs,
+)
+from envpack.lock.lockfile import (
     Lock,
     LockedPackage,
     MicromambaArtifact,
@@ -29,20 +40,9 @@ from .lock import (
     read_lock,
     write_lock,
 )
-from .micromamba_exe import (
-    artifact_from_file,
-    artifact_from_solve,
-    extract_micromamba,
-    tool_specs,
-)
-from .pkginfo import package_info, read_package_files
-from .platforms import virtual_packages
-from .recipe import DEFAULT_MICROMAMBA_SPEC, Recipe, load_recipe
-from .sbom import make_sbom
-from .shstubs import is_posix_platform, render_sfx_header_sh, script_entries
-from .shstubs import readme_text as sh_readme_text
-from .solve import SolveRequest, get_solver, specs_text
-from .stubs import StubContext, env_vars_d, render_setup, render_sfx_header
+from envpack.platforms import virtual_packages
+from envpack.recipe import DEFAULT_MICROMAMBA_SPEC, Recipe, load_recipe
+from envpack.resolve.solvers import SolveRequest, get_solver, specs_text
 
 LOCK_MODES = ("auto", "locked", "frozen")
 
@@ -493,7 +493,7 @@ def build(options: BuildOptions, reporter: Reporter | None = None) -> BuildResul
     rep = reporter or NullReporter()
     if options.from_bundle is not None:
         return _result(build_from_bundle(options.from_bundle, options, rep))
-    from .imports import detect_lock_kind
+    from envpack.lock.importers import detect_lock_kind
 
     if options.lock.recipe.is_file() and detect_lock_kind(options.lock.recipe) is not None:
         return build_from_lock_file(options.lock.recipe, options, rep)
@@ -526,7 +526,7 @@ def build_from_bundle(
 ) -> tuple[list[Path], PlatformLock]:
     """Rebuild an old bundle from its own lock and settings: byte-identical when the packages
     are still cached or reachable (its micromamba and scripts come from the old bundle)."""
-    from .snapshot import rebuild_inputs
+    from envpack.snapshot import rebuild_inputs
 
     inputs = rebuild_inputs(bundle)
     manifest = inputs.manifest
@@ -553,7 +553,7 @@ def build_from_bundle(
 
 def build_from_lock_file(path: Path, options: BuildOptions, rep: Reporter) -> BuildResult:
     """Ship an existing conda-lock / pixi / @EXPLICIT / envpack lock without re-solving."""
-    from .imports import load_lock_file, secret_channels
+    from envpack.lock.importers import load_lock_file, secret_channels
 
     imported = load_lock_file(path, options.lock.platform)
     # Tokens and passwords in the file's URLs never enter the lock; they only reach the fetcher.
@@ -580,7 +580,7 @@ def _solve_micromamba_from(
 ) -> MicromambaArtifact:
     """A lock from another tool names no micromamba: take it from the channels it uses (with
     the credentials the lock file's URLs carried, for a private channel)."""
-    from .channels import resolve_channel, strip_token
+    from envpack.channels import resolve_channel, strip_token
 
     def channel(name: str) -> Channel:
         for secret in secrets:
@@ -627,7 +627,7 @@ def build_from_lock(
 
 def _container(options: BuildOptions, fmt: str, split: str | None) -> tuple[str, int | None]:
     """The bundle's container and part size: the command line's, else the given defaults."""
-    from .formats import parse_size
+    from envpack.archive.write import parse_size
 
     chosen_split = options.split
     if chosen_split is None and split is not None:

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import BundleError, EnvpackError
-from .names import member_problem
+from envpack.errors import BundleError, EnvpackError
+from envpack.names import member_problem
 
 MANIFEST_NAME = "envpack.json"
 MANIFEST_FORMAT = "envpack-bundle"

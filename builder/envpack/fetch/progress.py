@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from .lock import LockedPackage
+from envpack.lock.lockfile import LockedPackage
 
 
 class PlainProgress:

@@ -39,11 +39,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
-from .bundle import CHUNK, Entry, check_entries
-from .bundle import write_zip_entries as _write_zip_entries
-from .errors import BundleError, RecipeError, first_line
-from .names import file_name_problem
-from .reader import (
+from envpack.archive.base import (
     MAX_RATIO,
     RATIO_FLOOR,
     READERS,
@@ -52,8 +48,12 @@ from .reader import (
     ZipBundleReader,
     admit_members,
 )
-from .stubs import batch_quote, load_template, render, to_crlf
-from .tarball import TarBundleReader, write_tar_stream
+from envpack.archive.tar import TarBundleReader, write_tar_stream
+from envpack.bundle.manifest import CHUNK, Entry, check_entries
+from envpack.bundle.manifest import write_zip_entries as _write_zip_entries
+from envpack.bundle.stubs import batch_quote, load_template, render, to_crlf
+from envpack.errors import BundleError, RecipeError, first_line
+from envpack.names import file_name_problem
 
 FORMATS = ("zip", "7z", "tar")
 MIB = 1 << 20
@@ -329,7 +329,7 @@ def write_zip_stream(
     header: bytes = b"",
     advance: Callable[[int], None] | None = None,
 ) -> None:
-    """The same bytes as :func:`envpack.bundle.write_zip`, written to a seekable stream.
+    """The same bytes as :func:`envpack.bundle.manifest.write_zip`, written to a seekable stream.
 
     The header goes first and the zip's offsets count from the start of the stream (absolute),
     exactly as zipfile's ``"a"`` mode on a non-zip file produces.

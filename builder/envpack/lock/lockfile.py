@@ -27,10 +27,10 @@ from typing import Any
 
 import yaml
 
-from . import __version__
-from .channels import strip_token
-from .errors import LockError, first_line
-from .names import file_name_problem
+from envpack import __version__
+from envpack.channels import strip_token
+from envpack.errors import LockError, first_line
+from envpack.names import file_name_problem
 
 _HEX = frozenset("0123456789abcdef")
 

@@ -1,0 +1,1 @@
+"""Bundle layout: what goes into a bundle (entries, stubs, manifest, SBOM), before any container."""

@@ -1,0 +1,1 @@
+"""Fetch: downloads into the package cache, resumable parts, progress."""

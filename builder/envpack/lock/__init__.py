@@ -1,0 +1,1 @@
+"""Lock: the package record, the lock file and the importers of other lock formats."""

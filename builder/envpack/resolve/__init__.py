@@ -1,0 +1,1 @@
+"""Resolve: the recipe, channels, target platforms and the solvers that turn them into a lock."""
