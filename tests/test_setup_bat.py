@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from envpack.stubs import StubContext, prefix_files, render_setup
+from envpack.bundle.stubs import StubContext, prefix_files, render_setup
 from wine import (
     POST_INSTALL_NAME,
     TEST_VARIABLE,
@@ -70,7 +70,7 @@ LEAKY_ENV = {
     "ALL_PROXY": "socks5://proxy.example.invalid:1080",
     "NO_PROXY": "*",
 }
-# What micromamba must see instead (written out here, not taken from envpack.mamba_cli): every
+# What micromamba must see instead (written out here, not taken from envpack.bundle.mamba_cli): every
 # proxy pointed at a closed local port, no exceptions, its home and folders in the work folder.
 DEAD_PROXY = "http://127.0.0.1:9"
 EXPECTED_FLAGS = {"--yes", "--offline", "--no-rc", "--override-channels", "--no-shortcuts"}
