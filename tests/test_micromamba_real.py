@@ -3,7 +3,7 @@
 The install is setup.bat's own step, read from the bundle's rendered setup.bat
 (:func:`wine.setup_step`: its work folder, variables, current folder and command line, with the
 Windows paths turned into this machine's). The builder's own command lines (the dry-run solve)
-come from :mod:`envpack.mamba_cli` and are put through the real parser.
+come from :mod:`envpack.bundle.mamba_cli` and are put through the real parser.
 
 What these tests record for the stub (measured with 2.8.1):
 
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pytest
 
-from envpack import mamba_cli
+from envpack.bundle import mamba_cli
 from wine import run_step, setup_step
 
 from conftest import run_cli, write_recipe
