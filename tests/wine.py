@@ -380,7 +380,7 @@ class Demo:
     name: str
     zip: Path
     sfx: Path
-    ctx: object  # envpack.stubs.StubContext, as core.build() made it
+    ctx: object  # envpack.bundle.stubs.StubContext, as core.build() made it
 
 
 _DEMO: Demo | None = None
@@ -393,7 +393,7 @@ def build_demo(std_channel: Path, work: Path) -> Demo:
     global _DEMO
     if _DEMO is not None:
         return _DEMO
-    import envpack.core
+    import envpack.pipeline
 
     from conftest import run_cli, write_recipe
     from http_server import ChannelServer
@@ -401,9 +401,9 @@ def build_demo(std_channel: Path, work: Path) -> Demo:
     exe = micromamba_standin()
     (work / POST_INSTALL_NAME).write_bytes(POST_INSTALL_SCRIPT)
     captured: list[object] = []
-    real = envpack.core.render_setup
+    real = envpack.pipeline.render_setup
 
-    def spy(ctx: envpack.core.StubContext) -> bytes:
+    def spy(ctx: envpack.pipeline.StubContext) -> bytes:
         captured.append(ctx)
         return real(ctx)
 
@@ -413,7 +413,7 @@ def build_demo(std_channel: Path, work: Path) -> Demo:
     )
     with ChannelServer(std_channel) as server, pytest.MonkeyPatch.context() as mp:
         mp.setenv("ENVPACK_CACHE_DIR", str(work / "cache"))
-        mp.setattr(envpack.core, "render_setup", spy)
+        mp.setattr(envpack.pipeline, "render_setup", spy)
         recipe = write_recipe(work / "demo.yaml", [server.url], ["tool", "docs"], extra)
         result = run_cli("build", recipe, "-o", work / "dist", "--micromamba-exe", exe)
     assert result.exit_code == 0, result.output
@@ -432,7 +432,7 @@ def build_demo(std_channel: Path, work: Path) -> Demo:
 def retarget(bundle: Path, ctx: object, rewrite: Callable[[str], str]) -> None:
     """Rewrite each package line of the bundle's env.txt with ``rewrite`` and render its setup.bat
     again with env.txt's new size (``ctx`` is the bundle's StubContext)."""
-    from envpack.stubs import StubContext, render_setup
+    from envpack.bundle.stubs import StubContext, render_setup
 
     assert isinstance(ctx, StubContext)
     env_txt = bundle / "env.txt"
