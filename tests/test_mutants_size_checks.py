@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from envpack.download import Fetcher, FetchOptions
 from envpack.errors import ChecksumError
-from envpack.lock import LockedPackage
+from envpack.fetch.download import Fetcher, FetchOptions
+from envpack.lock.lockfile import LockedPackage
 
 from channel_factory import Pkg, build_package
 from conftest import run_cli, write_recipe
