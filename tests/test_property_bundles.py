@@ -25,8 +25,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from envpack.archive.base import open_bundle
 from envpack.errors import EnvpackError
-from envpack.reader import open_bundle
 from envpack.snapshot import (
     format_inspect,
     inspect_bundle,
