@@ -18,8 +18,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from envpack.errors import EnvpackError
-from envpack.imports import load_lock_file
-from envpack.lock import Lock, read_lock
+from envpack.lock.importers import load_lock_file
+from envpack.lock.lockfile import Lock, read_lock
 from property_mutations import (
     bounded,
     hostile_text,
