@@ -1,0 +1,122 @@
+"""Reading an environment file as conda does: lenient specs, default channels, unknown sections.
+
+Pure functions, for :mod:`envpack.resolve.recipe` to call (strictness stays inside ``envpack:``):
+
+- every spelling conda's MatchSpec accepts (``numpy=1.21.5=py39h7a0a035_1`` from ``conda env
+  export``, ``jupyterlab 4.5.4``, ``pytorch-lightning=1.9.*``, ``conda-forge::h5py=*=*mpi*``,
+  ``numpy >=1.20,<2``) becomes rattler's canonical spelling, which the lock records;
+- no ``channels:`` means conda-forge, said in one note;
+- an unknown top-level key is a warning (conda ignores it too), ``prefix:`` a note;
+- ``pip:`` entries are split off, and ``pip`` is added to the conda specs when absent, as conda
+  does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import RecipeError
+
+DEFAULT_CHANNELS = ("conda-forge",)
+KNOWN_TOP_LEVEL = ("name", "channels", "dependencies", "platforms", "envpack", "prefix", "variables")
+# "numpy >= 1.20, < 2": conda reads the spaces inside a version range as nothing
+_RANGE_SPACES = re.compile(r"(?<=[<>=!,])\s+|\s+(?=[,<>!])")
+
+
+def canonical_match_spec(text: str, where: Path | None = None) -> str:
+    """``text`` in rattler's canonical MatchSpec spelling, parsed leniently as conda does."""
+    import rattler
+
+    spec = " ".join(str(text).split())
+    head, sep, rest = spec.partition(" ")
+    if sep and re.match(r"[<>=!~]", rest):
+        spec = head + " " + _RANGE_SPACES.sub("", rest)
+    try:
+        return str(rattler.MatchSpec(spec, strict=False))
+    except Exception as exc:  # rattler's parse errors share no base class
+        prefix = f"{where}: " if where is not None else ""
+        raise RecipeError(
+            f"{prefix}dependency {text!r} is not a conda match spec ({exc}); "
+            "write it as e.g. 'numpy>=1.20,<2' or 'numpy=1.21.5'"
+        ) from None
+
+
+def spec_name(canonical: str) -> str:
+    """The package name of a canonical spec (``conda-forge::h5py * *mpi*`` -> ``h5py``)."""
+    import rattler
+
+    name = rattler.MatchSpec(canonical, strict=False).name
+    return name.normalized if name is not None else canonical.split()[0]
+
+
+@dataclass
+class EnvFile:
+    conda_specs: list[str] = field(default_factory=list)
+    pip_lines: list[str] = field(default_factory=list)
+    channels: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # one line each, for the CLI to show
+
+
+def split_dependencies(deps: Any, where: Path) -> tuple[list[str], list[str]]:
+    """``dependencies:`` -> (conda spec texts, pip lines). A mapping other than ``pip:`` is an
+    error naming it (conda refuses it as well)."""
+    if deps is None:
+        return [], []
+    if not isinstance(deps, list):
+        raise RecipeError(f"{where}: 'dependencies' must be a list")
+    conda: list[str] = []
+    pip: list[str] = []
+    for item in deps:
+        if isinstance(item, str):
+            if item.strip():
+                conda.append(item)
+        elif isinstance(item, Mapping) and set(item) == {"pip"}:
+            lines = item["pip"] or []
+            if not isinstance(lines, list) or not all(isinstance(x, str) for x in lines):
+                raise RecipeError(f"{where}: 'pip:' must be a list of requirement strings")
+            pip.extend(lines)
+        elif isinstance(item, Mapping):
+            raise RecipeError(
+                f"{where}: dependencies: {sorted(map(str, item))} is not supported; "
+                "only a 'pip:' list may appear there"
+            )
+        elif isinstance(item, (int, float)):
+            # YAML read "- 7zip" fine but "- 2to3"? keep conda's behaviour: the text as written
+            conda.append(str(item))
+        else:
+            raise RecipeError(f"{where}: dependency {item!r} is not a string")
+    return conda, pip
+
+
+def with_pip(specs: Sequence[str], pip_lines: Sequence[str]) -> list[str]:
+    """conda adds ``pip`` when a ``pip:`` list exists and no spec names pip."""
+    out = list(specs)
+    if pip_lines and not any(spec_name(s) == "pip" for s in out):
+        out.append("pip")
+    return out
+
+
+def read_env_file(data: Mapping[Any, Any], where: Path) -> EnvFile:
+    """The conda side of an environment file, leniently: specs canonical, pip lines apart."""
+    env = EnvFile()
+    for key in data:
+        if key not in KNOWN_TOP_LEVEL:
+            env.notes.append(f"{where}: unknown section {key!r} ignored (as conda does)")
+    if data.get("prefix") is not None:
+        env.notes.append(f"{where}: 'prefix: {data['prefix']}' ignored; the bundle asks")
+    channels = data.get("channels")
+    if channels is None or channels == []:
+        env.channels = list(DEFAULT_CHANNELS)
+        env.notes.append(f"{where}: no channels: given; using {', '.join(DEFAULT_CHANNELS)}")
+    elif isinstance(channels, list) and all(isinstance(c, str) for c in channels):
+        env.channels = [c for c in channels if c != "nodefaults"]
+    else:
+        raise RecipeError(f"{where}: 'channels' must be a list of channel names")
+    raw, env.pip_lines = split_dependencies(data.get("dependencies"), where)
+    specs = [canonical_match_spec(s, where) for s in raw]
+    env.conda_specs = with_pip(specs, env.pip_lines)
+    return env

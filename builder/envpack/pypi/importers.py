@@ -1,0 +1,47 @@
+"""Wheel records from other lock formats: conda-lock's ``manager: pip`` entries."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_name
+
+from ..errors import LockError
+from .records import WheelRecord, public_url
+
+
+def conda_lock_wheels(
+    data: Mapping[str, Any], platform: str, where: Path
+) -> list[WheelRecord]:
+    """The ``manager: pip`` packages of a conda-lock (v1 or v2) for ``platform``."""
+    packages = data.get("package")
+    if not isinstance(packages, Sequence):
+        raise LockError(f"{where}: no 'package' list; is this a conda-lock file?")
+    out: list[WheelRecord] = []
+    for entry in packages:
+        if not isinstance(entry, Mapping) or entry.get("manager") != "pip":
+            continue
+        if entry.get("platform") != platform:
+            continue
+        url = str(entry.get("url") or "")
+        sha = str((entry.get("hash") or {}).get("sha256") or "")
+        filename = url.rsplit("/", 1)[-1].split("#", 1)[0]
+        if not filename.endswith(".whl"):
+            raise LockError(
+                f"{where}: pip package {entry.get('name')!r} is not a wheel ({filename}); "
+                "an offline bundle installs wheels only"
+            )
+        if not sha:
+            raise LockError(f"{where}: pip package {entry.get('name')!r} has no sha256")
+        out.append(
+            WheelRecord(
+                name=str(canonicalize_name(str(entry["name"]))),
+                version=str(entry["version"]),
+                filename=filename,
+                url=public_url(url),
+                sha256=sha,
+            )
+        )
+    return sorted(out)
