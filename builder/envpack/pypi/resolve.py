@@ -162,6 +162,8 @@ def run_compile(
             _stub_wheel(stubs, name, version)
             constraints.append(f"{name}=={version}")
     (work / "constraints.txt").write_text("".join(f"{c}\n" for c in constraints))
+    # uv takes an existing output file as preferences: a stale one would pin old choices
+    (work / "pylock.toml").unlink(missing_ok=True)
     done = run_uv(compile_args(pip, target, work, stubs), cwd=work, cache_dir=cache_dir)
     if done.returncode != 0:
         message = redact(uv_error(done.stderr))
