@@ -99,7 +99,7 @@ def stage(channel: Path, work: Path) -> tuple[Path, list[dict[str, object]]]:
 
 def child(spec: Path) -> int:
     """Write one bundle as the spec says; print seconds and the tracemalloc peak as JSON."""
-    from envpack.archive import write as formats
+    from envpack import archive as formats
     from envpack.bundle.manifest import Entry
 
     job = json.loads(spec.read_text())

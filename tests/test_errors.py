@@ -152,8 +152,8 @@ def test_disk_full_leaves_nothing(
     recipe: Path, tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert run_cli("lock", recipe).exit_code == 0
-    import envpack.archive.write as formats_mod
-    import envpack.bundle.manifest as bundle_mod
+    import envpack.archive.zip as bundle_mod
+    import envpack.archive.zip as formats_mod
 
     orig = bundle_mod.write_zip_entries
 
@@ -161,7 +161,7 @@ def test_disk_full_leaves_nothing(
         orig(zf, top, entries[:2], epoch, advance)
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(formats_mod, "_write_zip_entries", write_then_fail)
+    monkeypatch.setattr(formats_mod, "write_zip_entries", write_then_fail)
     err = one_line_error(run_cli("build", recipe, "-o", tmp_path / "o"), 7)
     assert "disk full" in err
     assert list((tmp_path / "o").iterdir()) == []

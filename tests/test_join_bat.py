@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from envpack.archive import write as formats
+from envpack import archive as formats
 from test_formats import Built, build_bundle, random_entry
 
 from channel_factory import file_sha256

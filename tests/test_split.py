@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from envpack.archive import write as formats
-from envpack.archive.base import open_bundle
+from envpack import archive as formats
+from envpack.archive import open_bundle
 from envpack.bundle.manifest import Entry
 from envpack.errors import BundleError
 from envpack.snapshot import verify_bundle

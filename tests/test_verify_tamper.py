@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from envpack.archive.base import open_bundle, unsafe_reason
+from envpack.archive import open_bundle, unsafe_reason
 from envpack.errors import BundleError
 from envpack.snapshot import verify_bundle
 
@@ -241,7 +241,7 @@ class Mislabelled(Pkg):
 def crafted_bundle(tmp_path: Path, pkgs: list[tuple[Pkg, dict[str, str]]]) -> Path:
     """A bundle written by envpack's own bundle code from a lock that lies consistently:
     manifest, repodata, env.txt and SBOM all agree with the lock; only the packages do not."""
-    from envpack.bundle.manifest import write_zip
+    from envpack.archive import write_bundle
     from envpack.lock.lockfile import LockedPackage, PlatformLock
     from envpack.pipeline import BundleSettings, bundle_entries
 
@@ -267,9 +267,7 @@ def crafted_bundle(tmp_path: Path, pkgs: list[tuple[Pkg, dict[str, str]]]) -> Pa
     pl = PlatformLock(platform="win-64", packages=tuple(sorted(paths)))
     settings = BundleSettings(name="crafted", default_prefix="C:\\envs\\crafted")
     entries, _ = bundle_entries(pl, settings, paths, [("micromamba.exe", b"MZ")], 1700000000)
-    out = tmp_path / "crafted.zip"
-    write_zip(out, "crafted", entries, 1700000000)
-    return out
+    return write_bundle(tmp_path, "crafted", "crafted", entries, 1700000000)[0]
 
 
 def test_crafted_sound_bundle_verifies(tmp_path: Path) -> None:

@@ -627,7 +627,7 @@ def build_from_lock(
 
 def _container(options: BuildOptions, fmt: str, split: str | None) -> tuple[str, int | None]:
     """The bundle's container and part size: the command line's, else the given defaults."""
-    from envpack.archive.write import parse_size
+    from envpack.archive.split import parse_size
 
     chosen_split = options.split
     if chosen_split is None and split is not None:

@@ -1,1 +1,27 @@
-"""Archive: the containers a bundle is written to (zip, 7z, tar, split parts) and read back from."""
+"""Archive: the containers a bundle is written to (zip, 7z, tar, split parts) and read back from.
+
+Writing goes through :func:`write_bundle` / :func:`stage_bundle` (``write``); reading through
+:func:`open_bundle` (``readers``), which asks one ordered list of readers.
+"""
+
+from envpack.archive.base import BundleReader, unsafe_reason
+from envpack.archive.readers import is_bundle, open_bundle
+from envpack.archive.sevenzip import SevenZipReader
+from envpack.archive.split import FAT32_MAX_FILE, FAT32_PRESET, PartWriter, SplitReader, parse_size
+from envpack.archive.write import FORMATS, stage_bundle, write_bundle
+
+__all__ = [
+    "FAT32_MAX_FILE",
+    "FAT32_PRESET",
+    "FORMATS",
+    "BundleReader",
+    "PartWriter",
+    "SevenZipReader",
+    "SplitReader",
+    "is_bundle",
+    "open_bundle",
+    "parse_size",
+    "stage_bundle",
+    "unsafe_reason",
+    "write_bundle",
+]

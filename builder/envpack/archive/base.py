@@ -1,4 +1,4 @@
-"""Read a bundle without trusting it: a zip, a self-extracting .bat, or an unpacked folder.
+"""What every bundle reader shares: read a bundle without trusting it.
 
 A bundle being read may be years old, damaged, or made by someone hostile. So nothing here
 extracts anything or writes anywhere; member names are checked before they are used (no ``..``,
@@ -7,25 +7,23 @@ no symlinks leaving the folder); every member is streamed, and the JSON ones are
 cap. Members whose sizes cannot be trusted (a stored member whose declared size differs from what
 it holds, an implausible compression ratio) stay listed but refuse to open, with the reason.
 
-Formats are classes registered in :data:`READERS`; :func:`open_bundle` is the one place that
-chooses among them, so a 7z or split-part reader is one more class and one ``register_reader``.
+Each container is one :class:`BundleReader` subclass in its own module; :mod:`.readers` holds
+the one ordered list that :func:`~envpack.archive.readers.open_bundle` asks.
 """
 
 from __future__ import annotations
 
 import io
-import os
-import stat
 import struct
 import zipfile
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, ClassVar, TypeVar
 
-from envpack.bundle.manifest import MANIFEST_NAME, read_manifest_bytes
+from envpack.bundle.manifest import CHUNK, MANIFEST_NAME, read_manifest_bytes
 from envpack.errors import BundleError, first_line
 from envpack.names import member_problem
 
@@ -34,10 +32,9 @@ MAX_JSON = 64 << 20  # a manifest, repodata or SBOM bigger than this is hostile,
 # itself tops out near 1032:1, so a member past this is a bomb or crafted, not a bundle file.
 MAX_RATIO = 200
 RATIO_FLOOR = 1 << 20  # small members may compress absurdly well (runs of zeros) and are harmless
-CHUNK = 1 << 20
 MAX_HEADER = 1 << 20  # envpack's batch headers are ~20 KB; a megabyte is not one of them
 
-_STREAM_ERRORS = (
+STREAM_ERRORS = (
     zipfile.BadZipFile,
     zlib.error,
     EOFError,
@@ -168,7 +165,7 @@ class BundleReader(ABC):
             raise BundleError(f"{name}: {reason}")
         try:
             raw = self._open(name, seekable)
-        except _STREAM_ERRORS as exc:
+        except STREAM_ERRORS as exc:
             raise BundleError(f"{name}: cannot read ({first_line(exc)})") from None
         return io.BufferedReader(_Guarded(raw, name), CHUNK)
 
@@ -208,156 +205,7 @@ class BundleReader(ABC):
         return cached
 
 
-READERS: list[type[BundleReader]] = []
-
-
-def register_reader(cls: type[BundleReader]) -> type[BundleReader]:
-    """Make :func:`open_bundle` consider ``cls`` (first registered, first asked)."""
-    if cls not in READERS:
-        READERS.append(cls)
-    return cls
-
-
-def is_bundle(path: Path) -> bool:
-    """Whether some reader claims ``path`` (cheap; says nothing about the bundle being sound)."""
-    from envpack.archive import write  # noqa: F401  (registers the 7z and split-part readers on import)
-
-    return any(cls.probe(Path(path)) for cls in READERS)
-
-
-def open_bundle(path: Path) -> BundleReader:
-    """Open a bundle in whichever form it comes; :class:`BundleError` if it is none of them."""
-    from envpack.archive import write  # noqa: F401  (registers the 7z and split-part readers on import)
-
-    path = Path(path)
-    if not path.exists():
-        raise BundleError(f"{path}: no such bundle")
-    for cls in READERS:
-        if cls.probe(path):
-            return cls(path)
-    raise BundleError(
-        f"{path}: not a bundle (expected a .zip, .7z or .tar, a self-extracting .bat or .sh, "
-        "or an unpacked folder)"
-    )
-
-
 # --------------------------------------------------------------------------- zip / .bat
-
-
-@register_reader
-class ZipBundleReader(BundleReader):
-    """A bundle zip, or the self-extracting .bat (a batch stub with the zip appended)."""
-
-    kind = "zip"
-
-    @classmethod
-    def probe(cls, path: Path) -> bool:
-        # is_zipfile finds the end record from the end, so a stub in front does not matter;
-        # a damaged zip is still a zip to report on, hence the name test as well.
-        return path.is_file() and (
-            zipfile.is_zipfile(path) or path.suffix.lower() in (".zip", ".bat")
-        )
-
-    def __init__(self, source: Path) -> None:
-        super().__init__(source)
-        try:
-            self._zf = zipfile.ZipFile(source)
-        except (zipfile.BadZipFile, OSError, ValueError, struct.error) as exc:
-            raise BundleError(f"{source}: not a readable zip ({first_line(exc)})") from None
-        self.archive_size = source.stat().st_size
-        first = self._zf.infolist()[0].header_offset if self._zf.infolist() else 0
-        self.form = "sfx" if first > 0 else "zip"
-        self._members: dict[str, zipfile.ZipInfo] = {}
-        self._damaged: dict[str, str] = {}
-        self._scan()
-
-    def _scan(self) -> None:
-        infos = [i for i in self._zf.infolist() if not i.filename.endswith("/")]
-        found = [
-            (i.filename, i, i.create_system == 3 and stat.S_ISLNK(i.external_attr >> 16))
-            for i in infos
-        ]
-        self.top, self._members = admit_members(found, self.problems)
-        prefix = f"{self.top}/" if self.top else ""
-        for name, info in self._members.items():
-            why = self._size_problem(info)
-            if why:
-                self._damaged[name] = why
-        self._check_overlaps(prefix)
-
-    def _check_overlaps(self, prefix: str) -> None:
-        # Overlapping members are how the worst zip bombs multiply one payload (Fifield 2019);
-        # a member's data must end before the next local header, or the central directory.
-        ordered = sorted(self._zf.infolist(), key=lambda i: i.header_offset)
-        bounds = [i.header_offset for i in ordered[1:]] + [self._zf.start_dir]
-        for info, bound in zip(ordered, bounds, strict=True):
-            name = info.filename[len(prefix) :] if info.filename.startswith(prefix) else None
-            if name not in self._members or name in self._damaged:
-                continue
-            if info.header_offset + 30 + info.compress_size > bound:
-                self._damaged[name] = "overlaps the member after it in the archive (zip bomb?)"
-
-    def _size_problem(self, info: zipfile.ZipInfo) -> str | None:
-        if info.flag_bits & 0x1:
-            return "encrypted member"
-        end = info.header_offset + info.compress_size
-        if info.header_offset < 0 or end > self.archive_size:
-            return (
-                f"member claims {info.compress_size} bytes at offset {info.header_offset}, "
-                f"past the end of the {self.archive_size}-byte archive (truncated or hostile)"
-            )
-        if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
-            return (
-                f"stored member declares {info.file_size} bytes but holds {info.compress_size} "
-                "(damaged or hostile)"
-            )
-        if info.file_size > RATIO_FLOOR and info.file_size > MAX_RATIO * max(info.compress_size, 1):
-            return (
-                f"member expands {info.compress_size} bytes to {info.file_size}, "
-                "an implausible ratio (zip bomb?)"
-            )
-        return None
-
-    def leading_bytes(self, cap: int = MAX_HEADER) -> bytes | None:
-        """The bytes before the first member: a self-extracting file's batch header, the code
-        the user runs. ``None`` when there are more than ``cap`` of them (not an envpack header).
-        """
-        infos = self._zf.infolist()
-        first = min((i.header_offset for i in infos), default=self._zf.start_dir)
-        if first <= 0:
-            return b""  # nothing before the zip, or a damaged one whose members say so
-        if first > cap:
-            return None
-        fp = self._zf.fp
-        assert fp is not None
-        fp.seek(0)
-        data: bytes = fp.read(first)
-        return data
-
-    def _hint(self) -> str:
-        # A zip cut short loses its directory; the last one left may be a stored package's
-        # (a .conda is a zip), which then reads as a small zip behind "prepended" data.
-        if self.form == "sfx" and not any(n.endswith(".bat") for n in self._members):
-            return " (or truncated: the only zip directory left describes data inside it)"
-        return ""
-
-    def names(self) -> list[str]:
-        return sorted(self._members)
-
-    def size(self, name: str) -> int:
-        return self._members[name].file_size
-
-    def damaged(self, name: str) -> str | None:
-        return self._damaged.get(name)
-
-    def _open(self, name: str, seekable: bool) -> IO[bytes]:
-        info = self._members[name]
-        if seekable and info.compress_type == zipfile.ZIP_STORED:
-            return io.BufferedReader(Window.of_stored(self.source, info))
-        return self._zf.open(info)
-
-    def close(self) -> None:
-        self._zf.close()
 
 
 class Window(io.RawIOBase):
@@ -416,108 +264,6 @@ class Window(io.RawIOBase):
 # --------------------------------------------------------------------------- folder
 
 
-@register_reader
-class FolderBundleReader(BundleReader):
-    """An unpacked bundle: the ``<name>/`` folder itself or the folder that holds it."""
-
-    kind = "folder"
-
-    @classmethod
-    def probe(cls, path: Path) -> bool:
-        return path.is_dir()
-
-    def __init__(self, source: Path) -> None:
-        super().__init__(source)
-        self.root = self._find_root(source)
-        self.top = self.root.name
-        self._files: dict[str, tuple[Path, int]] = {}
-        self._scan()
-
-    @staticmethod
-    def _find_root(source: Path) -> Path:
-        if (source / MANIFEST_NAME).is_file():
-            return source.resolve()
-        try:
-            found = sorted(
-                child
-                for child in source.iterdir()
-                if child.is_dir() and not child.is_symlink() and (child / MANIFEST_NAME).is_file()
-            )
-        except OSError as exc:
-            raise BundleError(f"{source}: cannot list ({exc.strerror})") from None
-        if not found:
-            raise BundleError(
-                f"{source}: no {MANIFEST_NAME} here or in a folder below; not a bundle"
-            )
-        if len(found) > 1:
-            names = ", ".join(f.name for f in found)
-            raise BundleError(f"{source}: holds several bundles ({names}); name one of them")
-        return found[0].resolve()
-
-    def _scan(self) -> None:
-        seen: dict[str, str] = {}
-        for rel, path in self._walk():
-            reason = unsafe_reason(rel)
-            if reason:
-                self.problems.append(f"{rel}: unsafe file name ({reason})")
-                continue
-            try:
-                st = path.lstat()
-                if stat.S_ISLNK(st.st_mode):
-                    target = path.resolve()
-                    if not target.is_relative_to(self.root):
-                        self.problems.append(f"{rel}: a symlink pointing outside the bundle")
-                        continue
-                    st = target.stat()
-            except (OSError, RuntimeError) as exc:
-                self.problems.append(f"{rel}: cannot inspect ({first_line(exc)})")
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                self.problems.append(f"{rel}: a symlinked folder (not followed)")
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                self.problems.append(f"{rel}: not a regular file")
-                continue
-            folded = rel.casefold()
-            if folded in seen:
-                self.problems.append(
-                    f"{rel}: differs only in case from {seen[folded]!r} (Windows cannot hold both)"
-                )
-                continue
-            seen[folded] = rel
-            self._files[rel] = (path, st.st_size)
-
-    def _walk(self) -> Iterator[tuple[str, Path]]:
-        # followlinks=False: a symlinked folder shows up as a name, never as a tree to descend.
-        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
-            dirnames.sort()
-            base = Path(dirpath)
-            entries = sorted(filenames) + [d for d in dirnames if (base / d).is_symlink()]
-            for entry in entries:
-                path = base / entry
-                yield path.relative_to(self.root).as_posix(), path
-
-    def names(self) -> list[str]:
-        return sorted(self._files)
-
-    def size(self, name: str) -> int:
-        return self._files[name][1]
-
-    def close(self) -> None:
-        pass  # nothing is held open between reads
-
-    def _open(self, name: str, seekable: bool) -> IO[bytes]:
-        path = self._files[name][0]
-        # Checked again at open time: the folder may have changed since it was listed.
-        if not path.resolve().is_relative_to(self.root):
-            raise BundleError(f"{name}: now points outside the bundle")
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise BundleError(f"{name}: not a regular file")
-        return os.fdopen(fd, "rb")
-
-
 # --------------------------------------------------------------------------- helpers
 
 
@@ -556,5 +302,5 @@ class _Guarded(io.RawIOBase):
             return func(*args)
         except BundleError:
             raise
-        except _STREAM_ERRORS as exc:
+        except STREAM_ERRORS as exc:
             raise BundleError(f"{self._name}: damaged ({first_line(exc)})") from None

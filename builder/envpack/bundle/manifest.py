@@ -18,11 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
-import time
-import zipfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -65,10 +61,13 @@ class Entry:
 
 
 def manifest_files(entries: Iterable[Entry]) -> dict[str, dict[str, Any]]:
-    return {e.arcname: {"sha256": e.sha256, "size": e.size} for e in sorted(entries, key=_key)}
+    return {
+        e.arcname: {"sha256": e.sha256, "size": e.size} for e in sorted(entries, key=arcname_key)
+    }
 
 
-def _key(e: Entry) -> str:
+def arcname_key(e: Entry) -> str:
+    """The one order of entries in every container and in the manifest: by member name."""
     return e.arcname
 
 
@@ -101,76 +100,6 @@ def check_entries(entries: Sequence[Entry]) -> None:
                 "Windows cannot hold both"
             )
         seen[folded] = e.arcname
-
-
-@contextmanager
-def atomic_output(path: Path) -> Iterator[Path]:
-    """Yield a temp path beside ``path``; rename it over ``path`` only if the block succeeds."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    except OSError as exc:
-        raise BundleError(f"cannot write to {path.parent}: {exc.strerror}") from None
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.chmod(tmp_path, 0o644)
-        os.replace(tmp_path, path)
-    except OSError as exc:
-        tmp_path.unlink(missing_ok=True)
-        if exc.errno == 28:
-            raise BundleError(f"disk full while writing {path}; free some space") from None
-        raise BundleError(f"cannot write {path}: {exc.strerror}") from None
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
-        raise
-
-
-def zip_info(arcname: str, size: int, epoch: int) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(arcname, date_time=time.gmtime(epoch)[:6])
-    info.compress_type = zipfile.ZIP_STORED
-    info.create_system = 3  # unix, so the permission bits below mean the same everywhere
-    info.external_attr = (0o100644 << 16) if not arcname.endswith("/") else (0o40755 << 16)
-    info.file_size = size
-    return info
-
-
-def write_zip_entries(
-    zf: zipfile.ZipFile,
-    top: str,
-    entries: Sequence[Entry],
-    epoch: int,
-    advance: Callable[[int], None] | None = None,
-) -> None:
-    check_entries(entries)
-    for entry in sorted(entries, key=_key):
-        info = zip_info(f"{top}/{entry.arcname}", entry.size, epoch)
-        with entry.open() as src, zf.open(info, "w") as dst:
-            while chunk := src.read(CHUNK):
-                dst.write(chunk)
-                if advance is not None:
-                    advance(len(chunk))
-
-
-def write_zip(
-    path: Path,
-    top: str,
-    entries: Sequence[Entry],
-    epoch: int,
-    header: bytes = b"",
-    advance: Callable[[int], None] | None = None,
-) -> None:
-    """Write the bundle zip; with ``header``, the self-extracting form.
-
-    The header is written first and the zip *appended* in ``"a"`` mode on the same file, so that
-    every offset in it is absolute: plain ``cat header zip`` breaks ZIP64 readers (notes).
-    """
-    with atomic_output(path) as tmp:
-        with tmp.open("wb") as fh:
-            fh.write(header)
-        with zipfile.ZipFile(tmp, "a", allowZip64=True) as zf:
-            write_zip_entries(zf, top, entries, epoch, advance)
 
 
 def read_manifest_bytes(data: bytes, where: str) -> dict[str, Any]:

@@ -17,15 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from envpack.archive.base import (
-    CHUNK,
-    MAX_JSON,
-    BundleReader,
-    is_bundle,
-    open_bundle,
-    unsafe_reason,
-)
-from envpack.bundle.manifest import MANIFEST_NAME
+from envpack.archive.base import MAX_JSON, BundleReader, unsafe_reason
+from envpack.archive.readers import is_bundle, open_bundle
+from envpack.bundle.manifest import CHUNK, MANIFEST_NAME
 from envpack.bundle.pkginfo import read_info_files
 from envpack.errors import BundleError, EnvpackError, LockError
 from envpack.fetch.micromamba_exe import exe_name
