@@ -25,7 +25,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from envpack.archive.base import open_bundle
+from envpack.archive import open_bundle
 from envpack.errors import EnvpackError
 from envpack.snapshot import (
     format_inspect,
