@@ -12,11 +12,10 @@ if "%EP_BUNDLE:~-1%"=="\" set "EP_BUNDLE=%EP_BUNDLE:~0,-1%"
 if not exist "%EP_BUNDLE%\wheels.txt" exit /b 0
 if not exist "%EP_PREFIX%\python.exe" goto no_python
 rem Every PIP_* variable would reach pip (an index URL, --user, a proxy, a cache dir): clear them.
-rem ("set PIP_" goes through a file: "for /f ('set PIP_ 2^>nul')" lists nothing on some cmd.exe.)
-set "EP_VARS=%EP_LOG%.pipvars"
-set PIP_ >"%EP_VARS%" 2>nul
-for /f "usebackq delims==" %%v in ("%EP_VARS%") do set "%%v="
-del "%EP_VARS%" >nul 2>&1
+rem "PIP_" itself is set first so that "set PIP_" always lists something (no error to hide: a
+rem "2^>nul" inside for /f makes some cmd.exe list nothing, and so does reading a file there).
+set "PIP_=1"
+for /f "delims==" %%v in ('set PIP_') do set "%%v="
 set "PIP_CONFIG_FILE=NUL"
 set "PYTHONNOUSERSITE=1"
 set "PYTHONPATH="
