@@ -1,6 +1,26 @@
-"""The 7z container, writer and reader.
+"""The 7z container, writer and reader. EVERY py7zr call of envpack is in this module.
 
-EVERY py7zr call of envpack is in this module.
+py7zr's public API cannot write what a bundle needs (one timestamp, fixed attributes, two
+folders), so the writer uses its internals (``header.initialize()``, ``header._initialized``,
+``worker.archive``/``flush_archive``) and the reader reads ``afterheader``, ``packinfo`` and
+``folder.coders`` to find stored members in place. Those are not a stable API: :func:`_py7zr`
+accepts only the py7zr series this was written against, and any failure inside py7zr surfaces as
+envpack's own :class:`~envpack.errors.BundleError`, never as a traceback.
+
+7z layout (py7zr writes one "folder" per coder chain; we start a second one by hand):
+
+* folder 0, Copy: the packages (``.conda``/``.tar.bz2`` are already compressed: measured
+  Deflate 0.3 %, LZMA2 0.34 % smaller on real packages, not worth a second compression pass);
+* folder 1, Deflate: everything else (repodata, manifest, SBOM, batch files, micromamba.exe).
+  Deflate, not LZMA2: libarchive decodes Deflate with zlib, which every Windows ``tar.exe`` has;
+  LZMA/LZMA2 need liblzma, which Windows 10's ``tar.exe`` (bsdtar 3.3.2/3.5.2, "zlib" only) lacks.
+  On a 10.6 MB micromamba Deflate gives 4.5 MB, LZMA2 2.9 MB: most of the gain, readable everywhere;
+* a plain (not LZMA-encoded) header, for the same reason.
+
+Determinism: entries sorted (packages first, then the rest), one timestamp, fixed attributes
+(archive bit + Unix 0644), no names of host or user. The Deflate bytes come from the zlib the
+Python process links, so two machines with different zlib builds may differ in that folder; the
+zip form stores everything and has no such dependency.
 """
 
 from __future__ import annotations
@@ -28,6 +48,37 @@ SEVENZIP_ATTRIBUTES = 0x20 | 0x8000 | (0o100644 << 16)
 
 
 FILETIME_UNIX_OFFSET = 11644473600  # seconds from 1601-01-01 to 1970-01-01
+# The py7zr series whose internals this module uses (tested with 1.1.4); pyproject pins the same.
+PY7ZR_SUPPORTED = ((1, 1), (2, 0))  # from 1.1 up to, not including, 2.0
+
+
+def _py7zr() -> Any:
+    """py7zr, when it is a release this module was written against; else a BundleError."""
+    try:
+        import py7zr
+    except ImportError:
+        raise BundleError(
+            "7z bundles need py7zr, which is not installed; install py7zr>=1.1,<2 "
+            "or use --format zip"
+        ) from None
+    version = str(getattr(py7zr, "__version__", "unknown"))
+    parts = version.split(".")
+    try:
+        key = (int(parts[0]), int(parts[1]))
+    except (IndexError, ValueError):
+        key = (0, 0)
+    low, high = PY7ZR_SUPPORTED
+    if not low <= key < high:
+        raise BundleError(
+            f"py7zr {version} is not a release envpack's 7z code supports (1.1 to 1.x); "
+            "install py7zr>=1.1,<2 or use --format zip"
+        )
+    return py7zr
+
+
+def _py7zr_failed(exc: Exception, what: str) -> BundleError:
+    version = _py7zr().__version__
+    return BundleError(f"py7zr {version} failed {what} ({first_line(exc)}); use --format zip")
 
 
 class _Counting:
@@ -57,13 +108,33 @@ def write_7z_stream(
     epoch: int,
     advance: Callable[[int], None] | None = None,
 ) -> None:
-    """Write the bundle as a 7z to ``fp`` (seekable, positioned at 0)."""
-    import py7zr
-    from py7zr.helpers import ArchiveTimestamp
+    """Write the bundle as a 7z to ``fp`` (seekable, positioned at 0).
 
+    An OSError (disk full) goes up as it is, for the caller to name the file; anything else py7zr
+    raises becomes a BundleError.
+    """
+    py7zr = _py7zr()
     check_entries(entries)
     if not entries:
         raise BundleError("a bundle needs at least one file")
+    try:
+        _write_7z(py7zr, fp, top, entries, epoch, advance)
+    except (BundleError, OSError):
+        raise
+    except Exception as exc:
+        raise _py7zr_failed(exc, "writing the 7z") from None
+
+
+def _write_7z(
+    py7zr: Any,
+    fp: IO[bytes],
+    top: str,
+    entries: Sequence[Entry],
+    epoch: int,
+    advance: Callable[[int], None] | None,
+) -> None:
+    from py7zr.helpers import ArchiveTimestamp
+
     mtime = ArchiveTimestamp((epoch + FILETIME_UNIX_OFFSET) * 10_000_000)
     groups = [
         (
@@ -84,7 +155,7 @@ def write_7z_stream(
     for n, (filters, group) in enumerate(groups):
         if n > 0:
             folders = szf.header.main_streams.unpackinfo.folders
-            szf.worker.flush_archive(szf.fp, folders[-1])  # type: ignore[no-untyped-call]
+            szf.worker.flush_archive(szf.fp, folders[-1])
             szf.header.filters = filters
             szf.header._initialized = False
         for entry in group:
@@ -102,7 +173,7 @@ def write_7z_stream(
                 folder = szf.header.initialize()
                 szf.header.files_info.files.append(info)
                 szf.header.files_info.emptyfiles.append(False)
-                szf.files.append(info)  # type: ignore[arg-type]
+                szf.files.append(info)
                 szf.worker.archive(szf.fp, szf.files, folder, deref=False)
             if reader.count != entry.size:
                 raise BundleError(
@@ -174,8 +245,7 @@ class SevenZipReader(BundleReader):
         opener: Callable[[], IO[bytes]] | None = None,
         archive_size: int | None = None,
     ) -> None:
-        import py7zr
-
+        py7zr = _py7zr()
         super().__init__(source)
         self._opener: Callable[[], IO[bytes]] = opener or (lambda: source.open("rb"))
         self._szf: Any = None

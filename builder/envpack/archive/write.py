@@ -1,24 +1,9 @@
-"""Bundle containers (zip, 7z), split parts for size-capped media, and readers for both.
+"""Write a bundle in the container the build asked for, staged, then committed in one step.
 
-Writing: :func:`write_bundle` streams the bundle through a :class:`PartWriter`, a seekable file
-object that rolls over to ``NAME.002``, ``NAME.003``, … as it fills. zipfile and py7zr both seek
-back to patch headers (local headers; the 7z signature header at offset 0), so the writer keeps
-the parts open for rewriting rather than cutting a finished file afterwards.
-
-7z layout (py7zr writes one "folder" per coder chain; we start a second one by hand):
-
-* folder 0, Copy: the packages (``.conda``/``.tar.bz2`` are already compressed: measured
-  Deflate 0.3 %, LZMA2 0.34 % smaller on real packages, not worth a second compression pass);
-* folder 1, Deflate: everything else (repodata, manifest, SBOM, batch files, micromamba.exe).
-  Deflate, not LZMA2: libarchive decodes Deflate with zlib, which every Windows ``tar.exe`` has;
-  LZMA/LZMA2 need liblzma, which Windows 10's ``tar.exe`` (bsdtar 3.3.2/3.5.2, "zlib" only) lacks.
-  On a 10.6 MB micromamba Deflate gives 4.5 MB, LZMA2 2.9 MB: most of the gain, readable everywhere;
-* a plain (not LZMA-encoded) header, for the same reason.
-
-Determinism: entries sorted (packages first, then the rest), one timestamp, fixed attributes
-(archive bit + Unix 0644), no names of host or user. The Deflate bytes come from the zlib the
-Python process links, so two machines with different zlib builds may differ in that folder; the
-zip form stores everything and has no such dependency.
+:func:`write_bundle` / :func:`stage_bundle` stream the entries through a :class:`PartWriter`
+(one file, or ``NAME.001``, ``NAME.002``, … when split) into the zip, 7z or tar writer, under a
+temporary folder of the output folder; :class:`StagedBundle` renames everything into place only
+when every output of the build was written. File names are checked here (:func:`check_filename`).
 """
 
 from __future__ import annotations
