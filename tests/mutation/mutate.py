@@ -73,10 +73,10 @@ MUTANTS = [
         STUB_TESTS,
         "exit 10 -> 0 when micromamba failed",
     ),
-    # ---- mamba_cli.py
+    # ---- bundle/mamba_cli.py
     Mutant(
         "cli-offline",
-        "builder/envpack/mamba_cli.py",
+        "builder/envpack/bundle/mamba_cli.py",
         '("--yes", OFFLINE_FLAG, *ISOLATION_FLAGS)',
         '("--yes", *ISOLATION_FLAGS)',
         STUB_TESTS,
@@ -84,7 +84,7 @@ MUTANTS = [
     ),
     Mutant(
         "cli-norc",
-        "builder/envpack/mamba_cli.py",
+        "builder/envpack/bundle/mamba_cli.py",
         '("--no-rc", "--override-channels")',
         '("--override-channels",)',
         STUB_TESTS,
@@ -92,7 +92,7 @@ MUTANTS = [
     ),
     Mutant(
         "cli-https-proxy",
-        "builder/envpack/mamba_cli.py",
+        "builder/envpack/bundle/mamba_cli.py",
         '("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")',
         '("HTTP_PROXY", "ALL_PROXY")',
         STUB_TESTS,
@@ -100,7 +100,7 @@ MUTANTS = [
     ),
     Mutant(
         "cli-http-proxy",
-        "builder/envpack/mamba_cli.py",
+        "builder/envpack/bundle/mamba_cli.py",
         '("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")',
         '("HTTPS_PROXY", "ALL_PROXY")',
         STUB_TESTS,
@@ -108,7 +108,7 @@ MUTANTS = [
     ),
     Mutant(
         "cli-all-proxy",
-        "builder/envpack/mamba_cli.py",
+        "builder/envpack/bundle/mamba_cli.py",
         '("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")',
         '("HTTP_PROXY", "HTTPS_PROXY")',
         STUB_TESTS,
@@ -116,7 +116,7 @@ MUTANTS = [
     ),
     Mutant(
         "cli-dead-proxy",
-        "builder/envpack/mamba_cli.py",
+        "builder/envpack/bundle/mamba_cli.py",
         'DEAD_PROXY = "http://127.0.0.1:9"',
         'DEAD_PROXY = ""',
         STUB_TESTS,
@@ -124,7 +124,7 @@ MUTANTS = [
     ),
     Mutant(
         "cli-home",
-        "builder/envpack/mamba_cli.py",
+        "builder/envpack/bundle/mamba_cli.py",
         'HOME_VARS: tuple[str, ...] = ("USERPROFILE", "HOME")',
         'HOME_VARS: tuple[str, ...] = ("HOME",)',
         STUB_TESTS,
@@ -132,7 +132,7 @@ MUTANTS = [
     ),
     Mutant(
         "cli-condarc",
-        "builder/envpack/mamba_cli.py",
+        "builder/envpack/bundle/mamba_cli.py",
         '    "CONDARC",\n',
         "",
         STUB_TESTS,
@@ -140,16 +140,16 @@ MUTANTS = [
     ),
     Mutant(
         "cli-pythonpath",
-        "builder/envpack/mamba_cli.py",
+        "builder/envpack/bundle/mamba_cli.py",
         '    "PYTHONPATH",\n',
         "",
         STUB_TESTS,
         "PYTHONPATH not cleared",
     ),
-    # ---- stubs.py (the renderer)
+    # ---- bundle/stubs.py (the renderer)
     Mutant(
         "stubs-noproxy",
-        "builder/envpack/stubs.py",
+        "builder/envpack/bundle/stubs.py",
         "    lines.append(f'set \"{NO_PROXY_VAR}=\"')\n",
         "",
         STUB_TESTS,
@@ -157,7 +157,7 @@ MUTANTS = [
     ),
     Mutant(
         "stubs-meta-first",
-        "builder/envpack/stubs.py",
+        "builder/envpack/bundle/stubs.py",
         "    lines = []\n    for rel in ctx.packages:\n        stem = _stem(_file_name(rel))",
         "    lines = []\n    for rel in ctx.packages[1:]:\n        stem = _stem(_file_name(rel))",
         STUB_TESTS,
@@ -165,7 +165,7 @@ MUTANTS = [
     ),
     Mutant(
         "stubs-meta-last",
-        "builder/envpack/stubs.py",
+        "builder/envpack/bundle/stubs.py",
         "    lines = []\n    for rel in ctx.packages:\n        stem = _stem(_file_name(rel))",
         "    lines = []\n    for rel in ctx.packages[:-1]:\n        stem = _stem(_file_name(rel))",
         STUB_TESTS,
@@ -173,7 +173,7 @@ MUTANTS = [
     ),
     Mutant(
         "stubs-files-first",
-        "builder/envpack/stubs.py",
+        "builder/envpack/bundle/stubs.py",
         "    for rel, size in ctx.files:\n",
         "    for rel, size in ctx.files[1:]:\n",
         STUB_TESTS,
@@ -181,7 +181,7 @@ MUTANTS = [
     ),
     Mutant(
         "stubs-files-last",
-        "builder/envpack/stubs.py",
+        "builder/envpack/bundle/stubs.py",
         "    for rel, size in ctx.files:\n",
         "    for rel, size in ctx.files[:-1]:\n",
         STUB_TESTS,
@@ -189,7 +189,7 @@ MUTANTS = [
     ),
     Mutant(
         "stubs-unsafe-quote",
-        "builder/envpack/stubs.py",
+        "builder/envpack/bundle/stubs.py",
         "_UNSAFE = re.compile(r'[\"%\\x00-\\x1f]')",
         "_UNSAFE = re.compile(r'[%\\x00-\\x1f]')",
         RENDER_TESTS,
@@ -197,7 +197,7 @@ MUTANTS = [
     ),
     Mutant(
         "stubs-unsafe-caret",
-        "builder/envpack/stubs.py",
+        "builder/envpack/bundle/stubs.py",
         "_UNSAFE_CALLED = re.compile(r'[\"%^\\x00-\\x1f]')",
         "_UNSAFE_CALLED = re.compile(r'[\"%\\x00-\\x1f]')",
         RENDER_TESTS,
@@ -205,7 +205,7 @@ MUTANTS = [
     ),
     Mutant(
         "stubs-arch",
-        "builder/envpack/stubs.py",
+        "builder/envpack/bundle/stubs.py",
         '"win-64": ("AMD64", "ARM64"),',
         '"win-64": ("AMD64", "ARM64", "x86"),',
         STUB_TESTS,
@@ -213,7 +213,7 @@ MUTANTS = [
     ),
     Mutant(
         "stubs-need-mb",
-        "builder/envpack/stubs.py",
+        "builder/envpack/bundle/stubs.py",
         "(ctx.installed_size + packages)",
         "(packages)",
         STUB_TESTS,
@@ -221,7 +221,7 @@ MUTANTS = [
     ),
     Mutant(
         "stubs-max-path",
-        "builder/envpack/stubs.py",
+        "builder/envpack/bundle/stubs.py",
         "MAX_PATH_CHARS = 259",
         "MAX_PATH_CHARS = 299",
         STUB_TESTS,
@@ -270,7 +270,7 @@ MUTANTS = [
     ),
     Mutant(
         "reader-symlink",
-        "builder/envpack/reader.py",
+        "builder/envpack/archive/base.py",
         "        if is_symlink:\n",
         "        if False:\n",
         NAME_TESTS,
@@ -278,16 +278,16 @@ MUTANTS = [
     ),
     Mutant(
         "reader-dup",
-        "builder/envpack/reader.py",
+        "builder/envpack/archive/base.py",
         "        folded = name.casefold()\n        if folded in seen:\n",
         "        folded = name.casefold()\n        if False:\n",
         NAME_TESTS,
         "members equal up to case admitted",
     ),
-    # ---- partfile.py / download.py: every hash checked
+    # ---- fetch/partfile.py: every hash checked
     Mutant(
         "dl-size",
-        "builder/envpack/partfile.py",
+        "builder/envpack/fetch/partfile.py",
         "    if record.size and hashes.size != record.size:",
         "    if False and record.size and hashes.size != record.size:",
         DOWNLOAD_TESTS,
@@ -295,7 +295,7 @@ MUTANTS = [
     ),
     Mutant(
         "dl-sha256",
-        "builder/envpack/partfile.py",
+        "builder/envpack/fetch/partfile.py",
         "    if record.sha256 and hashes.sha256 != record.sha256:",
         "    if False and record.sha256 and hashes.sha256 != record.sha256:",
         DOWNLOAD_TESTS,
@@ -303,16 +303,16 @@ MUTANTS = [
     ),
     Mutant(
         "dl-md5",
-        "builder/envpack/partfile.py",
+        "builder/envpack/fetch/partfile.py",
         "    if record.md5 and hashes.md5 != record.md5:",
         "    if False and record.md5 and hashes.md5 != record.md5:",
         DOWNLOAD_TESTS,
         "md5 not compared",
     ),
-    # ---- snapshot.py verify
+    # ---- snapshot/verify.py
     Mutant(
         "verify-file-sha",
-        "builder/envpack/snapshot.py",
+        "builder/envpack/snapshot/verify.py",
         "            if digest is not None and digest.sha256 != sha256:",
         "            if False:",
         VERIFY_TESTS,
@@ -320,7 +320,7 @@ MUTANTS = [
     ),
     Mutant(
         "verify-file-size",
-        "builder/envpack/snapshot.py",
+        "builder/envpack/snapshot/verify.py",
         "            if self.reader.size(name) != size:",
         "            if False:",
         VERIFY_TESTS,
@@ -328,7 +328,7 @@ MUTANTS = [
     ),
     Mutant(
         "verify-pkg-sha",
-        "builder/envpack/snapshot.py",
+        "builder/envpack/snapshot/verify.py",
         "        if r.sha256 and digest.sha256 != r.sha256:",
         "        if False:",
         VERIFY_TESTS,
@@ -384,7 +384,7 @@ def main() -> int:
     chosen = [m for m in MUTANTS if not args.only or m.id in args.only]
     if args.tests:
         chosen = [replace(m, tests=tuple(args.tests)) for m in chosen]
-    wt = Path(tempfile.mkdtemp(prefix="envpack-mutants-"))
+    wt = Path(tempfile.mkdtemp(prefix="mutation-worktree-"))
     shutil.rmtree(wt)
     if sh(["git", "worktree", "add", "--detach", str(wt), args.ref], REPO) != 0:
         print(f"cannot make a worktree of {args.ref}")
