@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from update_factory import Versions, build_full, build_update, extract, lock_dists, make_versions
 from update_steps import apply_update, drift, installed, result_problems
 from wine import run_step, setup_step

@@ -87,7 +87,7 @@ def build_full(v: Versions, version: str) -> Path:
 
 def build_update(v: Versions, new: str, old: Path, out: Path) -> list[Path]:
     """envpack's update build through its Python face (the CLI option is not wired in yet)."""
-    from envpack.pipeline import BuildOptions, LockOptions
+    from envpack.options import BuildOptions, LockOptions
     from envpack.update.build import build_update as build
 
     options = BuildOptions(

@@ -12,23 +12,15 @@ from dataclasses import replace
 from pathlib import Path
 
 from envpack.archive import stage_bundle
+from envpack.bundle.layout import BundleSettings, default_prefix, explicit_lines, repodata_for
 from envpack.bundle.manifest import source_date_epoch
 from envpack.channels import Channel
+from envpack.fetch.cache import private_cache
 from envpack.fetch.download import Fetcher, FetchOptions
 from envpack.fetch.micromamba_exe import extract_micromamba
 from envpack.lock.lockfile import Lock, LockedPackage, PlatformLock
-from envpack.pipeline import (
-    BuildOptions,
-    BuildResult,
-    BundleSettings,
-    NullReporter,
-    Reporter,
-    default_prefix,
-    explicit_lines,
-    lock,
-    private_cache,
-    repodata_for,
-)
+from envpack.options import BuildOptions, NullReporter, Reporter
+from envpack.pipeline import BuildResult, lock
 
 from .layout import update_entries
 from .plan import Base, UpdateError, UpdatePlan, _micromamba_id, plan_update, read_base
@@ -60,6 +52,8 @@ def _target(
 ) -> tuple[Lock, Callable[[str], BundleSettings], Sequence[Channel]]:
     """NEW's lock, its bundle settings per platform, and the channels holding credentials."""
     path = options.lock.recipe
+    if path is None:
+        raise UpdateError("--update-from needs the new recipe or lock file")
     from envpack.lock.importers import detect_lock_kind, load_lock_file, secret_channels
 
     if path.is_file() and detect_lock_kind(path) is not None:
