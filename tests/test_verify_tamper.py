@@ -243,7 +243,7 @@ def crafted_bundle(tmp_path: Path, pkgs: list[tuple[Pkg, dict[str, str]]]) -> Pa
     manifest, repodata, env.txt and SBOM all agree with the lock; only the packages do not."""
     from envpack.archive import write_bundle
     from envpack.lock.lockfile import LockedPackage, PlatformLock
-    from envpack.pipeline import BundleSettings, bundle_entries
+    from envpack.bundle.layout import BundleSettings, bundle_entries
 
     paths = {}
     for pkg, claims in pkgs:

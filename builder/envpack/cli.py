@@ -138,7 +138,7 @@ def main() -> None:
 
 
 def _lock_opts(kw: dict[str, Any], mode: str) -> Any:
-    from envpack.pipeline import LockOptions
+    from envpack.options import LockOptions
 
     return LockOptions(
         recipe=kw["recipe"],
@@ -227,13 +227,12 @@ def build_cmd(**kw: Any) -> None:
     an @EXPLICIT file, or an envpack lock.
     """
     from envpack import pipeline
+    from envpack.options import BuildOptions
 
     if kw["locked"] and kw["frozen"]:
         raise click.UsageError("--locked and --frozen exclude each other")
     if (kw["recipe"] is None) == (kw["from_bundle"] is None):
         raise click.UsageError("give a RECIPE or --from BUNDLE (one of them)")
-    if kw["recipe"] is None:
-        kw["recipe"] = Path(".")
     mode = "locked" if kw["locked"] else "frozen" if kw["frozen"] else "auto"
     reporter = Reporter(kw["quiet"], kw["as_json"])
     split = None
@@ -241,7 +240,7 @@ def build_cmd(**kw: Any) -> None:
         from envpack.archive.split import parse_size
 
         split = _run(lambda: parse_size(kw["split"]))
-    options = pipeline.BuildOptions(
+    options = BuildOptions(
         lock=_lock_opts(kw, mode),
         output_dir=kw["output"],
         concurrency=kw["jobs"],

@@ -1,0 +1,265 @@
+"""What a bundle holds, before any container: packages, repodata, env.txt, SBOM, README,
+the install scripts and the manifest, as Entries (see :func:`bundle_entries`)."""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from envpack import __version__
+from envpack.bundle.manifest import Entry, json_bytes, manifest_files
+from envpack.bundle.pkginfo import package_info, read_package_files
+from envpack.bundle.sbom import make_sbom
+from envpack.bundle.shstubs import is_posix_platform, render_sfx_header_sh, script_entries
+from envpack.bundle.shstubs import readme_text as sh_readme_text
+from envpack.bundle.stubs import StubContext, env_vars_d, render_setup, render_sfx_header
+from envpack.lock.lockfile import LockedPackage, PlatformLock
+
+if TYPE_CHECKING:
+    from envpack.recipe import Recipe
+
+
+def explicit_lines(records: Sequence[LockedPackage]) -> list[str]:
+    """``url#md5`` lines, dependencies first: the form both micromamba 1.x and 2.x read."""
+    return [f"{r.url}#{r.md5}" for r in topological(records)]
+
+
+# The package name at the start of a dependency spec: "ucrt>=10", "vc 14.*", "python_abi 3.9.* *".
+_DEP_NAME = re.compile(r"[^\s=<>!~\[]*")
+
+
+def topological(records: Sequence[LockedPackage]) -> list[LockedPackage]:
+    by_name = {r.name: r for r in records}
+    done: set[str] = set()
+    order: list[LockedPackage] = []
+
+    def visit(name: str, stack: tuple[str, ...]) -> None:
+        if name in done or name not in by_name or name in stack:
+            return
+        for dep in sorted(by_name[name].depends):
+            visit(_DEP_NAME.match(dep).group(0), (*stack, name))  # type: ignore[union-attr]
+        done.add(name)
+        order.append(by_name[name])
+
+    for name in sorted(by_name):
+        visit(name, ())
+    return order
+
+
+def repodata_for(subdir: str, records: Sequence[LockedPackage]) -> bytes:
+    data: dict[str, object] = {
+        "info": {"subdir": subdir},
+        "packages": {r.fn: r.repodata_entry() for r in records if r.fn.endswith(".tar.bz2")},
+        "packages.conda": {r.fn: r.repodata_entry() for r in records if r.fn.endswith(".conda")},
+        "repodata_version": 1,
+    }
+    return json_bytes(data)
+
+
+def extraction_dir(record: LockedPackage) -> str:
+    """Where micromamba extracts a package, relative to its package cache, Windows-style.
+
+    micromamba >= 2.6 extracts to ``<scheme>\\<host or path>\\<subdir>\\<dist>`` derived from
+    the package's URL (mamba#4163; ``:`` becomes ``_``), older ones to ``<dist>``: the longer of the
+    two is what the long-path check must allow for.
+    """
+    parts = urllib.parse.urlsplit(record.url)
+    where = urllib.parse.unquote(parts.netloc + parts.path).replace(":", "_").strip("/")
+    folder = where.rsplit("/", 1)[0].replace("/", "\\")
+    return f"{parts.scheme}\\{folder}\\{record.dist}"
+
+
+def default_prefix(recipe_prefix: str | None, name: str, platform: str) -> str:
+    if recipe_prefix:
+        return recipe_prefix.replace("{name}", name)
+    if platform.startswith("win-"):
+        return f"%LOCALAPPDATA%\\envs\\{name}"
+    return f"$HOME/envs/{name}"
+
+
+def readme_text(name: str, platform: str, packages: int, size: int, prefix: str) -> str:
+    return f"""envpack bundle: {name} ({platform})
+{"=" * (len(name) + len(platform) + 19)}
+
+This folder installs the conda environment "{name}" ({packages} packages, about
+{size // (1 << 20)} MB once installed) on a PC with no network, without administrator
+rights, and without touching the registry, PATH or cmd.exe AutoRun.
+
+Before you start. If the zip came by e-mail or download, right-click it first, Properties,
+tick "Unblock", OK; then "Extract All..." (do not run setup.bat from inside the zip).
+Otherwise SmartScreen or Office policies may block the scripts.
+
+1. Copy the whole folder to the PC (keep every file).
+2. Open a NEW cmd.exe window (no conda environment active) and run:
+
+       setup.bat                 installs into {prefix}
+       setup.bat D:\\envs\\{name}   installs into the folder you name
+       setup.bat /?              shows every option
+
+   Install folder: spaces, "&", "(x86)" and non-English letters are fine; "!", "%" and "^"
+   are not (setup.bat refuses them: micromamba's own helper scripts break on them without
+   saying so). Do not move the folder afterwards: conda environments contain their path, so
+   install again into the new place instead.
+3. Afterwards, start the environment with "<prefix>\\envpack-shell.bat", or run
+   "CALL <prefix>\\activate.bat" inside an existing cmd.exe window. Never run "conda init",
+   "mamba init" or "micromamba shell init": they write an AutoRun hook into the registry that
+   runs in every cmd.exe window, and envpack needs none. "<prefix>\\uninstall.bat" removes
+   everything.
+
+envpack.json lists every file of this folder with its SHA-256; sbom.cdx.json lists the packages
+and their licences. Made with envpack {__version__}.
+"""
+
+
+@dataclass(frozen=True)
+class BundleSettings:
+    """Everything besides the lock that shapes a bundle's bytes.
+
+    Taken from the recipe on a normal build, and from an old bundle's manifest on
+    ``build --from``, which is what lets a rebuild come out byte-identical.
+    """
+
+    name: str
+    default_prefix: str
+    shortcuts: bool = False
+    variables: tuple[tuple[str, str], ...] = ()
+    post_install: tuple[tuple[str, bytes], ...] = ()  # (file name, content), in run order
+    recipe_record: dict[str, object] | None = None
+    epoch: int | None = None
+
+    @classmethod
+    def from_recipe(cls, recipe: Recipe, platform: str) -> BundleSettings:
+        return cls(
+            name=recipe.name,
+            default_prefix=default_prefix(recipe.prefix, recipe.name, platform),
+            shortcuts=recipe.shortcuts,
+            variables=tuple(sorted(recipe.variables.items())),
+            post_install=tuple((p.name, p.read_bytes()) for p in recipe.post_install),
+            recipe_record=_recipe_record(recipe),
+        )
+
+
+def _recipe_record(recipe: Recipe | None) -> dict[str, object] | None:
+    if recipe is None:
+        return None
+    return {
+        "file": recipe.path.name,
+        "name": recipe.name,
+        "channels": [c.public_url for c in recipe.channels],
+        "specs": list(recipe.specs),
+        "platforms": list(recipe.platforms),
+        "solver": recipe.solver,
+        "micromamba": recipe.micromamba_spec,
+    }
+
+
+def bundle_entries(
+    pl: PlatformLock,
+    settings: BundleSettings,
+    paths: dict[LockedPackage, Path],
+    tools: list[tuple[str, bytes]],
+    epoch: int,
+) -> tuple[list[Entry], StubContext]:
+    platform = pl.platform
+    name = settings.name
+    entries: list[Entry] = []
+    pkg_rel: list[str] = []
+    installed = 0
+    longest = 0
+    extract = 0  # the longest path micromamba extracts to, relative to its package cache
+    env_files: list[tuple[str, bytes]] = []  # packages' etc/conda/env_vars.d/*.json
+    for r in pl.packages:
+        rel = f"channel/{r.subdir}/{r.fn}"
+        entries.append(Entry.from_file(rel, paths[r], r.size, r.sha256))
+        pkg_rel.append(rel)
+        info = package_info(paths[r])
+        if info.env_vars_files:
+            env_files.extend(read_package_files(paths[r], info.env_vars_files))
+        installed += info.installed_size
+        longest = max(longest, info.longest_path)
+        extract = max(extract, len(extraction_dir(r)) + 1 + info.longest_path)
+    for subdir in sorted({platform, "noarch"}):
+        recs = [r for r in pl.packages if r.subdir == subdir]
+        entries.append(
+            Entry.from_bytes(f"channel/{subdir}/repodata.json", repodata_for(subdir, recs))
+        )
+    explicit = "@EXPLICIT\n" + "".join(f"{line}\n" for line in explicit_lines(pl.packages))
+    entries.append(Entry.from_bytes("env.txt", explicit.encode("utf-8")))
+    for tool_name, data in tools:
+        entries.append(Entry.from_bytes(tool_name, data))
+    post: list[str] = []
+    for i, (script_name, content) in enumerate(settings.post_install, 1):
+        rel = f"post-install/{i:02d}-{script_name}"
+        entries.append(Entry.from_bytes(rel, content))
+        post.append(rel)
+    prefix = settings.default_prefix
+    sbom = make_sbom(name, platform, pl.packages, epoch)
+    entries.append(Entry.from_bytes("sbom.cdx.json", json_bytes(sbom)))
+    posix = is_posix_platform(platform)
+    readme = (
+        sh_readme_text(name, platform, len(pl.packages), installed, prefix).encode("utf-8")
+        if posix
+        else readme_text(name, platform, len(pl.packages), installed, prefix)
+        .replace("\n", "\r\n")
+        .encode("utf-8")
+    )
+    entries.append(Entry.from_bytes("README.txt", readme))
+
+    def win(rel: str) -> str:
+        return rel.replace("/", "\\")
+
+    ctx = StubContext(
+        name=name,
+        platform=platform,
+        default_prefix=prefix,
+        explicit_file="env.txt",
+        channel_dir="channel",
+        micromamba_files=tuple(t for t, _ in tools),
+        files=tuple((win(e.arcname), e.size) for e in sorted(entries, key=lambda e: e.arcname)),
+        packages=tuple(win(p) for p in pkg_rel),
+        installed_size=installed,
+        longest_path=longest,
+        post_install=tuple(win(p) for p in post),
+        shortcuts=settings.shortcuts,
+        variables=settings.variables,
+        envpack_version=__version__,
+        longest_extract=extract,
+        package_variables=env_vars_d(env_files),
+    )
+    if posix:
+        entries.extend(script_entries(ctx))
+    else:
+        entries.append(Entry.from_bytes("setup.bat", render_setup(ctx)))
+    # The self-extracting form's header is code the user runs, outside the archive's members:
+    # its hash here lets verify check it (the header depends only on ctx).
+    header = Entry.from_bytes(
+        "sfx-header", render_sfx_header_sh(ctx) if posix else render_sfx_header(ctx)
+    )
+    extra: dict[str, object] = {"sfx_header": {"sha256": header.sha256, "size": header.size}}
+    manifest = {
+        "format": "envpack-bundle",
+        "format_version": 1,
+        "envpack_version": __version__,
+        "name": name,
+        "platform": platform,
+        "created": epoch,
+        "recipe": settings.recipe_record,
+        "lock": {"name": name, **pl.to_dict()},
+        "install": {
+            "default_prefix": prefix,
+            "installed_size": installed,
+            "longest_path": longest,
+            "longest_extract_path": extract,
+            "shortcuts": settings.shortcuts,
+            "variables": dict(settings.variables),
+            "post_install": post,
+        },
+        **extra,
+        "files": manifest_files(entries),
+    }
+    entries.append(Entry.from_bytes("envpack.json", json_bytes(manifest)))
+    return entries, ctx

@@ -1,0 +1,35 @@
+"""Where downloads and repodata are cached, and keeping that folder private."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from envpack.errors import EnvpackError
+from envpack.options import LockOptions
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("ENVPACK_CACHE_DIR")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("envpack", appauthor=False))
+
+
+def private_cache(options: LockOptions) -> Path:
+    """The cache folder, made private to this user (0700) before anything is written to it.
+
+    rattler's repodata cache keeps each channel's full URL, credentials included, in its
+    ``*.info.json`` files, and a shared machine's other users must not read them (nor swap a
+    cached package before its hash is checked again).
+    """
+    cache = options.cache_dir or default_cache_dir()
+    try:
+        cache.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if os.name == "posix" and (cache.stat().st_mode & 0o077):
+            cache.chmod(0o700)
+    except OSError as exc:
+        raise EnvpackError(f"cannot prepare the cache folder {cache}: {exc.strerror}") from None
+    return cache

@@ -1,0 +1,54 @@
+"""The options of lock and build, set once by the CLI and passed down whole, and the
+Reporter through which the pipeline tells the user what it does (the CLI decides how)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from envpack.fetch.download import NullProgress, Progress
+
+LOCK_MODES = ("auto", "locked", "frozen")
+
+
+class Reporter(Protocol):
+    """Where the pipeline sends what the user may want to see (the CLI decides how)."""
+
+    def info(self, message: str) -> None: ...
+    def progress(self) -> Progress: ...
+
+
+class NullReporter:
+    def info(self, message: str) -> None:
+        pass
+
+    def progress(self) -> Progress:
+        return NullProgress()
+
+
+@dataclass(frozen=True)
+class LockOptions:
+    recipe: Path | None = None  # None on ``build --from BUNDLE``, which has no recipe
+    platform: str | None = None
+    solver: str | None = None
+    solver_micromamba: Path | None = None  # the host's micromamba that solves (not the bundle's)
+    micromamba_exe: Path | None = None  # the target's micromamba that goes into the bundle
+    offline: bool = False
+    mode: str = "auto"  # auto | locked | frozen
+    cache_dir: Path | None = None
+    lock_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    lock: LockOptions
+    output_dir: Path = Path("dist")
+    concurrency: int = 8
+    sfx: bool = True  # the self-extracting -setup.bat of a Windows bundle
+    sfx_sh: bool = False  # the self-extracting -setup.sh of a Linux/macOS one: on request
+    verify_cache: bool = False
+    from_bundle: Path | None = None  # rebuild from an old bundle's lock instead of a recipe
+    format: str | None = None  # zip | 7z; default the recipe's, else zip
+    split: int | None = None  # bytes per part; default the recipe's, else one file
+    timeout: float = 60.0  # seconds without progress before a download attempt is abandoned
