@@ -393,7 +393,7 @@ def build_demo(std_channel: Path, work: Path) -> Demo:
     global _DEMO
     if _DEMO is not None:
         return _DEMO
-    import envpack.pipeline
+    import envpack.bundle.layout
 
     from conftest import run_cli, write_recipe
     from http_server import ChannelServer
@@ -401,9 +401,9 @@ def build_demo(std_channel: Path, work: Path) -> Demo:
     exe = micromamba_standin()
     (work / POST_INSTALL_NAME).write_bytes(POST_INSTALL_SCRIPT)
     captured: list[object] = []
-    real = envpack.pipeline.render_setup
+    real = envpack.bundle.layout.render_setup
 
-    def spy(ctx: envpack.pipeline.StubContext) -> bytes:
+    def spy(ctx: envpack.bundle.layout.StubContext) -> bytes:
         captured.append(ctx)
         return real(ctx)
 
@@ -413,7 +413,7 @@ def build_demo(std_channel: Path, work: Path) -> Demo:
     )
     with ChannelServer(std_channel) as server, pytest.MonkeyPatch.context() as mp:
         mp.setenv("ENVPACK_CACHE_DIR", str(work / "cache"))
-        mp.setattr(envpack.pipeline, "render_setup", spy)
+        mp.setattr(envpack.bundle.layout, "render_setup", spy)
         recipe = write_recipe(work / "demo.yaml", [server.url], ["tool", "docs"], extra)
         result = run_cli("build", recipe, "-o", work / "dist", "--micromamba-exe", exe)
     assert result.exit_code == 0, result.output
