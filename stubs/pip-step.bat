@@ -12,10 +12,15 @@ if "%EP_BUNDLE:~-1%"=="\" set "EP_BUNDLE=%EP_BUNDLE:~0,-1%"
 if not exist "%EP_BUNDLE%\wheels.txt" exit /b 0
 if not exist "%EP_PREFIX%\python.exe" goto no_python
 rem Every PIP_* variable would reach pip (an index URL, --user, a proxy, a cache dir): clear them.
-rem "PIP_" itself is set first so that "set PIP_" always lists something (no error to hide: a
-rem "2^>nul" inside for /f makes some cmd.exe list nothing, and so does reading a file there).
+rem No FOR /F over a command (a child cmd.exe runs the user's AutoRun): "set PIP_" goes to a
+rem scratch file. "PIP_" itself is set first so that the listing is never empty and nothing needs
+rem "2>nul" (with it, wine's cmd.exe writes nothing to the file). The redirection comes first:
+rem wine reads "set PIP_ >f" as the prefix "PIP_ " (with the space), which matches nothing.
 set "PIP_=1"
-for /f "delims==" %%v in ('set PIP_') do set "%%v="
+set "EP_PIPVARS=%EP_LOG%.pipvars.txt"
+>"%EP_PIPVARS%" set PIP_
+for /f "usebackq delims==" %%A in ("%EP_PIPVARS%") do set "%%A="
+del /f /q "%EP_PIPVARS%" >nul 2>&1
 set "PIP_CONFIG_FILE=NUL"
 set "PYTHONNOUSERSITE=1"
 set "PYTHONPATH="
