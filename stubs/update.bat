@@ -142,7 +142,11 @@ rem removed, or changed by hand shows as an unexpected or a missing record. (The
 rem the bundle's: micromamba wrote them from its checked packages.)
 del /f /q "%EP_OUT%" >nul 2>&1
 @@EXPECT_BASE@@
-for %%F in ("%EP_PREFIX%\conda-meta\*.json") do if not defined EP_K_%%~nF >>"%EP_OUT%" echo   not in lock @@OLD8@@: %%~nF
+rem The wildcard is relative to the folder: cmd.exe globs a quoted pattern, wine's does not,
+rem and the prefix's own characters never reach the pattern unquoted.
+pushd "%EP_PREFIX%\conda-meta"
+for %%F in (*.json) do if not defined EP_K_%%~nF >>"%EP_OUT%" echo   not in lock @@OLD8@@: %%~nF
+popd
 @@CHECK_BASE@@
 set "EP_DRIFT="
 if exist "%EP_OUT%" set "EP_DRIFT=1"
@@ -204,7 +208,9 @@ set "EP_COPYFAIL="
 @@COPY_TOOLS@@
 if exist "%EP_WORK%\bin\micromamba.exe" goto :have_micromamba
 copy /b /y "%EP_PREFIX%\Scripts\micromamba.exe" "%EP_WORK%\bin\" >nul 2>&1
-for %%D in ("%EP_PREFIX%\Scripts\*.dll") do copy /b /y "%%~fD" "%EP_WORK%\bin\" >nul 2>&1
+pushd "%EP_PREFIX%\Scripts"
+for %%D in (*.dll) do copy /b /y "%%~fD" "%EP_WORK%\bin\" >nul 2>&1
+popd
 if exist "%EP_WORK%\bin\micromamba.exe" goto :have_micromamba
 echo update: no micromamba: this bundle carries none and "%EP_PREFIX%\Scripts\micromamba.exe" is missing.
 set "EP_RC=17"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from envpack.errors import EnvpackError
-from envpack.lock.lockfile import LockedPackage
+from envpack.lock.record import LockedPackage
 from update_factory import STEM, Versions, build_full, build_update, extract, make_versions
 
 MD5 = "0123456789abcdef0123456789abcdef"

@@ -18,7 +18,8 @@ from envpack.channels import Channel
 from envpack.fetch.cache import private_cache
 from envpack.fetch.download import Fetcher, FetchOptions
 from envpack.fetch.micromamba_exe import extract_micromamba
-from envpack.lock.lockfile import Lock, LockedPackage, PlatformLock
+from envpack.lock.lockfile import Lock, PlatformLock
+from envpack.lock.record import LockedPackage
 from envpack.options import BuildOptions, NullReporter, Reporter
 from envpack.pipeline import BuildResult, lock
 

@@ -14,7 +14,8 @@ from dataclasses import replace
 from typing import Any
 
 from envpack.errors import LockError
-from envpack.lock.lockfile import LockedPackage, PlatformLock
+from envpack.lock.lockfile import PlatformLock
+from envpack.lock.record import LockedPackage
 
 from .plan import SHORT, environment_sha256, lock_sha256
 

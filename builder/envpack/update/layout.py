@@ -23,7 +23,8 @@ from typing import Any
 from envpack import __version__
 from envpack.bundle.manifest import Entry, json_bytes, manifest_files
 from envpack.bundle.sbom import make_sbom
-from envpack.lock.lockfile import LockedPackage, PlatformLock
+from envpack.lock.lockfile import PlatformLock
+from envpack.lock.record import LockedPackage
 
 from .plan import SHORT, UpdatePlan
 from .stub import ADD_FILE, HASH_FILE, MARKER, UpdateContext, render_update, summary

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from envpack.errors import EnvpackError, LockError
-from envpack.lock.lockfile import LockedPackage, PlatformLock
+from envpack.lock.lockfile import PlatformLock
+from envpack.lock.record import LockedPackage
 
 
 class UpdateError(EnvpackError):
@@ -191,7 +192,7 @@ def read_base(path: Path, platform: str | None = None) -> Base:
 
 
 def _micromamba_id(mm: object) -> str | None:
-    from envpack.lock.lockfile import MicromambaArtifact
+    from envpack.lock.record import MicromambaArtifact
 
     if not isinstance(mm, MicromambaArtifact):
         return None

@@ -29,7 +29,7 @@ from envpack.bundle.mamba_cli import (
 )
 from envpack.bundle.stubs import fill, load_template, to_crlf
 from envpack.errors import BundleError
-from envpack.lock.lockfile import LockedPackage
+from envpack.lock.record import LockedPackage
 
 from .plan import SHORT, UpdatePlan
 
