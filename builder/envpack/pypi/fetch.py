@@ -19,7 +19,7 @@ from packaging.utils import canonicalize_name
 from ..channels import Channel
 from ..errors import ChecksumError
 from ..fetch.download import Fetcher, FetchOptions, Progress
-from ..lock.lockfile import LockedPackage
+from ..lock.record import LockedPackage
 from .records import WheelRecord, public_url
 
 PYPI_SUBDIR = "pypi"
