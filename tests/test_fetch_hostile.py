@@ -21,7 +21,7 @@ import yaml
 
 from envpack.errors import ChecksumError, DownloadError
 from envpack.fetch.download import Fetcher, FetchOptions
-from envpack.lock.lockfile import LockedPackage
+from envpack.lock.record import LockedPackage
 from fetch_servers import HostileServer
 
 from channel_factory import Pkg, build_package

@@ -17,7 +17,7 @@ import yaml
 from envpack.archive.write import write_bundle
 from envpack.bundle.manifest import Entry
 from envpack.errors import BundleError, LockError
-from envpack.lock.lockfile import LockedPackage
+from envpack.lock.record import LockedPackage
 from envpack.names import file_name_problem, member_problem
 from envpack.snapshot import verify_bundle
 

@@ -16,7 +16,8 @@ import yaml
 
 from envpack.errors import LockError
 from envpack.lock.importers import build_number_of, detect_lock_kind, load_lock_file
-from envpack.lock.lockfile import Lock, LockedPackage, PlatformLock, write_lock
+from envpack.lock.lockfile import Lock, PlatformLock, write_lock
+from envpack.lock.record import LockedPackage
 from envpack.snapshot import verify_bundle
 
 from http_server import ChannelServer

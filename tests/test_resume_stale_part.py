@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from envpack.fetch.download import Fetcher, FetchOptions, cache_path
-from envpack.lock.lockfile import LockedPackage
+from envpack.lock.record import LockedPackage
 
 from channel_factory import Pkg, build_package
 from http_server import ChannelServer

@@ -8,7 +8,8 @@ import yaml
 
 from envpack.channels import resolve_channel
 from envpack.platforms import virtual_packages
-from envpack.resolve.solvers import RattlerSolver, SolveRequest
+from envpack.resolve.rattler_backend import RattlerSolver
+from envpack.resolve.solver import SolveRequest
 
 from conftest import run_cli, write_recipe
 

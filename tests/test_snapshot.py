@@ -177,7 +177,7 @@ def test_diff_bundles_and_locks(server: ChannelServer, tmp_path: Path, cache_dir
 
 
 def test_diff_same_version_other_file(tmp_path: Path) -> None:
-    from envpack.lock.lockfile import LockedPackage
+    from envpack.lock.record import LockedPackage
 
     def rec(sha: str) -> LockedPackage:
         return LockedPackage(

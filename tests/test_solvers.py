@@ -18,15 +18,11 @@ import yaml
 from envpack.bundle import mamba_cli
 from envpack.channels import resolve_channel
 from envpack.errors import DownloadError, SolveError
-from envpack.lock.lockfile import LockedPackage
+from envpack.lock.record import LockedPackage
 from envpack.platforms import virtual_packages
-from envpack.resolve.solvers import (
-    MicromambaSolver,
-    RattlerSolver,
-    SolveRequest,
-    parse_dry_run,
-    summarise_problems,
-)
+from envpack.resolve.micromamba_backend import MicromambaSolver, parse_dry_run
+from envpack.resolve.rattler_backend import RattlerSolver
+from envpack.resolve.solver import SolveRequest, summarise_problems
 
 from conftest import run_cli, write_recipe
 

@@ -242,8 +242,9 @@ def crafted_bundle(tmp_path: Path, pkgs: list[tuple[Pkg, dict[str, str]]]) -> Pa
     """A bundle written by envpack's own bundle code from a lock that lies consistently:
     manifest, repodata, env.txt and SBOM all agree with the lock; only the packages do not."""
     from envpack.archive import write_bundle
-    from envpack.lock.lockfile import LockedPackage, PlatformLock
     from envpack.bundle.layout import BundleSettings, bundle_entries
+    from envpack.lock.lockfile import PlatformLock
+    from envpack.lock.record import LockedPackage
 
     paths = {}
     for pkg, claims in pkgs:

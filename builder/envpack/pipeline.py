@@ -25,18 +25,13 @@ from envpack.fetch.micromamba_exe import (
     extract_micromamba,
     tool_specs,
 )
-from envpack.lock.lockfile import (
-    Lock,
-    MicromambaArtifact,
-    PlatformLock,
-    lock_path_for,
-    read_lock,
-    write_lock,
-)
+from envpack.lock.lockfile import Lock, PlatformLock, lock_path_for, read_lock, write_lock
+from envpack.lock.record import MicromambaArtifact
 from envpack.options import LOCK_MODES, BuildOptions, LockOptions, NullReporter, Reporter
 from envpack.platforms import virtual_packages
 from envpack.recipe import DEFAULT_MICROMAMBA_SPEC, Recipe, load_recipe
-from envpack.resolve.solvers import SolveRequest, get_solver, specs_text
+from envpack.resolve.solver import SolveRequest, specs_text
+from envpack.resolve.solvers import get_solver
 
 
 @dataclass

@@ -17,7 +17,8 @@ from envpack.bundle.sbom import make_sbom
 from envpack.bundle.shstubs import is_posix_platform, render_sfx_header_sh, script_entries
 from envpack.bundle.shstubs import readme_text as sh_readme_text
 from envpack.bundle.stubs import StubContext, env_vars_d, render_setup, render_sfx_header
-from envpack.lock.lockfile import LockedPackage, PlatformLock
+from envpack.lock.lockfile import PlatformLock
+from envpack.lock.record import LockedPackage
 
 if TYPE_CHECKING:
     from envpack.recipe import Recipe

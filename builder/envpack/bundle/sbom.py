@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from envpack import __version__
-from envpack.lock.lockfile import LockedPackage
+from envpack.lock.record import LockedPackage
 
 _NAMESPACE = uuid.UUID("6c1d1f0e-6a3e-4f7e-9a51-0e2f8d5a7c11")
 

@@ -58,7 +58,7 @@ from envpack.fetch.partfile import (
     read_verified,
     write_verified,
 )
-from envpack.lock.lockfile import LockedPackage
+from envpack.lock.record import LockedPackage
 
 if TYPE_CHECKING:
     import httpx

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from envpack.errors import BundleError, SolveError
-from envpack.lock.lockfile import LockedPackage, MicromambaArtifact
+from envpack.lock.record import LockedPackage, MicromambaArtifact
 
 RUNTIME_PACKAGES = ("vc14_runtime",)
 RUNTIME_GLOBS = ("vcruntime140*.dll", "msvcp140*.dll")

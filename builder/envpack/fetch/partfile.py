@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from envpack.errors import EnvpackError
-from envpack.lock.lockfile import LockedPackage
+from envpack.lock.record import LockedPackage
 
 CHUNK = 1 << 20
 POLL = 0.1  # seconds between attempts to take a lock another build holds

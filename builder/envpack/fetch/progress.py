@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from envpack.lock.lockfile import LockedPackage
+from envpack.lock.record import LockedPackage
 
 
 class PlainProgress:

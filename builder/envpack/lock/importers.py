@@ -17,7 +17,8 @@ from typing import Any
 
 from envpack.channels import Channel, redact, strip_token
 from envpack.errors import LockError, first_line
-from envpack.lock.lockfile import Lock, LockedPackage, PlatformLock, parse_yaml, read_lock
+from envpack.lock.lockfile import Lock, PlatformLock, parse_yaml, read_lock
+from envpack.lock.record import LockedPackage
 
 KINDS = ("envpack", "conda-lock", "pixi", "explicit")
 MAX_LOCK = 256 << 20  # bigger than any real lock; refuse rather than parse it
@@ -120,7 +121,7 @@ def record_from_url(
 ) -> LockedPackage:
     """A record from what a package URL says (``<channel>/<subdir>/<name>-<version>-<build>.ext``),
     checked against the name and version the lock gives, when it gives them."""
-    from envpack.resolve.solvers import channel_of, normalize_url
+    from envpack.lock.record import channel_of, normalize_url
 
     clean = normalize_url(strip_token(url.strip()))
     path = urllib.parse.urlsplit(clean).path
@@ -274,7 +275,7 @@ def _pixi(path: Path, platform: str | None, name: str | None) -> Lock:
     import rattler
     from rattler.lock import CondaLockedBinaryPackage, PypiLockedPackage
 
-    from envpack.resolve.solvers import make_record, rattler_record_dict
+    from envpack.lock.record import make_record, rattler_record_dict
 
     try:
         lock_file = rattler.LockFile.from_path(path)

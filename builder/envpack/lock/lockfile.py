@@ -12,8 +12,8 @@ Format (YAML, ``version: 1``)::
         packages: [<record>, ...]          # sorted by name
         micromamba: {source, record|file, runtime: [<record>, ...]}
 
-A record carries name, version, build, build_number, subdir, fn, url, channel, sha256, md5, size,
-depends, constrains, license, timestamp. URLs and channels never carry credentials.
+A record is :class:`envpack.lock.record.LockedPackage`. :func:`platform_lock_from_dict` is the
+one reader of a platform's entry: the lock file's and the bundle manifest's ``lock`` alike.
 """
 
 from __future__ import annotations
@@ -21,154 +21,17 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from envpack import __version__
-from envpack.channels import strip_token
 from envpack.errors import LockError, first_line
-from envpack.names import file_name_problem
-
-_HEX = frozenset("0123456789abcdef")
-
-
-def _is_hex(value: str, length: int) -> bool:
-    return len(value) == length and set(value) <= _HEX
-
+from envpack.lock.record import LockedPackage, MicromambaArtifact, as_mapping
 
 LOCK_VERSION = 1
-
-
-@dataclass(frozen=True, order=True)
-class LockedPackage:
-    name: str
-    version: str
-    build: str
-    build_number: int
-    subdir: str
-    fn: str
-    url: str
-    channel: str
-    sha256: str
-    md5: str
-    size: int
-    depends: tuple[str, ...] = ()
-    constrains: tuple[str, ...] = ()
-    license: str | None = None
-    timestamp: int | None = None  # milliseconds since the epoch, as repodata.json has it
-
-    def __post_init__(self) -> None:
-        # Every record, however it was made (lock file, importer, solver result, an old
-        # bundle's lock), passes here: its fn and subdir become cache and bundle paths.
-        for label, value in (("file name", self.fn), ("subdir", self.subdir)):
-            problem = file_name_problem(value)
-            if problem:
-                raise LockError(
-                    f"package {self.name!r}: unsafe {label} {value!r} ({problem}); "
-                    "the lock or channel is damaged or hostile, refusing it"
-                )
-        for label, value, length in (("sha256", self.sha256, 64), ("md5", self.md5, 32)):
-            if value and not _is_hex(value, length):
-                raise LockError(
-                    f"package {self.name!r}: {label} {value!r} is not {length} hex digits"
-                )
-        if self.size < 0:
-            raise LockError(f"package {self.name!r}: negative size {self.size}")
-
-    @property
-    def dist(self) -> str:
-        return f"{self.name}-{self.version}-{self.build}"
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["depends"] = list(self.depends)
-        out["constrains"] = list(self.constrains)
-        return out
-
-    def repodata_entry(self) -> dict[str, Any]:
-        """The record as a channel's repodata.json lists it."""
-        entry: dict[str, Any] = {
-            "build": self.build,
-            "build_number": self.build_number,
-            "constrains": list(self.constrains),
-            "depends": list(self.depends),
-            "md5": self.md5,
-            "name": self.name,
-            "sha256": self.sha256,
-            "size": self.size,
-            "subdir": self.subdir,
-            "version": self.version,
-        }
-        if self.license is not None:
-            entry["license"] = self.license
-        if self.timestamp is not None:
-            entry["timestamp"] = self.timestamp
-        return entry
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str = "lock") -> LockedPackage:
-        try:
-            return cls(
-                name=str(data["name"]),
-                version=str(data["version"]),
-                build=str(data["build"]),
-                build_number=int(data.get("build_number", 0)),
-                subdir=str(data["subdir"]),
-                fn=str(data["fn"]),
-                url=strip_token(str(data["url"])),
-                channel=strip_token(str(data.get("channel", ""))),
-                sha256=str(data["sha256"]).lower(),
-                md5=str(data["md5"]).lower(),
-                size=int(data["size"]),
-                depends=tuple(str(d) for d in data.get("depends") or ()),
-                constrains=tuple(str(d) for d in data.get("constrains") or ()),
-                license=None if data.get("license") is None else str(data["license"]),
-                timestamp=None if data.get("timestamp") is None else int(data["timestamp"]),
-            )
-        except LockError as exc:
-            raise LockError(f"{where}: {exc}") from None
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            name = data.get("name", "?") if isinstance(data, Mapping) else "?"
-            raise LockError(f"{where}: package {name!r} record is incomplete ({exc})") from None
-
-
-@dataclass(frozen=True)
-class MicromambaArtifact:
-    """Where the bundle's micromamba.exe comes from: a package of the target, or a local file."""
-
-    source: str  # "package" or "file"
-    record: LockedPackage | None = None
-    file_name: str | None = None
-    file_sha256: str | None = None
-    runtime: tuple[LockedPackage, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"source": self.source}
-        if self.record is not None:
-            out["record"] = self.record.to_dict()
-        if self.file_name is not None:
-            out["file"] = {"name": self.file_name, "sha256": self.file_sha256}
-        out["runtime"] = [r.to_dict() for r in sorted(self.runtime)]
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str) -> MicromambaArtifact:
-        file = _mapping(data.get("file") or {}, where, "micromamba.file")
-        return cls(
-            source=str(data.get("source", "package")),
-            record=LockedPackage.from_dict(_mapping(data["record"], where, "record"), where)
-            if data.get("record")
-            else None,
-            file_name=file.get("name"),
-            file_sha256=file.get("sha256"),
-            runtime=tuple(
-                LockedPackage.from_dict(_mapping(r, where, "runtime"), where)
-                for r in data.get("runtime") or ()
-            ),
-        )
 
 
 @dataclass(frozen=True)
@@ -245,26 +108,12 @@ def lock_from_dict(data: Any, where: str) -> Lock:
             f"{where}: lock format version {version!r} is not supported by envpack {__version__} "
             f"(it reads version {LOCK_VERSION}); upgrade envpack or lock again"
         )
-    recipe = _mapping(data.get("recipe") or {}, where, "recipe")
+    recipe = as_mapping(data.get("recipe") or {}, where, "recipe")
     platforms = {}
-    for platform, body in _mapping(data.get("platforms") or {}, where, "platforms").items():
-        body = _mapping(body, where, f"platforms.{platform}")
-        packages = body.get("packages") or ()
-        if not isinstance(packages, (list, tuple)):
-            raise LockError(f"{where}: platforms.{platform}.packages is not a list")
-        mm = body.get("micromamba")
-        platforms[str(platform)] = PlatformLock(
-            platform=str(platform),
-            packages=tuple(
-                sorted(
-                    LockedPackage.from_dict(_mapping(p, where, "package"), where) for p in packages
-                )
-            ),
-            input_hash=str(body.get("input_hash", "")),
-            virtual_packages=tuple(str(v) for v in body.get("virtual_packages") or ()),
-            micromamba=MicromambaArtifact.from_dict(_mapping(mm, where, "micromamba"), where)
-            if mm
-            else None,
+    for platform, body in as_mapping(data.get("platforms") or {}, where, "platforms").items():
+        body = as_mapping(body, where, f"platforms.{platform}")
+        platforms[str(platform)] = platform_lock_from_dict(
+            str(platform), body, where, f"platforms.{platform}"
         )
     return Lock(
         name=str(recipe.get("name", "env")),
@@ -276,10 +125,31 @@ def lock_from_dict(data: Any, where: str) -> Lock:
     )
 
 
-def _mapping(value: Any, where: str, what: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise LockError(f"{where}: {what} is not a mapping; the lock is damaged, lock again")
-    return value
+def platform_lock_from_dict(
+    platform: str, body: Mapping[str, Any], where: str, label: str
+) -> PlatformLock:
+    """One platform's lock from its dict form (``label`` names it in ``where`` for messages)."""
+    packages = body.get("packages") or ()
+    if not isinstance(packages, (list, tuple)):
+        raise LockError(f"{where}: {label}.packages is not a list")
+    mm = body.get("micromamba")
+    try:
+        return PlatformLock(
+            platform=platform,
+            packages=tuple(
+                sorted(
+                    LockedPackage.from_dict(as_mapping(p, where, "package"), where)
+                    for p in packages
+                )
+            ),
+            input_hash=str(body.get("input_hash", "")),
+            virtual_packages=tuple(str(v) for v in body.get("virtual_packages") or ()),
+            micromamba=MicromambaArtifact.from_dict(as_mapping(mm, where, "micromamba"), where)
+            if mm
+            else None,
+        )
+    except (AttributeError, TypeError, KeyError) as exc:
+        raise LockError(f"{where}: malformed lock ({exc})") from None
 
 
 def dump_lock(lock: Lock) -> str:

@@ -23,7 +23,8 @@ from envpack.bundle.manifest import CHUNK, MANIFEST_NAME
 from envpack.bundle.pkginfo import read_info_files
 from envpack.errors import BundleError, EnvpackError, LockError
 from envpack.fetch.micromamba_exe import exe_name
-from envpack.lock.lockfile import Lock, LockedPackage, MicromambaArtifact, PlatformLock
+from envpack.lock.lockfile import Lock, PlatformLock, platform_lock_from_dict
+from envpack.lock.record import LockedPackage, MicromambaArtifact
 from envpack.names import printable
 from envpack.platforms import check_platform
 
@@ -46,20 +47,7 @@ def platform_lock_of(manifest: Mapping[str, Any], where: str = MANIFEST_NAME) ->
     platform = manifest.get("platform")
     if not isinstance(body, dict) or not isinstance(platform, str):
         raise LockError(f"{where}: no lock or platform recorded")
-    packages = body.get("packages")
-    if not isinstance(packages, list):
-        raise LockError(f"{where}: the lock lists no packages")
-    mm = body.get("micromamba")
-    try:
-        return PlatformLock(
-            platform=platform,
-            packages=tuple(sorted(LockedPackage.from_dict(p, where) for p in packages)),
-            input_hash=str(body.get("input_hash", "")),
-            virtual_packages=tuple(str(v) for v in body.get("virtual_packages") or ()),
-            micromamba=MicromambaArtifact.from_dict(mm, where) if isinstance(mm, dict) else None,
-        )
-    except (AttributeError, TypeError, KeyError) as exc:
-        raise LockError(f"{where}: malformed lock ({exc})") from None
+    return platform_lock_from_dict(platform, body, where, "lock")
 
 
 def lock_from_manifest(manifest: Mapping[str, Any], where: str = MANIFEST_NAME) -> Lock:
