@@ -17,7 +17,7 @@ import pytest
 
 from envpack.errors import ChecksumError
 from envpack.fetch.download import Fetcher, FetchOptions
-from envpack.lock.lockfile import LockedPackage
+from envpack.lock.record import LockedPackage
 
 from channel_factory import Pkg, build_package
 from conftest import run_cli, write_recipe
