@@ -66,37 +66,62 @@ def wheel_bytes(dist: Dist) -> bytes:
     return buf.getvalue()
 
 
-def sdist_bytes(name: str, version: str, *, compiled: bool = False) -> bytes:
-    """A setuptools sdist; ``compiled`` adds a C extension (so building it needs a compiler)."""
-    module = name.replace("-", "_")
-    base = f"{module}-{version}"
-    ext = (
-        f"    ext_modules=[Extension('{module}._speed', ['{module}/_speed.c'])],\n"
-        if compiled
-        else ""
-    )
-    files = {
-        f"{base}/pyproject.toml": (
-            '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
-        ),
-        f"{base}/setup.py": (
-            "from setuptools import Extension, setup\n"
-            f"setup(name={name!r}, version={version!r}, packages=[{module!r}],\n{ext})\n"
-        ),
-        f"{base}/{module}/__init__.py": f"VERSION = {version!r}\n",
-        f"{base}/PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-    }
-    if compiled:
-        files[f"{base}/{module}/_speed.c"] = "#include <Python.h>\n"
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+_BACKEND = """\
+# A PEP 517 backend in the project itself (no build requirements, so no index is needed).
+import os, zipfile
+
+NAME, VERSION, TAG = {name!r}, {version!r}, {tag!r}
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    module = NAME.replace("-", "_")
+    info = f"{{module}}-{{VERSION}}.dist-info"
+    fn = f"{{module}}-{{VERSION}}-{{TAG}}.whl"
+    files = {{
+        f"{{module}}/__init__.py": "",
+        f"{{info}}/METADATA": f"Metadata-Version: 2.1\\nName: {{NAME}}\\nVersion: {{VERSION}}\\n",
+        f"{{info}}/WHEEL": f"Wheel-Version: 1.0\\nRoot-Is-Purelib: true\\nTag: {{TAG}}\\n",
+    }}
+    files[f"{{info}}/RECORD"] = "".join(f"{{p}},,\\n" for p in files) + f"{{info}}/RECORD,,\\n"
+    with zipfile.ZipFile(os.path.join(wheel_directory, fn), "w") as zf:
         for path, text in files.items():
-            data = text.encode()
-            ti = tarfile.TarInfo(path)
-            ti.size = len(data)
-            ti.mtime = 1577836800
-            tar.addfile(ti, io.BytesIO(data))
-    return buf.getvalue()
+            zf.writestr(path, text)
+    return fn
+"""
+
+
+def backend_project(root: Path, name: str, version: str, *, compiled: bool = False) -> Path:
+    """A source tree whose in-tree backend builds a pure wheel, or (``compiled``) one tagged for
+    the build machine, as a C extension would be."""
+    tag = "cp311-cp311-linux_x86_64" if compiled else "py3-none-any"
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pyproject.toml").write_text(
+        f'[project]\nname = "{name}"\nversion = "{version}"\n\n'
+        '[build-system]\nrequires = []\nbuild-backend = "tinybackend"\nbackend-path = ["."]\n'
+    )
+    (root / "tinybackend.py").write_text(_BACKEND.format(name=name, version=version, tag=tag))
+    return root
+
+
+def sdist_bytes(name: str, version: str, *, compiled: bool = False) -> bytes:
+    """``name-version.tar.gz`` of :func:`backend_project` (with PKG-INFO, as an sdist has)."""
+    import tempfile
+
+    base = f"{name.replace('-', '_')}-{version}"
+    with tempfile.TemporaryDirectory() as tmp:
+        project = backend_project(Path(tmp) / base, name, version, compiled=compiled)
+        (project / "PKG-INFO").write_text(
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        )
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+            for path in sorted(project.iterdir()):
+                data = path.read_bytes()
+                ti = tarfile.TarInfo(f"{base}/{path.name}")
+                ti.size = len(data)
+                ti.mtime = 1577836800
+                tar.addfile(ti, io.BytesIO(data))
+        return buf.getvalue()
 
 
 def write_index(root: Path, dists: list[Dist], sdists: dict[str, bytes] | None = None) -> Path:
