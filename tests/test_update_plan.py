@@ -8,6 +8,7 @@ import json
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -159,10 +160,14 @@ def test_sbom_describes_the_environment_after_the_update(update12: Path) -> None
 
 
 def test_manifest_helpers_for_inspect_and_verify(update12: Path, versions: Versions) -> None:
-    from envpack.snapshot.verify import platform_lock_of
+    from envpack.snapshot import lock_from_manifest
     from envpack.update.inspect import carried_lock, format_update, update_info, update_problems
 
     manifest = json.loads(zipfile.ZipFile(update12).read("demo-update/envpack.json"))
+
+    def platform_lock_of(m: dict[str, Any]) -> Any:
+        return lock_from_manifest(m).platforms["win-64"]
+
     pl = platform_lock_of(manifest)
     assert update_problems(manifest, pl) == []
     assert sorted(r.fn for r in carried_lock(manifest, pl).packages) == [
