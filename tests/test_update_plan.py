@@ -197,3 +197,14 @@ def test_verify_accepts_an_intact_update_bundle(update12: Path) -> None:
     from envpack.snapshot import verify_bundle
 
     assert verify_bundle(update12) == []
+
+
+def test_linux_targets_are_refused() -> None:
+    from envpack.lock.lockfile import PlatformLock
+    from envpack.update.plan import Base, UpdateError, plan_update
+
+    old = record("a-1.0-0.conda", subdir="linux-64")
+    new = record("a-1.1-0.conda", subdir="linux-64")
+    base = Base("linux-64", (old,), "old.txt", "installed-list")
+    with pytest.raises(UpdateError, match="Windows targets only"):
+        plan_update("demo", base, PlatformLock("linux-64", (new,)))

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from update_factory import Versions, build_full, build_update
+
 from channel_factory import Pkg, make_channel
 from conftest import write_recipe
-from update_factory import Versions, build_full, build_update
 
 
 def test_one_changed_package_makes_an_update_of_about_its_size(tmp_path: Path) -> None:

@@ -119,6 +119,12 @@ def plan_update(name: str, base: Base, target: PlatformLock) -> UpdatePlan:
             f"{base.source}: the base environment is for {base.platform}, the new lock for "
             f"{target.platform}; an update cannot change the platform (build a full bundle)"
         )
+    if not target.platform.startswith("win-"):
+        # update.bat is the only updater so far; a Linux/macOS update.sh is not written yet
+        raise UpdateError(
+            f"update bundles are made for Windows targets only; {target.platform} is not one "
+            "(build a full bundle)"
+        )
     old = _by_name(base.packages, base.source)
     new = _by_name(target.packages, "the new lock")
     for r in target.packages:
