@@ -206,7 +206,7 @@ def build_from_bundle(
 ) -> tuple[list[Path], PlatformLock]:
     """Rebuild an old bundle from its own lock and settings: byte-identical when the packages
     are still cached or reachable (its micromamba and scripts come from the old bundle)."""
-    from envpack.snapshot import rebuild_inputs
+    from envpack.snapshot.rebuild import rebuild_inputs
 
     inputs = rebuild_inputs(bundle)
     manifest = inputs.manifest

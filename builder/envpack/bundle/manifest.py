@@ -29,6 +29,12 @@ from envpack.names import member_problem
 MANIFEST_NAME = "envpack.json"
 MANIFEST_FORMAT = "envpack-bundle"
 MANIFEST_VERSION = 1
+SBOM_NAME = "sbom.cdx.json"
+EXPLICIT_NAME = "env.txt"
+# Top-level files a bundle always has; any other top-level file is micromamba or a runtime DLL.
+FIXED_FILES = frozenset(
+    {"setup.bat", "setup.sh", "README.txt", MANIFEST_NAME, SBOM_NAME, EXPLICIT_NAME}
+)
 ZIP_EPOCH_MIN = 315532800  # 1980-01-01, the earliest time a zip entry can hold
 CHUNK = 1 << 20
 

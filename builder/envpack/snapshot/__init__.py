@@ -1,16 +1,13 @@
-"""Snapshot: read a built bundle back — inspect, verify, diff, rebuild its lock."""
+"""Snapshot: read a built bundle back — inspect, verify, diff, and the lock to rebuild it from.
 
-from envpack.snapshot.verify import (
-    diff,
-    format_diff,
-    format_inspect,
-    inspect_bundle,
-    lock_from_bundle,
-    lock_from_manifest,
-    rebuild_inputs,
-    sbom_of,
-    verify_bundle,
-)
+Nothing here prints; the CLI formats with :func:`format_inspect` and :func:`format_diff`.
+"""
+
+from envpack.snapshot.diff import diff
+from envpack.snapshot.inspect import inspect_bundle
+from envpack.snapshot.rebuild import lock_from_bundle, lock_from_manifest, rebuild_inputs
+from envpack.snapshot.text import format_diff, format_inspect
+from envpack.snapshot.verify import verify_bundle
 
 __all__ = [
     "diff",
@@ -20,6 +17,5 @@ __all__ = [
     "lock_from_bundle",
     "lock_from_manifest",
     "rebuild_inputs",
-    "sbom_of",
     "verify_bundle",
 ]

@@ -1,75 +1,37 @@
-"""Bundles as archived snapshots: inspect, verify, diff, and the lock to rebuild one from.
+"""Verify a bundle: every member hashed against the manifest, the manifest against the packages'
+own metadata, the scripts and header against what the manifest says they are.
 
-Everything reads through :mod:`envpack.archive`, so it works the same on a zip, a self-extracting
-.bat and an unpacked folder, and never extracts or writes anything. Nothing here prints; the CLI
-formats with :func:`format_inspect` and :func:`format_diff`.
+Everything in snapshot/ reads through :mod:`envpack.archive`, so it works the same on a zip, a
+self-extracting .bat and an unpacked folder, and never extracts or writes anything.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 import urllib.parse
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from envpack.archive.base import MAX_JSON, BundleReader, unsafe_reason
-from envpack.archive.readers import is_bundle, open_bundle
-from envpack.bundle.manifest import CHUNK, MANIFEST_NAME
+from envpack.archive.readers import open_bundle
+from envpack.bundle.manifest import CHUNK, EXPLICIT_NAME, MANIFEST_NAME, SBOM_NAME
 from envpack.bundle.pkginfo import read_info_files
 from envpack.errors import BundleError, EnvpackError, LockError
 from envpack.fetch.micromamba_exe import exe_name
-from envpack.lock.lockfile import Lock, PlatformLock, platform_lock_from_dict
-from envpack.lock.record import LockedPackage, MicromambaArtifact
+from envpack.lock.lockfile import PlatformLock
+from envpack.lock.record import LockedPackage
 from envpack.names import printable
 from envpack.platforms import check_platform
+from envpack.snapshot.rebuild import platform_lock_of
 
-SBOM_NAME = "sbom.cdx.json"
-EXPLICIT_NAME = "env.txt"
-# Top-level files a bundle always has; any other top-level file is micromamba or a runtime DLL.
-_FIXED_FILES = frozenset(
-    {"setup.bat", "setup.sh", "README.txt", MANIFEST_NAME, SBOM_NAME, EXPLICIT_NAME}
-)
 _INDEX_KEYS = ("name", "version", "build", "subdir")
 _REPODATA_KEYS = ("name", "version", "build", "build_number", "subdir", "sha256", "md5", "size")
 
 
 # --------------------------------------------------------------------------- the lock inside
-
-
-def platform_lock_of(manifest: Mapping[str, Any], where: str = MANIFEST_NAME) -> PlatformLock:
-    """The bundle's one platform lock, as the manifest records it."""
-    body = manifest.get("lock")
-    platform = manifest.get("platform")
-    if not isinstance(body, dict) or not isinstance(platform, str):
-        raise LockError(f"{where}: no lock or platform recorded")
-    return platform_lock_from_dict(platform, body, where, "lock")
-
-
-def lock_from_manifest(manifest: Mapping[str, Any], where: str = MANIFEST_NAME) -> Lock:
-    pl = platform_lock_of(manifest, where)
-    recipe = manifest.get("recipe") if isinstance(manifest.get("recipe"), dict) else {}
-    assert isinstance(recipe, dict)
-    return Lock(
-        name=str(manifest.get("name") or (manifest.get("lock") or {}).get("name") or "env"),
-        platforms={pl.platform: pl},
-        channels=tuple(str(c) for c in recipe.get("channels") or ()),
-        specs=tuple(str(s) for s in recipe.get("specs") or ()),
-        recipe_path=recipe.get("file"),
-        envpack_version=str(manifest.get("envpack_version", "?")),
-        extra={"kind": "bundle"},
-    )
-
-
-def lock_from_bundle(path: Path) -> tuple[Lock, dict[str, Any]]:
-    """The lock an old bundle was built from, and its manifest (for ``build --from``)."""
-    with open_bundle(path) as reader:
-        manifest = reader.manifest
-        return lock_from_manifest(manifest, f"{path}: {MANIFEST_NAME}"), manifest
 
 
 def reading_problems(reader: BundleReader) -> list[str]:
@@ -89,234 +51,10 @@ def reading_problems(reader: BundleReader) -> list[str]:
     return [printable(p) for p in problems]
 
 
-@dataclass(frozen=True)
-class RebuildInputs:
-    """What besides the lock shapes a bundle's bytes, taken from an old bundle."""
-
-    lock: Lock
-    manifest: dict[str, Any]
-    post_install: tuple[tuple[str, bytes], ...]  # (original file name, content), in run order
-    tools: tuple[
-        tuple[str, bytes], ...
-    ]  # micromamba first, then its DLLs, as the build orders them
-    format: str = "zip"  # the old bundle's container, which a rebuild keeps
-
-
-def rebuild_inputs(path: Path) -> RebuildInputs:
-    """Everything ``build --from BUNDLE`` needs to reproduce the bundle byte for byte.
-
-    The tools come from the old bundle itself, so a rebuild works even when the micromamba
-    package (or the ``--micromamba-exe`` file) is no longer at hand.
-    """
-    with open_bundle(path) as reader:
-        manifest = reader.manifest
-        lock = lock_from_manifest(manifest, f"{path}: {MANIFEST_NAME}")
-        names = reader.names()
-        install = manifest.get("install") or {}
-        listed = install.get("post_install") if isinstance(install, dict) else None
-        scripts = (
-            [str(s) for s in listed]
-            if isinstance(listed, list)
-            else [n for n in names if n.startswith("post-install/")]
-        )
-        missing = [rel for rel in scripts if rel not in names]
-        if missing:
-            raise BundleError(
-                f"{path}: {MANIFEST_NAME} lists post-install script {printable(missing[0])!r}, "
-                "which the bundle does not hold (damaged bundle; envpack verify names the rest)"
-            )
-        post = tuple(
-            (re.sub(r"^\d+-", "", rel.rsplit("/", 1)[-1]), reader.read_bytes(rel, 1 << 30))
-            for rel in scripts
-        )
-        exe = exe_name(str(manifest.get("platform", "win-64")))
-        top = [n for n in names if "/" not in n and n not in _FIXED_FILES]
-        dlls = sorted((n for n in top if n != exe), key=str.lower)
-        tools = tuple((n, reader.read_bytes(n, 1 << 30)) for n in [exe, *dlls] if n in top)
-        fmt = "tar" if reader.kind == "tar" else ("7z" if "7z" in reader.form else "zip")
-        return RebuildInputs(
-            lock=lock, manifest=manifest, post_install=post, tools=tools, format=fmt
-        )
-
-
 # --------------------------------------------------------------------------- inspect
 
 
-def inspect_bundle(path: Path, sbom: bool = False) -> dict[str, Any]:
-    """What a bundle holds, from its manifest alone (nothing is hashed; see verify_bundle)."""
-    with open_bundle(path) as reader:
-        manifest = reader.manifest
-        try:
-            pl = platform_lock_of(manifest, f"{path}: {MANIFEST_NAME}")
-        except LockError as exc:
-            raise BundleError(str(exc)) from None
-        names = reader.names()
-        info: dict[str, Any] = {
-            "path": str(path),
-            "form": reader.form,
-            "bundle_size": _bundle_size(reader),
-            "name": manifest.get("name"),
-            "platform": manifest.get("platform"),
-            "envpack_version": manifest.get("envpack_version"),
-            "format_version": manifest.get("format_version"),
-            "created": manifest.get("created"),
-            "created_utc": _utc(manifest.get("created")),
-            "recipe": manifest.get("recipe"),
-            "micromamba": _micromamba_info(pl.micromamba),
-            "virtual_packages": list(pl.virtual_packages),
-            "input_hash": pl.input_hash,
-            "install": manifest.get("install"),
-            "packages": [
-                {
-                    "name": r.name,
-                    "version": r.version,
-                    "build": r.build,
-                    "subdir": r.subdir,
-                    "size": r.size,
-                    "license": r.license,
-                    "sha256": r.sha256,
-                    "fn": r.fn,
-                }
-                for r in pl.packages
-            ],
-            "package_count": len(pl.packages),
-            "total_size": sum(r.size for r in pl.packages),
-            "file_count": len(names),
-            "sbom_present": SBOM_NAME in names,
-            "problems": reading_problems(reader),
-        }
-        if sbom:
-            info["sbom"] = _read_json(reader, SBOM_NAME) if SBOM_NAME in names else None
-        return info
-
-
-def sbom_of(path: Path) -> dict[str, Any]:
-    """The bundle's CycloneDX SBOM (``sbom.cdx.json``) as a JSON object."""
-    with open_bundle(path) as reader:
-        reader.manifest  # noqa: B018  (the format check comes first, as everywhere)
-        if SBOM_NAME not in reader.names():
-            raise BundleError(f"{path}: this bundle has no {SBOM_NAME}")
-        document = _read_json(reader, SBOM_NAME)
-        if not isinstance(document, dict):
-            raise BundleError(f"{path}: {SBOM_NAME} is not a JSON object")
-        return document
-
-
-def format_inspect(info: Mapping[str, Any], sbom: bool = False) -> str:
-    """A terminal view of :func:`inspect_bundle`'s result; ``sbom=True`` gives the SBOM itself."""
-    if sbom:
-        document = info.get("sbom")
-        if not isinstance(document, dict):
-            raise BundleError(f"{info.get('path')}: this bundle has no {SBOM_NAME}")
-        return json.dumps(document, indent=2, ensure_ascii=False)
-    recipe = info.get("recipe") or {}
-    install = info.get("install") or {}
-    mm = info.get("micromamba") or {}
-    lines = [
-        f"{info.get('name')} ({info.get('platform')}): envpack bundle, {info.get('form')}, "
-        f"{human_size(info.get('bundle_size') or 0)}",
-        f"  created      {info.get('created_utc') or '?'} by envpack {info.get('envpack_version')}",
-    ]
-    if recipe:
-        specs = " ".join(recipe.get("specs") or [])
-        chans = ", ".join(recipe.get("channels") or [])
-        lines.append(f"  recipe       {recipe.get('file') or '?'}: {specs}")
-        lines.append(f"  channels     {chans}")
-    else:
-        lines.append("  recipe       (none: built from a lock)")
-    lines.append(f"  micromamba   {_micromamba_text(mm)}")
-    if install:
-        lines.append(
-            f"  install      {install.get('default_prefix')}; "
-            f"{human_size(int(install.get('installed_size') or 0))} installed, "
-            f"longest path {install.get('longest_path')} characters"
-        )
-    if info.get("virtual_packages"):
-        lines.append(f"  assumes      {' '.join(info['virtual_packages'])}")
-    lines.append(f"  SBOM         {SBOM_NAME if info.get('sbom_present') else 'none'}")
-    lines.append("")
-    rows: list[tuple[str, ...]] = [
-        (
-            p["name"],
-            p["version"],
-            p["build"],
-            p["subdir"],
-            human_size(int(p["size"] or 0)),
-            p.get("license") or "?",
-        )
-        for p in info.get("packages") or []
-    ]
-    lines += _table(("name", "version", "build", "subdir", "size", "licence"), rows, right={4})
-    lines.append("")
-    lines.append(
-        f"{info.get('package_count')} packages, {human_size(int(info.get('total_size') or 0))} "
-        "of packages"
-    )
-    lines += problem_lines(info.get("problems") or ())
-    return "\n".join(lines)
-
-
-def _micromamba_info(mm: MicromambaArtifact | None) -> dict[str, Any]:
-    if mm is None:
-        return {}
-    out: dict[str, Any] = {"source": mm.source}
-    if mm.record is not None:
-        out.update(version=mm.record.version, build=mm.record.build, fn=mm.record.fn)
-    if mm.file_name is not None:
-        out.update(file=mm.file_name, sha256=mm.file_sha256)
-    out["runtime"] = [f"{r.name}-{r.version}-{r.build}" for r in mm.runtime]
-    return out
-
-
-def _micromamba_text(mm: Mapping[str, Any]) -> str:
-    if not mm:
-        return "not recorded"
-    if mm.get("source") == "file":
-        return f"{mm.get('file')} (a local file, sha256 {str(mm.get('sha256'))[:12]}…)"
-    runtime = f", runtime {', '.join(mm['runtime'])}" if mm.get("runtime") else ""
-    return f"{mm.get('version')} (package {mm.get('fn')}{runtime})"
-
-
-def _table(
-    header: tuple[str, ...], rows: Sequence[tuple[str, ...]], right: frozenset[int] | set[int]
-) -> list[str]:
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
-
-    def line(cells: tuple[str, ...]) -> str:
-        out = [
-            str(c).rjust(w) if i in right else str(c).ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ]
-        return "  ".join(out).rstrip()
-
-    return [line(header), line(tuple("-" * w for w in widths)), *(line(r) for r in rows)]
-
-
-def human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
-
-
-def _utc(epoch: Any) -> str | None:
-    if not isinstance(epoch, int):
-        return None
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _bundle_size(reader: BundleReader) -> int:
-    parts = getattr(reader, "parts", None)
-    if isinstance(parts, list):  # a split bundle: all its parts, not the one named
-        return sum(p.stat().st_size for p in parts)
-    if reader.source.is_file():
-        return reader.source.stat().st_size
-    return sum(reader.size(n) for n in reader.names())
-
-
-def _read_json(reader: BundleReader, name: str) -> Any:
+def read_json(reader: BundleReader, name: str) -> Any:
     data = reader.read_bytes(name, MAX_JSON)
     try:
         return json.loads(data)
@@ -580,7 +318,7 @@ class _Verifier:
                 self._missing(rel, "micromamba needs it")
                 continue
             try:
-                data = _read_json(self.reader, rel)
+                data = read_json(self.reader, rel)
             except BundleError as exc:
                 self.problems.append(str(exc))
                 continue
@@ -636,7 +374,7 @@ class _Verifier:
             self._missing(SBOM_NAME, "the package list with licences and hashes")
             return
         try:
-            sbom = _read_json(self.reader, SBOM_NAME)
+            sbom = read_json(self.reader, SBOM_NAME)
             components = {
                 c["name"]: {h["alg"]: h["content"] for h in c.get("hashes") or ()}
                 for c in sbom.get("components") or ()
@@ -687,181 +425,3 @@ def _index_json(reader: BundleReader, rel: str) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- diff
-
-
-@dataclass(frozen=True)
-class DiffResult:
-    a: str
-    b: str
-    platform: str
-    added: tuple[LockedPackage, ...] = ()
-    removed: tuple[LockedPackage, ...] = ()
-    changed: tuple[tuple[LockedPackage, LockedPackage], ...] = ()
-    unchanged: int = 0
-    micromamba: tuple[str, str] | None = None  # (old, new) when they differ
-    problems: tuple[str, ...] = ()  # what reading either side showed to be wrong
-
-    @property
-    def empty(self) -> bool:
-        return not (self.added or self.removed or self.changed or self.micromamba)
-
-    def to_dict(self) -> dict[str, Any]:
-        def pkg(r: LockedPackage) -> dict[str, Any]:
-            return {"name": r.name, "version": r.version, "build": r.build, "subdir": r.subdir}
-
-        return {
-            "a": self.a,
-            "b": self.b,
-            "platform": self.platform,
-            "added": [pkg(r) for r in self.added],
-            "removed": [pkg(r) for r in self.removed],
-            "changed": [
-                {
-                    "name": old.name,
-                    "old": f"{old.version}-{old.build}",
-                    "new": f"{new.version}-{new.build}",
-                    "old_subdir": old.subdir,
-                    "new_subdir": new.subdir,
-                }
-                for old, new in self.changed
-            ],
-            "unchanged": self.unchanged,
-            "micromamba": list(self.micromamba) if self.micromamba else None,
-            "problems": list(self.problems),
-        }
-
-
-def load_any(path: Path, platform: str | None = None) -> tuple[Lock, list[str]]:
-    """A bundle's lock, or a lock file of any kind :mod:`envpack.lock.importers` reads, with what
-    reading a bundle showed to be wrong with it (see :func:`reading_problems`)."""
-    from envpack.lock.importers import detect_lock_kind, load_lock_file
-
-    path = Path(path)
-    if not path.exists():
-        raise EnvpackError(f"{path}: no such bundle or lock file")
-    # Bundles first: their probes read a few bytes, while a lock is recognised by reading text.
-    if is_bundle(path):
-        with open_bundle(path) as reader:
-            lock = lock_from_manifest(reader.manifest, f"{path}: {MANIFEST_NAME}")
-            return lock, [f"{path}: {p}" for p in reading_problems(reader)]
-    if detect_lock_kind(path) is not None:
-        return load_lock_file(path, platform), []
-    raise EnvpackError(f"{path}: neither a bundle nor a lock file envpack reads")
-
-
-def diff(a: Path, b: Path, platform: str | None = None) -> DiffResult:
-    """Packages added, removed and changed from ``a`` to ``b`` (bundles or lock files)."""
-    (lock_a, problems_a), (lock_b, problems_b) = load_any(a), load_any(b)
-    pa, pb = _pick_platforms(lock_a, lock_b, platform, a, b)
-    old = {r.name: r for r in lock_a.platforms[pa].packages}
-    new = {r.name: r for r in lock_b.platforms[pb].packages}
-    changed = tuple(
-        (old[n], new[n]) for n in sorted(set(old) & set(new)) if not _same(old[n], new[n])
-    )
-    mm = (_mm_label(lock_a.platforms[pa]), _mm_label(lock_b.platforms[pb]))
-    return DiffResult(
-        a=str(a),
-        b=str(b),
-        platform=pa if pa == pb else f"{pa} -> {pb}",
-        added=tuple(new[n] for n in sorted(set(new) - set(old))),
-        removed=tuple(old[n] for n in sorted(set(old) - set(new))),
-        changed=changed,
-        unchanged=len(set(old) & set(new)) - len(changed),
-        micromamba=mm if mm[0] != mm[1] and mm[0] and mm[1] else None,
-        problems=(*problems_a, *problems_b),
-    )
-
-
-def _pick_platforms(
-    a: Lock, b: Lock, platform: str | None, path_a: Path, path_b: Path
-) -> tuple[str, str]:
-    if platform is not None:
-        for lock, path in ((a, path_a), (b, path_b)):
-            if platform not in lock.platforms:
-                have = ", ".join(sorted(lock.platforms)) or "none"
-                raise LockError(f"{path}: has no {platform} environment (it has: {have})")
-        return platform, platform
-    common = sorted(set(a.platforms) & set(b.platforms))
-    if len(a.platforms) == 1 and len(b.platforms) == 1:
-        return next(iter(a.platforms)), next(iter(b.platforms))
-    for only in (a, b):  # a bundle (one platform) decides for a multi-platform lock
-        if len(only.platforms) == 1 and next(iter(only.platforms)) in common:
-            return common[0], common[0]
-    if len(common) == 1:
-        return common[0], common[0]
-    if "win-64" in common:
-        return "win-64", "win-64"
-    raise LockError(
-        f"{path_a} and {path_b} share no single platform to compare "
-        f"({', '.join(common) or 'none in common'}); name one"
-    )
-
-
-def _same(a: LockedPackage, b: LockedPackage) -> bool:
-    if (a.version, a.build, a.subdir) != (b.version, b.build, b.subdir):
-        return False
-    if a.sha256 and b.sha256:
-        return a.sha256 == b.sha256
-    if a.md5 and b.md5:
-        return a.md5 == b.md5
-    return True
-
-
-def _mm_label(pl: PlatformLock) -> str:
-    mm = pl.micromamba
-    if mm is None:
-        return ""
-    if mm.record is not None:
-        return f"{mm.record.version}-{mm.record.build}"
-    return f"{mm.file_name} ({(mm.file_sha256 or '')[:12]})"
-
-
-def format_diff(result: DiffResult) -> str:
-    lines = [f"{result.a} -> {result.b} ({result.platform})"]
-    width = max(
-        (len(r.name) for r in _all(result)),
-        default=4,
-    )
-    for r in result.added:
-        lines.append(f"  + {r.name.ljust(width)}  {r.version}-{r.build}")
-    for r in result.removed:
-        lines.append(f"  - {r.name.ljust(width)}  {r.version}-{r.build}")
-    for old, new in result.changed:
-        if (old.version, old.build, old.subdir) == (new.version, new.build, new.subdir):
-            what = f"{old.version}-{old.build}, same name but a different file"
-        else:
-            what = f"{_label(old, new.subdir)} -> {_label(new, old.subdir)}"
-        lines.append(f"  ~ {old.name.ljust(width)}  {what}")
-    if result.micromamba:
-        lines.append(
-            f"  ~ {'(micromamba)'.ljust(width)}  {result.micromamba[0]} -> {result.micromamba[1]}"
-        )
-    if result.empty:
-        lines.append(f"  no differences ({result.unchanged} packages)")
-    else:
-        lines.append(
-            f"{len(result.added)} added, {len(result.removed)} removed, "
-            f"{len(result.changed)} changed, {result.unchanged} unchanged"
-        )
-    lines += problem_lines(result.problems)
-    return "\n".join(lines)
-
-
-def problem_lines(problems: Sequence[str]) -> list[str]:
-    """The problems inspect and diff noticed, for the terminal (verify lists them all)."""
-    if not problems:
-        return []
-    head = f"PROBLEMS ({len(problems)}; run envpack verify for a full check):"
-    return ["", head, *(f"  ! {p}" for p in problems)]
-
-
-def _label(r: LockedPackage, other_subdir: str) -> str:
-    text = f"{r.version}-{r.build}"
-    return f"{text} ({r.subdir})" if r.subdir != other_subdir else text
-
-
-def _all(result: DiffResult) -> Iterable[LockedPackage]:
-    yield from result.added
-    yield from result.removed
-    for old, _ in result.changed:
-        yield old

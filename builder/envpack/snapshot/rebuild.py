@@ -1,0 +1,98 @@
+"""The lock and settings an old bundle was built from: what ``build --from BUNDLE`` and
+``diff`` read back out of a manifest."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from envpack.archive.readers import open_bundle
+from envpack.bundle.manifest import FIXED_FILES, MANIFEST_NAME
+from envpack.errors import BundleError, LockError
+from envpack.fetch.micromamba_exe import exe_name
+from envpack.lock.lockfile import Lock, PlatformLock, platform_lock_from_dict
+from envpack.names import printable
+
+
+def platform_lock_of(manifest: Mapping[str, Any], where: str = MANIFEST_NAME) -> PlatformLock:
+    """The bundle's one platform lock, as the manifest records it."""
+    body = manifest.get("lock")
+    platform = manifest.get("platform")
+    if not isinstance(body, dict) or not isinstance(platform, str):
+        raise LockError(f"{where}: no lock or platform recorded")
+    return platform_lock_from_dict(platform, body, where, "lock")
+
+
+def lock_from_manifest(manifest: Mapping[str, Any], where: str = MANIFEST_NAME) -> Lock:
+    pl = platform_lock_of(manifest, where)
+    recipe = manifest.get("recipe") if isinstance(manifest.get("recipe"), dict) else {}
+    assert isinstance(recipe, dict)
+    return Lock(
+        name=str(manifest.get("name") or (manifest.get("lock") or {}).get("name") or "env"),
+        platforms={pl.platform: pl},
+        channels=tuple(str(c) for c in recipe.get("channels") or ()),
+        specs=tuple(str(s) for s in recipe.get("specs") or ()),
+        recipe_path=recipe.get("file"),
+        envpack_version=str(manifest.get("envpack_version", "?")),
+        extra={"kind": "bundle"},
+    )
+
+
+def lock_from_bundle(path: Path) -> tuple[Lock, dict[str, Any]]:
+    """The lock an old bundle was built from, and its manifest (for ``build --from``)."""
+    with open_bundle(path) as reader:
+        manifest = reader.manifest
+        return lock_from_manifest(manifest, f"{path}: {MANIFEST_NAME}"), manifest
+
+
+@dataclass(frozen=True)
+class RebuildInputs:
+    """What besides the lock shapes a bundle's bytes, taken from an old bundle."""
+
+    lock: Lock
+    manifest: dict[str, Any]
+    post_install: tuple[tuple[str, bytes], ...]  # (original file name, content), in run order
+    tools: tuple[
+        tuple[str, bytes], ...
+    ]  # micromamba first, then its DLLs, as the build orders them
+    format: str = "zip"  # the old bundle's container, which a rebuild keeps
+
+
+def rebuild_inputs(path: Path) -> RebuildInputs:
+    """Everything ``build --from BUNDLE`` needs to reproduce the bundle byte for byte.
+
+    The tools come from the old bundle itself, so a rebuild works even when the micromamba
+    package (or the ``--micromamba-exe`` file) is no longer at hand.
+    """
+    with open_bundle(path) as reader:
+        manifest = reader.manifest
+        lock = lock_from_manifest(manifest, f"{path}: {MANIFEST_NAME}")
+        names = reader.names()
+        install = manifest.get("install") or {}
+        listed = install.get("post_install") if isinstance(install, dict) else None
+        scripts = (
+            [str(s) for s in listed]
+            if isinstance(listed, list)
+            else [n for n in names if n.startswith("post-install/")]
+        )
+        missing = [rel for rel in scripts if rel not in names]
+        if missing:
+            raise BundleError(
+                f"{path}: {MANIFEST_NAME} lists post-install script {printable(missing[0])!r}, "
+                "which the bundle does not hold (damaged bundle; envpack verify names the rest)"
+            )
+        post = tuple(
+            (re.sub(r"^\d+-", "", rel.rsplit("/", 1)[-1]), reader.read_bytes(rel, 1 << 30))
+            for rel in scripts
+        )
+        exe = exe_name(str(manifest.get("platform", "win-64")))
+        top = [n for n in names if "/" not in n and n not in FIXED_FILES]
+        dlls = sorted((n for n in top if n != exe), key=str.lower)
+        tools = tuple((n, reader.read_bytes(n, 1 << 30)) for n in [exe, *dlls] if n in top)
+        fmt = "tar" if reader.kind == "tar" else ("7z" if "7z" in reader.form else "zip")
+        return RebuildInputs(
+            lock=lock, manifest=manifest, post_install=post, tools=tools, format=fmt
+        )
