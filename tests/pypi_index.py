@@ -44,7 +44,7 @@ def wheel_bytes(dist: Dist) -> bytes:
     """A wheel pip and uv accept: a module, METADATA, WHEEL and RECORD, fixed timestamps."""
     module = dist.name.replace("-", "_")
     info = f"{module}-{dist.version}.dist-info"
-    meta = [f"Metadata-Version: 2.1", f"Name: {dist.name}", f"Version: {dist.version}"]
+    meta = ["Metadata-Version: 2.1", f"Name: {dist.name}", f"Version: {dist.version}"]
     if dist.requires_python:
         meta.append(f"Requires-Python: {dist.requires_python}")
     meta += [f"Requires-Dist: {r}" for r in dist.requires]
@@ -139,9 +139,7 @@ def write_index(root: Path, dists: list[Dist], sdists: dict[str, bytes] | None =
     for filename, data in (sdists or {}).items():
         (files / filename).write_bytes(data)
         project = str(canonicalize_name(filename.rsplit("-", 1)[0]))
-        projects.setdefault(project, []).append(
-            (filename, hashlib.sha256(data).hexdigest(), None)
-        )
+        projects.setdefault(project, []).append((filename, hashlib.sha256(data).hexdigest(), None))
     simple = root / "simple"
     simple.mkdir(exist_ok=True)
     top = []
@@ -191,9 +189,7 @@ class IndexServer:
     def __init__(self, root: Path, auth: str | None = None) -> None:
         self.state = _State(auth=auth)
         handler = type("Handler", (_Handler,), {"state": self.state})
-        self._httpd = ThreadingHTTPServer(
-            ("127.0.0.1", 0), partial(handler, directory=str(root))
-        )
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(root)))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
@@ -217,8 +213,12 @@ def standard_dists() -> list[Dist]:
     return [
         Dist("alpha", "1.0", requires=("beta>=1",)),
         Dist("alpha", "1.1", "cp39-cp39-win_amd64", requires=("beta>=1",)),
-        Dist("alpha", "1.1", "cp39-cp39-manylinux_2_17_x86_64.manylinux2014_x86_64",
-             requires=("beta>=1",)),
+        Dist(
+            "alpha",
+            "1.1",
+            "cp39-cp39-manylinux_2_17_x86_64.manylinux2014_x86_64",
+            requires=("beta>=1",),
+        ),
         Dist("alpha", "1.1", "cp310-cp310-win_amd64", requires=("beta>=1",)),
         Dist("alpha", "2.0", "py3-none-any", requires=("beta>=1",), requires_python=">=3.10"),
         Dist("beta", "1.0", requires=("gamma",)),

@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pypi_index import Dist, IndexServer, standard_dists, write_index
 
 from envpack.errors import ChecksumError, SolveError
 from envpack.fetch.download import FetchOptions
 from envpack.pypi import Target, WheelRecord, parse_pip_list, resolve
 from envpack.pypi.fetch import fetch_wheels
+from pypi_index import Dist, IndexServer, standard_dists, write_index
 
 pytest.importorskip("uv")
 
@@ -46,7 +46,9 @@ def test_fetch_completes_records_and_serves_offline_from_cache(
     before = len(index.state.requests)
     again = fetch_wheels(wheels, FetchOptions(cache, offline=True))
     assert len(index.state.requests) == before
-    assert {p.read_bytes() for _, p in again.values()} == {p.read_bytes() for _, p in first.values()}
+    assert {p.read_bytes() for _, p in again.values()} == {
+        p.read_bytes() for _, p in first.values()
+    }
 
 
 def test_requires_python_is_read_from_the_wheel(index: IndexServer, tmp_path: Path) -> None:

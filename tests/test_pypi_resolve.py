@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pypi_index import IndexServer, standard_dists, write_index
 
 from envpack.errors import DownloadError, RecipeError, SolveError
 from envpack.fetch.download import FetchOptions
 from envpack.pypi import Target, parse_pip_list, resolve, wheels_txt
 from envpack.pypi.fetch import fetch_wheels
+from pypi_index import IndexServer, standard_dists, write_index
 
 pytest.importorskip("uv")
 
@@ -41,8 +41,13 @@ def private_index(index_root: Path) -> Iterator[IndexServer]:
         yield srv
 
 
-def _resolve(lines: list[str], tmp_path: Path, platform: str = "win-64", py: str = "3.9",
-             conda: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+def _resolve(
+    lines: list[str],
+    tmp_path: Path,
+    platform: str = "win-64",
+    py: str = "3.9",
+    conda: dict[str, str] | None = None,
+):  # type: ignore[no-untyped-def]
     pip = parse_pip_list(lines, tmp_path / "environment.yml")
     return resolve(pip, Target(platform, py), conda or {"python": f"{py}.10"}, tmp_path / "work")
 
@@ -103,8 +108,11 @@ def test_conda_first_skips_and_conflicts(index: IndexServer, tmp_path: Path) -> 
     assert [w.filename for w in result.wheels] == ["alpha-1.1-cp39-cp39-win_amd64.whl"]
     assert result.skipped == ["beta"]
     with pytest.raises(SolveError, match=r"'beta>=1.1' conflicts with conda's beta 1.0"):
-        _resolve([f"--index-url {index.url}/simple", "beta>=1.1"], tmp_path,
-                 conda={"python": "3.9.10", "beta": "1.0"})
+        _resolve(
+            [f"--index-url {index.url}/simple", "beta>=1.1"],
+            tmp_path,
+            conda={"python": "3.9.10", "beta": "1.0"},
+        )
 
 
 def test_unsatisfiable_and_index_down(index: IndexServer, tmp_path: Path) -> None:
@@ -125,8 +133,12 @@ def test_bad_pip_lines_are_one_clear_line(tmp_path: Path) -> None:
         ["-e .", "git+https://example.invalid/x.git", "./local", "x @ file:///tmp/x.whl", "--pre"],
         tmp_path / "environment.yml",
     )
-    assert pip.direct == [".", "git+https://example.invalid/x.git", "./local",
-                          "x @ file:///tmp/x.whl"]
+    assert pip.direct == [
+        ".",
+        "git+https://example.invalid/x.git",
+        "./local",
+        "x @ file:///tmp/x.whl",
+    ]
     assert pip.pre is True and pip.requirements == []
 
 

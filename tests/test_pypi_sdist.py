@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pypi_index import Dist, IndexServer, backend_project, sdist_bytes, write_index
 
 from envpack.errors import SolveError
 from envpack.pypi import Target, parse_pip_list, resolve
 from envpack.pypi.sdist import build_pure_wheel, local_record
+from pypi_index import Dist, IndexServer, backend_project, sdist_bytes, write_index
 
 pytest.importorskip("uv")
 
@@ -27,8 +27,11 @@ def test_pure_local_project_builds_a_wheel(tmp_path: Path) -> None:
 
 def test_compiled_project_is_refused_naming_it(tmp_path: Path) -> None:
     backend_project(tmp_path / "proj", "fastdelta", "0.3", compiled=True)
-    with pytest.raises(SolveError, match=r"pip: fastdelta has no wheel for win-64 .* built "
-                       r"fastdelta-0.3-cp311-cp311-linux_x86_64.whl.*conda package"):
+    with pytest.raises(
+        SolveError,
+        match=r"pip: fastdelta has no wheel for win-64 .* built "
+        r"fastdelta-0.3-cp311-cp311-linux_x86_64.whl.*conda package",
+    ):
         build_pure_wheel("proj", tmp_path, tmp_path / "out", "win-64")
     assert not (tmp_path / "out").exists()
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pypi_index import IndexServer, standard_dists, write_index
 
 from envpack.channels import resolve_channel
 from envpack.errors import LockError
@@ -18,6 +17,7 @@ from envpack.pypi.envfile import read_env_file
 from envpack.pypi.importers import conda_lock_wheels
 from envpack.resolve.rattler_backend import RattlerSolver
 from envpack.resolve.solver import SolveRequest
+from pypi_index import IndexServer, standard_dists, write_index
 
 LOCK = "conda-lock-gh155-py39.yml"
 

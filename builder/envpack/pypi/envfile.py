@@ -22,7 +22,15 @@ from typing import Any
 from ..errors import RecipeError
 
 DEFAULT_CHANNELS = ("conda-forge",)
-KNOWN_TOP_LEVEL = ("name", "channels", "dependencies", "platforms", "envpack", "prefix", "variables")
+KNOWN_TOP_LEVEL = (
+    "name",
+    "channels",
+    "dependencies",
+    "platforms",
+    "envpack",
+    "prefix",
+    "variables",
+)
 # "numpy >= 1.20, < 2": conda reads the spaces inside a version range as nothing
 _RANGE_SPACES = re.compile(r"(?<=[<>=!,])\s+|\s+(?=[,<>!])")
 

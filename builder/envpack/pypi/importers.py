@@ -12,9 +12,7 @@ from ..errors import LockError
 from .records import WheelRecord, public_url
 
 
-def conda_lock_wheels(
-    data: Mapping[str, Any], platform: str, where: Path
-) -> list[WheelRecord]:
+def conda_lock_wheels(data: Mapping[str, Any], platform: str, where: Path) -> list[WheelRecord]:
     """The ``manager: pip`` packages of a conda-lock (v1 or v2) for ``platform``."""
     packages = data.get("package")
     if not isinstance(packages, Sequence):

@@ -24,9 +24,7 @@ def uv_binary() -> str:
 
 
 def clean_env(cache_dir: Path | None) -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("UV_", "PIP_", "VIRTUAL_ENV"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "PIP_", "VIRTUAL_ENV"))}
     env["UV_PYTHON_DOWNLOADS"] = "never"
     env["UV_NO_PROGRESS"] = "1"
     if cache_dir is not None:
@@ -48,7 +46,9 @@ def run_uv(
             check=False,
         )
     except subprocess.TimeoutExpired:
-        raise EnvpackError(f"uv {args[0]} took more than {UV_TIMEOUT} s; is the index up?") from None
+        raise EnvpackError(
+            f"uv {args[0]} took more than {UV_TIMEOUT} s; is the index up?"
+        ) from None
     except OSError as exc:
         raise EnvpackError(f"cannot run uv: {first_line(exc)}") from None
 
