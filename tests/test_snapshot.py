@@ -118,6 +118,12 @@ def test_inspect_sbom(recipe: Path, tmp_path: Path, cache_dir: Path) -> None:
     info = inspect_bundle(bundle, sbom=True)
     assert info["sbom"] == stored
     assert json.loads(format_inspect(info, sbom=True)) == stored
+    assert stored["metadata"]["component"] == {
+        "type": "application",
+        "name": "demo",
+        "properties": [{"name": "conda:subdir", "value": "win-64"}],
+    }
+    assert [c["version"] for c in stored["components"] if c["name"] == "tool"] == ["2.0"]
     components = {c["name"]: c for c in stored["components"]}
     assert components["tool"]["licenses"] == [{"expression": "MIT"}]
     assert {"alg": "SHA-256", "content": info["packages"][2]["sha256"]} in [

@@ -58,7 +58,13 @@ def make_sbom(
             "tools": {
                 "components": [{"type": "application", "name": "envpack", "version": __version__}]
             },
-            "component": {"type": "application", "name": name, "version": platform},
+            # The environment has no version of its own (its packages do, in "components"); the
+            # platform it is for is a property, not a version.
+            "component": {
+                "type": "application",
+                "name": name,
+                "properties": [{"name": "conda:subdir", "value": platform}],
+            },
         },
         "components": components,
     }
