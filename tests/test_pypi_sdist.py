@@ -63,7 +63,7 @@ def test_resolve_reports_sdists_and_they_build_or_are_refused(
     pip = parse_pip_list([f"--index-url {sdist_index.url}/simple", "alpha"], tmp_path / "e.yml")
     result = resolve(pip, Target("win-64", "3.9"), {"python": "3.9.10"}, tmp_path / "w")
     assert [w.filename for w in result.wheels] == ["alpha-1.0-py3-none-any.whl"]
-    assert [(n, v) for n, v, _ in result.sdists] == [("epsilon", "1.0"), ("zeta", "2.0")]
+    assert [(n, v) for n, v, _, _ in result.sdists] == [("epsilon", "1.0"), ("zeta", "2.0")]
     files = tmp_path / "index" / "files"
     built = build_pure_wheel(str(files / "epsilon-1.0.tar.gz"), tmp_path, tmp_path / "o", "win-64")
     assert built.name == "epsilon-1.0-py3-none-any.whl"

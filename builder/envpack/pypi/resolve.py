@@ -57,7 +57,8 @@ _UNREACHABLE = ("Failed to fetch", "error sending request", "Connect", "dns erro
 @dataclass
 class Resolution:
     wheels: list[WheelRecord] = field(default_factory=list)
-    sdists: list[tuple[str, str, str]] = field(default_factory=list)  # (name, version, url)
+    # (name, version, url, sha256) of what has no wheel for the target, to build here
+    sdists: list[tuple[str, str, str, str]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # requirement names conda provides
     notes: list[str] = field(default_factory=list)
 
@@ -212,7 +213,9 @@ def records_from_pylock(
                 )
             )
         elif package.get("sdist"):
-            result.sdists.append((name, version, public_url(str(package["sdist"]["url"]))))
+            sdist = package["sdist"]
+            sha = str((sdist.get("hashes") or {}).get("sha256") or "")
+            result.sdists.append((name, version, public_url(str(sdist["url"])), sha))
         else:
             raise SolveError(
                 f"{source}: pip: no wheel or sdist of {name} {version} for "
