@@ -3,6 +3,11 @@
 Everything envpack expects to go wrong derives from :class:`EnvpackError`; the CLI maps each class
 to its exit code and prints ``str(exc)`` as one line. Anything else is a bug and keeps its
 traceback.
+
+A full disk (or any failed write) has one code per place, whichever module hits it: writing an
+output the user asked for (a bundle, its parts, a lock file) is :class:`BundleError` (7);
+writing the package cache (downloads, their ``.part`` files, the cache folder) is
+:class:`DownloadError` (5).
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ class LockError(EnvpackError):
 
 
 class DownloadError(EnvpackError):
-    """A channel or package could not be fetched (unreachable, 404, truncated, not cached)."""
+    """A channel or package could not be fetched (unreachable, 404, truncated, not cached), or
+    the package cache could not be written (disk full)."""
 
     exit_code = 5
 
@@ -45,7 +51,8 @@ class ChecksumError(DownloadError):
 
 
 class BundleError(EnvpackError):
-    """The bundle cannot be written, or a bundle being read is damaged or of an unknown format."""
+    """An output (bundle, lock file) cannot be written (disk full), or a bundle being read is
+    damaged or of an unknown format."""
 
     exit_code = 7
 

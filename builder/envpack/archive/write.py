@@ -8,6 +8,7 @@ when every output of the build was written. File names are checked here (:func:`
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -223,7 +224,7 @@ def stage_bundle(
         )
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        if exc.errno == 28:
+        if exc.errno == errno.ENOSPC:
             raise BundleError(
                 f"disk full while writing {out_dir / name}; free some space"
             ) from None

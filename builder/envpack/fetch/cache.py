@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from envpack.errors import EnvpackError
+from envpack.errors import DownloadError
 from envpack.options import LockOptions
 
 
@@ -31,5 +31,5 @@ def private_cache(options: LockOptions) -> Path:
         if os.name == "posix" and (cache.stat().st_mode & 0o077):
             cache.chmod(0o700)
     except OSError as exc:
-        raise EnvpackError(f"cannot prepare the cache folder {cache}: {exc.strerror}") from None
+        raise DownloadError(f"cannot prepare the cache folder {cache}: {exc.strerror}") from None
     return cache

@@ -160,10 +160,11 @@ def make_client(options: FetchOptions) -> httpx.Client:
     )
 
 
-def _disk_error(exc: OSError, path: Path) -> EnvpackError:
+def _disk_error(exc: OSError, path: Path) -> DownloadError:
+    """A failed write into the cache: DownloadError, as every cache write (see errors.py)."""
     if exc.errno == errno.ENOSPC:
-        return EnvpackError(f"disk full while writing {path}; free some space and build again")
-    return EnvpackError(f"cannot write {path}: {exc.strerror}")
+        return DownloadError(f"disk full while writing {path}; free some space and build again")
+    return DownloadError(f"cannot write {path}: {exc.strerror}")
 
 
 class Fetcher:

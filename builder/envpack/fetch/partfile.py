@@ -25,7 +25,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from envpack.errors import EnvpackError
+from envpack.errors import DownloadError
 from envpack.lock.record import LockedPackage
 
 CHUNK = 1 << 20
@@ -140,7 +140,7 @@ class EntryLock:
                 self.dest.parent.mkdir(parents=True, exist_ok=True)
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as exc:
-                raise EnvpackError(f"cannot write {self.path}: {exc.strerror}") from None
+                raise DownloadError(f"cannot write {self.path}: {exc.strerror}") from None
             try:
                 taken = _try_lock(fd)
                 if taken and self._is_current(fd):
@@ -148,7 +148,7 @@ class EntryLock:
                     return
             except OSError as exc:
                 os.close(fd)
-                raise EnvpackError(f"cannot lock {self.path}: {exc.strerror}") from None
+                raise DownloadError(f"cannot lock {self.path}: {exc.strerror}") from None
             except BaseException:
                 os.close(fd)
                 raise

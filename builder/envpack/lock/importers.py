@@ -202,7 +202,8 @@ def _conda_lock(path: Path, platform: str | None, name: str | None) -> Lock:
     version = data.get("version")
     if version not in (1, 2):
         raise LockError(
-            f"{path}: conda-lock format version {version!r} is not supported (envpack reads 1)"
+            f"{path}: conda-lock format version {version!r} is not supported "
+            "(envpack reads versions 1 and 2)"
         )
     entries = data.get("package")
     if not isinstance(entries, list):

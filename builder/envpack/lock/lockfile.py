@@ -18,6 +18,7 @@ one reader of a platform's entry: the lock file's and the bundle manifest's ``lo
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Mapping
@@ -28,7 +29,7 @@ from typing import Any
 import yaml
 
 from envpack import __version__
-from envpack.errors import LockError, first_line
+from envpack.errors import BundleError, LockError, first_line
 from envpack.lock.record import LockedPackage, MicromambaArtifact, as_mapping
 
 LOCK_VERSION = 1
@@ -189,13 +190,23 @@ def parse_yaml(text: str, where: str) -> Any:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``path`` and rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write ``data`` to a temp file beside ``path`` and rename: never a half-written file.
+
+    A failed write is a BundleError, as for every output (see errors.py)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise BundleError(f"cannot write to {path.parent}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.errno == errno.ENOSPC:
+            raise BundleError(f"disk full while writing {path}; free some space") from None
+        raise BundleError(f"cannot write {path}: {exc.strerror}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
