@@ -23,11 +23,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, ClassVar, TypeVar
 
-from envpack.bundle.manifest import CHUNK, MANIFEST_NAME, read_manifest_bytes
+from envpack.bundle.manifest import MANIFEST_NAME, read_manifest_bytes
 from envpack.errors import BundleError, first_line
+from envpack.limits import CHUNK, MAX_JSON
 from envpack.names import member_problem
 
-MAX_JSON = 64 << 20  # a manifest, repodata or SBOM bigger than this is hostile, not a bundle
 # Bundles are written stored (ratio 1); re-zipped with deflate, text reaches 10-20:1. Deflate
 # itself tops out near 1032:1, so a member past this is a bomb or crafted, not a bundle file.
 MAX_RATIO = 200

@@ -19,9 +19,9 @@ from typing import IO, Any, BinaryIO, cast
 from envpack.archive.base import BundleReader, Window
 from envpack.archive.sevenzip import SEVENZIP_MAGIC, SevenZipReader
 from envpack.archive.zip import ZipBundleReader
-from envpack.bundle.manifest import CHUNK
 from envpack.bundle.stubs import batch_quote, load_template, render, to_crlf
 from envpack.errors import BundleError, RecipeError, first_line
+from envpack.limits import CHUNK
 
 MIB = 1 << 20
 

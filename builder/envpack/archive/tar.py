@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from envpack.archive.base import MAX_HEADER, BundleReader, Window, admit_members
-from envpack.bundle.manifest import CHUNK, Entry, check_entries
+from envpack.bundle.manifest import Entry, check_entries
 from envpack.errors import BundleError, first_line
+from envpack.limits import CHUNK
 
 # Bundle members that are run rather than read: setup.sh (``./setup.sh`` works as well as
 # ``sh setup.sh``), the bundle's micromamba, and the uninstaller setup.sh copies into the prefix.

@@ -19,8 +19,9 @@ from envpack.archive.base import (
     Window,
     admit_members,
 )
-from envpack.bundle.manifest import CHUNK, Entry, arcname_key, check_entries
+from envpack.bundle.manifest import Entry, arcname_key, check_entries
 from envpack.errors import BundleError, first_line
+from envpack.limits import CHUNK
 
 
 def zip_info(arcname: str, size: int, epoch: int) -> zipfile.ZipInfo:

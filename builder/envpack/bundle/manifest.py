@@ -36,7 +36,6 @@ FIXED_FILES = frozenset(
     {"setup.bat", "setup.sh", "README.txt", MANIFEST_NAME, SBOM_NAME, EXPLICIT_NAME}
 )
 ZIP_EPOCH_MIN = 315532800  # 1980-01-01, the earliest time a zip entry can hold
-CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from envpack.errors import BundleError, first_line
-
-MAX_JSON = 64 << 20  # an info/ file bigger than this is hostile, not a package
+from envpack.limits import MAX_JSON
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,6 @@ from envpack import __version__
 from envpack.channels import Channel, credentialed_url, file_url_to_path, redact
 from envpack.errors import ChecksumError, DownloadError, EnvpackError
 from envpack.fetch.partfile import (
-    CHUNK,
     Digest,
     EntryLock,
     Hashes,
@@ -58,6 +57,7 @@ from envpack.fetch.partfile import (
     read_verified,
     write_verified,
 )
+from envpack.limits import CHUNK
 from envpack.lock.record import LockedPackage
 
 if TYPE_CHECKING:

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from envpack.errors import DownloadError
+from envpack.limits import CHUNK
 from envpack.lock.record import LockedPackage
 
-CHUNK = 1 << 20
 POLL = 0.1  # seconds between attempts to take a lock another build holds
 
 

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from envpack.archive.base import MAX_JSON, BundleReader, unsafe_reason
+from envpack.archive.base import BundleReader, unsafe_reason
 from envpack.archive.readers import open_bundle
-from envpack.bundle.manifest import CHUNK, EXPLICIT_NAME, MANIFEST_NAME, SBOM_NAME
+from envpack.bundle.manifest import EXPLICIT_NAME, MANIFEST_NAME, SBOM_NAME
 from envpack.bundle.pkginfo import read_info_files
 from envpack.errors import BundleError, EnvpackError, LockError
 from envpack.fetch.micromamba_exe import exe_name
+from envpack.limits import CHUNK, MAX_JSON
 from envpack.lock.lockfile import PlatformLock
 from envpack.lock.record import LockedPackage
 from envpack.names import printable
