@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
@@ -10,28 +9,10 @@ import pytest
 from envpack.errors import ChecksumError, DownloadError
 from envpack.fetch.download import Fetcher, FetchOptions, cache_path
 from envpack.lock.record import LockedPackage
+from locked_records import record_for
 
 from channel_factory import Pkg, build_package
 from http_server import ChannelServer
-
-
-def record_for(path: Path, url: str, **changes: object) -> LockedPackage:
-    data = path.read_bytes()
-    fields: dict[str, object] = dict(
-        name="big",
-        version="1.0",
-        build="0",
-        build_number=0,
-        subdir="win-64",
-        fn=path.name,
-        url=url,
-        channel=url.rsplit("/", 2)[0],
-        sha256=hashlib.sha256(data).hexdigest(),
-        md5=hashlib.md5(data).hexdigest(),
-        size=len(data),
-    )
-    fields.update(changes)
-    return LockedPackage(**fields)  # type: ignore[arg-type]
 
 
 @pytest.fixture

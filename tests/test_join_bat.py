@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from built_bundle import Built, build_bundle, random_entry
 from envpack import archive as formats
-from test_formats import Built, build_bundle, random_entry
 
 from channel_factory import file_sha256
 

@@ -1,6 +1,6 @@
 """Split parts: written while the bundle is written, joined back to the exact bytes, read in place.
 
-The bundle is a real one built through the CLI (see test_formats.built) plus one 3 MiB package,
+The bundle is a real one built through the CLI (see built_bundle.build_bundle) plus one 3 MiB package,
 so that 1 MiB parts give several of them.
 """
 
@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from built_bundle import Built, build_bundle, random_entry
 from envpack import archive as formats
 from envpack.archive import open_bundle
 from envpack.bundle.manifest import Entry
 from envpack.errors import BundleError
 from envpack.snapshot import verify_bundle
-from test_formats import Built, build_bundle, random_entry
 
 from channel_factory import file_sha256
 

@@ -12,7 +12,7 @@ import pytest
 
 from envpack.errors import DownloadError
 from envpack.fetch.download import Fetcher, FetchOptions
-from test_download import record_for
+from locked_records import record_for
 
 from channel_factory import Pkg, build_package
 from http_server import ChannelServer
