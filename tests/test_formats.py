@@ -230,8 +230,8 @@ def test_bad_arguments(built: Built, tmp_path: Path) -> None:
         formats.write_bundle(*args, fmt="rar")
     with pytest.raises(BundleError, match="self-extracting"):
         formats.write_bundle(*args, fmt="7z", header=b"@echo off\r\n")
-    with pytest.raises(BundleError, match="not a valid Windows file name"):
-        formats.write_bundle(*args, filename="a:b.zip")
+    with pytest.raises(BundleError, match="'a:b.zip' is not a valid Windows file name"):
+        formats.write_bundle(tmp_path, "a:b", built.top, built.entries, built.epoch)
     assert list(tmp_path.iterdir()) == []
 
 

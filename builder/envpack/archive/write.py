@@ -76,13 +76,12 @@ def write_bundle(
     header: bytes = b"",
     split: int | None = None,
     advance: Callable[[int], None] | None = None,
-    filename: str | None = None,
 ) -> list[Path]:
     """Write the bundle into ``out_dir``; return the files written, the bundle (or parts) first.
 
-    The file is ``filename`` if given, else ``<stem>.zip`` / ``<stem>.7z``, or ``<stem>.bat``
-    for the self-extracting form (a ``header`` before a zip; 7z readers do not look past a
-    batch header, so that form is zip only).
+    The file is ``<stem>.zip``, ``.7z`` or ``.tar``; the self-extracting form (a ``header``
+    before the archive) is ``<stem>.bat`` (a zip) or ``<stem>.sh`` (a tar): 7z readers do not
+    look past a batch header, so there is no self-extracting 7z.
 
     With ``split`` (bytes per part, see :func:`parse_size`) the bundle is written as
     ``NAME.001``, ``NAME.002``, … with ``join.bat``, ``NAME.sha256`` and ``README.txt`` beside
@@ -94,7 +93,7 @@ def write_bundle(
     other form (parts beside a new whole file, or the reverse) are removed, so join.bat can never
     rebuild an old bundle over a new one.
     """
-    staged = stage_bundle(out_dir, stem, top, entries, epoch, fmt, header, split, advance, filename)
+    staged = stage_bundle(out_dir, stem, top, entries, epoch, fmt, header, split, advance)
     try:
         return staged.commit()
     finally:
@@ -168,7 +167,6 @@ def stage_bundle(
     header: bytes = b"",
     split: int | None = None,
     advance: Callable[[int], None] | None = None,
-    filename: str | None = None,
 ) -> StagedBundle:
     """Write the bundle as :func:`write_bundle` does, but leave it staged (see StagedBundle)."""
     if fmt not in FORMATS:
@@ -178,7 +176,7 @@ def stage_bundle(
     if split is not None and fmt == "tar":
         # The split reader reads zip and 7z inside parts; a tar in parts could not be verified.
         raise RecipeError("a .tar bundle cannot be split; drop --split or use --format zip")
-    name = filename or bundle_filename(stem, fmt, header)
+    name = bundle_filename(stem, fmt, header)
     check_filename(name)
     check_filename(top)
     check_entries(entries)

@@ -10,7 +10,7 @@ import json
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from envpack.errors import BundleError, first_line
 from envpack.limits import MAX_JSON
@@ -18,10 +18,8 @@ from envpack.limits import MAX_JSON
 
 @dataclass(frozen=True)
 class PackageInfo:
-    index: dict[str, Any]
     longest_path: int
     installed_size: int
-    paths_count: int
     # etc/conda/env_vars.d/*.json the package installs: activate.bat must set their variables
     # (no default, so a cache sidecar written before this field existed is read again).
     env_vars_files: list[str]
@@ -94,13 +92,10 @@ def package_info(package: Path, use_cache: bool = True) -> PackageInfo:
     files = read_info_files(package, ("info/index.json", "info/paths.json"))
     if "info/index.json" not in files:
         raise BundleError(f"{package.name}: no info/index.json; not a conda package")
-    index = json.loads(files["info/index.json"])
     paths = json.loads(files.get("info/paths.json", b"{}")).get("paths", [])
     info = PackageInfo(
-        index=index,
         longest_path=max((len(p.get("_path", "")) for p in paths), default=0),
         installed_size=sum(int(p.get("size_in_bytes") or 0) for p in paths),
-        paths_count=len(paths),
         env_vars_files=sorted(
             str(p["_path"])
             for p in paths
