@@ -34,6 +34,13 @@ _DEP_NAME = re.compile(r"[^\s=<>!~\[]*")
 
 
 def topological(records: Sequence[LockedPackage]) -> list[LockedPackage]:
+    """Dependencies first; ties and cycles broken by name, so env.txt's bytes are fixed.
+
+    Not rattler's ``PackageRecord.sort_topologically``: its order among independent packages is
+    not specified, so env.txt (and the bundle's hash) would follow the rattler release; it needs
+    every record rebuilt as a rattler object and it drops ``url`` and ``file_name`` (the notes),
+    which explicit_lines needs and would have to map back by name. This is 15 lines.
+    """
     by_name = {r.name: r for r in records}
     done: set[str] = set()
     order: list[LockedPackage] = []
