@@ -108,9 +108,7 @@ def leftovers(folder: Path, name: str) -> list[str]:
 
 
 def test_join_bat_is_plain_cmd(built: Built, tmp_path: Path) -> None:
-    out = formats.write_bundle(
-        tmp_path, "n", built.top, built.entries, built.epoch, split=MIB, filename="x%y.zip"
-    )
+    out = formats.write_bundle(tmp_path, "x%y", built.top, built.entries, built.epoch, split=MIB)
     script = next(p for p in out if p.name == "join.bat").read_bytes()
     assert b"\r\n" in script and b"\n" not in script.replace(b"\r\n", b"")
     text = script.decode("ascii")
