@@ -21,6 +21,7 @@ import pytest
 
 from built_bundle import Built, build_bundle, random_entry
 from envpack import archive as formats
+from envpack import limits
 from envpack.archive import open_bundle
 from envpack.archive.zip import write_zip_entries
 from envpack.bundle.manifest import Entry
@@ -253,7 +254,7 @@ def test_bad_arguments(built: Built, tmp_path: Path) -> None:
     ],
 )
 def test_parse_size(text: str, size: int) -> None:
-    assert formats.parse_size(text) == size
+    assert limits.parse_size(text) == size
 
 
 @pytest.mark.parametrize(
@@ -269,10 +270,10 @@ def test_parse_size(text: str, size: int) -> None:
 )
 def test_parse_size_refuses(text: str, message: str) -> None:
     with pytest.raises(RecipeError, match=message) as info:
-        formats.parse_size(text)
+        limits.parse_size(text)
     assert info.value.exit_code == 2
     assert "\n" not in str(info.value)
 
 
 def test_fat32_preset_fits_fat32() -> None:
-    assert formats.FAT32_PRESET < formats.FAT32_MAX_FILE == 2**32 - 1
+    assert limits.FAT32_PRESET < limits.FAT32_MAX_FILE == 2**32 - 1

@@ -224,8 +224,6 @@ def test_another_bundles_join_bat_is_not_overwritten(built: Built, tmp_path: Pat
 
 
 def test_a_failure_leaves_nothing_behind(built: Built, tmp_path: Path) -> None:
-    old = write(built, tmp_path, "zip", MIB)
-    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     written = 0
 
     def boom(n: int) -> None:
@@ -235,10 +233,13 @@ def test_a_failure_leaves_nothing_behind(built: Built, tmp_path: Path) -> None:
             raise KeyboardInterrupt
 
     for fmt in ("zip", "7z"):
+        folder = tmp_path / fmt
+        write(built, folder, fmt, MIB)
+        before = {p.name: p.read_bytes() for p in folder.iterdir()}
         written = 0
         with pytest.raises(KeyboardInterrupt):
             formats.write_bundle(
-                tmp_path,
+                folder,
                 "demo-win-64",
                 built.top,
                 built.entries,
@@ -246,9 +247,8 @@ def test_a_failure_leaves_nothing_behind(built: Built, tmp_path: Path) -> None:
                 fmt,
                 split=MIB,
                 advance=boom,
-                filename=old[0].name[:-4],
             )
-        assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+        assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 
 
 def test_changed_source_is_refused(built: Built, tmp_path: Path) -> None:

@@ -237,7 +237,7 @@ def build_cmd(**kw: Any) -> None:
     reporter = Reporter(kw["quiet"], kw["as_json"])
     split = None
     if kw["split"]:
-        from envpack.archive.split import parse_size
+        from envpack.limits import parse_size
 
         split = _run(lambda: parse_size(kw["split"]))
     options = BuildOptions(

@@ -25,6 +25,7 @@ from envpack.fetch.micromamba_exe import (
     extract_micromamba,
     tool_specs,
 )
+from envpack.limits import parse_size
 from envpack.lock.lockfile import Lock, PlatformLock, lock_path_for, read_lock, write_lock
 from envpack.lock.record import MicromambaArtifact
 from envpack.options import LOCK_MODES, BuildOptions, LockOptions, NullReporter, Reporter
@@ -306,8 +307,6 @@ def build_from_lock(
 
 def _container(options: BuildOptions, fmt: str, split: str | None) -> tuple[str, int | None]:
     """The bundle's container and part size: the command line's, else the given defaults."""
-    from envpack.archive.split import parse_size
-
     chosen_split = options.split
     if chosen_split is None and split is not None:
         chosen_split = parse_size(split)

@@ -7,12 +7,10 @@ Writing goes through :func:`write_bundle` / :func:`stage_bundle` (``write``); re
 from envpack.archive.base import BundleReader, unsafe_reason
 from envpack.archive.readers import is_bundle, open_bundle
 from envpack.archive.sevenzip import SevenZipReader
-from envpack.archive.split import FAT32_MAX_FILE, FAT32_PRESET, PartWriter, SplitReader, parse_size
+from envpack.archive.split import PartWriter, SplitReader
 from envpack.archive.write import FORMATS, stage_bundle, write_bundle
 
 __all__ = [
-    "FAT32_MAX_FILE",
-    "FAT32_PRESET",
     "FORMATS",
     "BundleReader",
     "PartWriter",
@@ -20,7 +18,6 @@ __all__ = [
     "SplitReader",
     "is_bundle",
     "open_bundle",
-    "parse_size",
     "stage_bundle",
     "unsafe_reason",
     "write_bundle",

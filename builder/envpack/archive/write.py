@@ -24,7 +24,6 @@ from envpack.archive.split import (
     PartWriter,
     SplitInfo,
     check_split_folder,
-    check_split_size,
     remove_stale,
     write_split_files,
 )
@@ -32,6 +31,7 @@ from envpack.archive.tar import write_tar_stream
 from envpack.archive.zip import write_zip_stream
 from envpack.bundle.manifest import Entry, check_entries
 from envpack.errors import BundleError, RecipeError
+from envpack.limits import check_split_size
 from envpack.names import file_name_problem
 
 FORMATS = ("zip", "7z", "tar")
