@@ -375,7 +375,7 @@ def _split(value: Any, path: Path) -> str | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise _wrong(path, "envpack.split", value, "a size such as 700M, 4000M, 1G or fat32")
-    from .archive.split import parse_size
+    from .limits import parse_size
 
     text = value if isinstance(value, str) else _number_text(value)
     try:
