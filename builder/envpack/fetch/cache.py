@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Protocol
 
 from envpack.errors import DownloadError
-from envpack.options import LockOptions
+
+
+class CacheChoice(Protocol):
+    """What the cache folder is chosen from (``LockOptions`` is one): the option, if given."""
+
+    @property
+    def cache_dir(self) -> Path | None: ...
 
 
 def default_cache_dir() -> Path:
@@ -18,7 +25,7 @@ def default_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("envpack", appauthor=False))
 
 
-def private_cache(options: LockOptions) -> Path:
+def private_cache(options: CacheChoice) -> Path:
     """The cache folder, made private to this user (0700) before anything is written to it.
 
     rattler's repodata cache keeps each channel's full URL, credentials included, in its
