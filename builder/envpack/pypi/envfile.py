@@ -69,22 +69,20 @@ class EnvFile:
     notes: list[str] = field(default_factory=list)  # one line each, for the CLI to show
 
 
-def split_dependencies(deps: Any, where: Path) -> tuple[list[str], list[str]]:
-    """``dependencies:`` -> (conda spec texts, pip lines). A mapping other than ``pip:`` is an
-    error naming it (conda refuses it as well)."""
+def split_dependencies(deps: Any, where: Path) -> tuple[list[Any], list[Any]]:
+    """``dependencies:`` -> (conda entries, pip lines), each as written: the caller checks that
+    they are strings (and says which are not). A mapping other than ``pip:`` is an error naming
+    it (conda refuses it as well)."""
     if deps is None:
         return [], []
     if not isinstance(deps, list):
         raise RecipeError(f"{where}: 'dependencies' must be a list")
-    conda: list[str] = []
-    pip: list[str] = []
+    conda: list[Any] = []
+    pip: list[Any] = []
     for item in deps:
-        if isinstance(item, str):
-            if item.strip():
-                conda.append(item)
-        elif isinstance(item, Mapping) and set(item) == {"pip"}:
+        if isinstance(item, Mapping) and set(item) == {"pip"}:
             lines = item["pip"] or []
-            if not isinstance(lines, list) or not all(isinstance(x, str) for x in lines):
+            if not isinstance(lines, list):
                 raise RecipeError(f"{where}: 'pip:' must be a list of requirement strings")
             pip.extend(lines)
         elif isinstance(item, Mapping):
@@ -92,12 +90,16 @@ def split_dependencies(deps: Any, where: Path) -> tuple[list[str], list[str]]:
                 f"{where}: dependencies: {sorted(map(str, item))} is not supported; "
                 "only a 'pip:' list may appear there"
             )
-        elif isinstance(item, (int, float)):
-            # YAML read "- 7zip" fine but "- 2to3"? keep conda's behaviour: the text as written
-            conda.append(str(item))
         else:
-            raise RecipeError(f"{where}: dependency {item!r} is not a string")
+            conda.append(item)
     return conda, pip
+
+
+def _strings(items: list[Any], key: str, where: Path) -> list[str]:
+    bad = [repr(x) for x in items if not isinstance(x, str)]
+    if bad:
+        raise RecipeError(f"{where}: {key!r} entries must be strings; not: {', '.join(bad[:5])}")
+    return [x.strip() for x in items if x.strip()]
 
 
 def with_pip(specs: Sequence[str], pip_lines: Sequence[str]) -> list[str]:
@@ -124,7 +126,8 @@ def read_env_file(data: Mapping[Any, Any], where: Path) -> EnvFile:
         env.channels = [c for c in channels if c != "nodefaults"]
     else:
         raise RecipeError(f"{where}: 'channels' must be a list of channel names")
-    raw, env.pip_lines = split_dependencies(data.get("dependencies"), where)
-    specs = [canonical_match_spec(s, where) for s in raw]
+    raw, pip_lines = split_dependencies(data.get("dependencies"), where)
+    env.pip_lines = _strings(pip_lines, "pip", where)
+    specs = [canonical_match_spec(s, where) for s in _strings(raw, "dependencies", where)]
     env.conda_specs = with_pip(specs, env.pip_lines)
     return env
