@@ -93,7 +93,7 @@ class Reporter:
             click.echo(summarise(message), err=True)
 
     def progress(self) -> Any:
-        from envpack.fetch.download import NullProgress
+        from envpack.fetch.progress import NullProgress
 
         if self.quiet:
             return NullProgress()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from envpack.fetch.download import NullProgress, Progress
+from envpack.fetch.progress import NullProgress, Progress
 
 LOCK_MODES = ("auto", "locked", "frozen")
 

@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from envpack import __version__
 from envpack.channels import Channel, credentialed_url, file_url_to_path, redact
@@ -57,6 +57,7 @@ from envpack.fetch.partfile import (
     read_verified,
     write_verified,
 )
+from envpack.fetch.progress import NullProgress, Progress
 from envpack.limits import CHUNK
 from envpack.lock.record import LockedPackage
 
@@ -68,27 +69,6 @@ MIN_RATE = 1024  # bytes per second, averaged over `timeout` seconds
 DEFAULT_MAX_SIZE = 4 << 30
 MAX_SIZE_VAR = "ENVPACK_MAX_PACKAGE_SIZE"
 STOP_GRACE = 1.0  # seconds the workers get to notice a stop before their files are removed
-
-
-class Progress(Protocol):
-    def start(self, total_bytes: int, count: int) -> None: ...
-    def advance(self, nbytes: int) -> None: ...
-    def finished(self, record: LockedPackage, cached: bool) -> None: ...
-    def close(self) -> None: ...
-
-
-class NullProgress:
-    def start(self, total_bytes: int, count: int) -> None:
-        pass
-
-    def advance(self, nbytes: int) -> None:
-        pass
-
-    def finished(self, record: LockedPackage, cached: bool) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,30 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Protocol
 
 from envpack.lock.record import LockedPackage
+
+
+class Progress(Protocol):
+    def start(self, total_bytes: int, count: int) -> None: ...
+    def advance(self, nbytes: int) -> None: ...
+    def finished(self, record: LockedPackage, cached: bool) -> None: ...
+    def close(self) -> None: ...
+
+
+class NullProgress:
+    def start(self, total_bytes: int, count: int) -> None:
+        pass
+
+    def advance(self, nbytes: int) -> None:
+        pass
+
+    def finished(self, record: LockedPackage, cached: bool) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 class PlainProgress:
