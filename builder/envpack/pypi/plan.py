@@ -19,7 +19,8 @@ from packaging.requirements import Requirement
 from packaging.utils import parse_wheel_filename
 
 from ..errors import LockError, RecipeError
-from ..fetch.download import Fetcher, FetchOptions, Progress
+from ..fetch.download import Fetcher, FetchOptions
+from ..fetch.progress import Progress
 from ..lock.record import LockedPackage
 from .fetch import fetch_wheels, index_channels
 from .records import WheelRecord
