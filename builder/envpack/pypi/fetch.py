@@ -18,7 +18,8 @@ from packaging.utils import canonicalize_name
 
 from ..channels import Channel
 from ..errors import ChecksumError
-from ..fetch.download import Fetcher, FetchOptions, Progress
+from ..fetch.download import Fetcher, FetchOptions
+from ..fetch.progress import Progress
 from ..lock.record import LockedPackage
 from .records import WheelRecord, public_url
 
