@@ -9,7 +9,7 @@ import pytest
 from envpack.channels import redact, resolve_channel, strip_token
 from envpack.errors import RecipeError
 from envpack.platforms import virtual_packages
-from envpack.recipe import load_recipe
+from envpack.resolve.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -30,7 +30,7 @@ from envpack.lock.lockfile import Lock, PlatformLock, lock_path_for, read_lock, 
 from envpack.lock.record import MicromambaArtifact
 from envpack.options import LOCK_MODES, BuildOptions, LockOptions, NullReporter, Reporter
 from envpack.platforms import virtual_packages
-from envpack.recipe import DEFAULT_MICROMAMBA_SPEC, Recipe, load_recipe
+from envpack.resolve.recipe import DEFAULT_MICROMAMBA_SPEC, Recipe, load_recipe
 from envpack.resolve.solver import SolveRequest, specs_text
 from envpack.resolve.solvers import get_solver
 

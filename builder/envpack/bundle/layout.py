@@ -21,7 +21,7 @@ from envpack.lock.lockfile import PlatformLock
 from envpack.lock.record import LockedPackage
 
 if TYPE_CHECKING:
-    from envpack.recipe import Recipe
+    from envpack.resolve.recipe import Recipe
 
 
 def explicit_lines(records: Sequence[LockedPackage]) -> list[str]:

@@ -19,9 +19,10 @@ from typing import Any
 
 import yaml
 
-from .channels import Channel, resolve_channel, strip_token
-from .errors import RecipeError, first_line
-from .platforms import check_platform
+from envpack.channels import Channel, resolve_channel, strip_token
+from envpack.errors import RecipeError, first_line
+from envpack.limits import parse_size
+from envpack.platforms import check_platform, virtual_packages
 
 TOP_LEVEL_KEYS = ("name", "channels", "dependencies", "platforms", "envpack", "prefix", "variables")
 ENVPACK_KEYS = (
@@ -35,7 +36,9 @@ ENVPACK_KEYS = (
     "split",
 )
 SOLVERS = ("rattler", "micromamba")
-FORMATS = ("zip", "7z")
+# The containers a recipe may choose (archive.write.FORMATS less tar, which follows from a
+# Linux/macOS target, never from a recipe).
+RECIPE_FORMATS = ("zip", "7z")
 # 2.6.x ignores the flat package cache on offline explicit installs (mamba#4250, fixed by #4290 in
 # 2.7.0); 1.5.2+ is where the Windows build became usable for explicit files at all.
 DEFAULT_MICROMAMBA_SPEC = ">=1.5.2,!=2.6.*"
@@ -60,8 +63,6 @@ class Recipe:
 
     def solve_inputs(self, platform: str) -> dict[str, Any]:
         """Everything that changes what a solve returns, credential-free: the lock's key."""
-        from .platforms import virtual_packages
-
         return {
             # A local channel as written: moving the project with its channel folder keeps
             # the lock valid (the fetch finds the files in the channel's new place).
@@ -375,8 +376,6 @@ def _split(value: Any, path: Path) -> str | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise _wrong(path, "envpack.split", value, "a size such as 700M, 4000M, 1G or fat32")
-    from .limits import parse_size
-
     text = value if isinstance(value, str) else _number_text(value)
     try:
         parse_size(text[:100])
@@ -453,7 +452,7 @@ def load_recipe(path: Path, *, platform: str | None = None, solver: str | None =
     )
     if chosen_solver not in SOLVERS:
         raise RecipeError(f"{path}: unknown solver {show(chosen_solver)}; use one of {SOLVERS}")
-    fmt = _choice(extra.get("format"), "envpack.format", path, FORMATS) or "zip"
+    fmt = _choice(extra.get("format"), "envpack.format", path, RECIPE_FORMATS) or "zip"
     micromamba = extra.get("micromamba")
     if micromamba is not None:
         _string(micromamba, "envpack.micromamba", path, "a version spec string such as '>=2.7'")
