@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from envpack.errors import EnvpackError
-from envpack.recipe import Recipe, load_recipe
+from envpack.resolve.recipe import Recipe, load_recipe
 from property_mutations import (
     bounded,
     hostile_text,
