@@ -1,4 +1,5 @@
-"""Wheel records from other lock formats: conda-lock's ``manager: pip`` entries."""
+"""Wheel records from other lock formats: conda-lock's ``manager: pip`` entries, pixi.lock's
+``pypi:`` packages."""
 
 from __future__ import annotations
 
@@ -40,6 +41,50 @@ def conda_lock_wheels(data: Mapping[str, Any], platform: str, where: Path) -> li
                 filename=filename,
                 url=public_url(url),
                 sha256=sha,
+            )
+        )
+    return sorted(out)
+
+
+def pixi_wheels(
+    data: Mapping[str, Any], platform: str, where: Path, environment: str = "default"
+) -> list[WheelRecord]:
+    """The ``pypi:`` packages of a pixi.lock (v5/v6) environment for ``platform``: the
+    environment lists their URLs, the top-level ``packages`` list their name, version and
+    sha256."""
+    envs = data.get("environments")
+    if not isinstance(envs, Mapping) or environment not in envs:
+        raise LockError(f"{where}: no environment {environment!r} in this pixi.lock")
+    listed = ((envs[environment] or {}).get("packages") or {}).get(platform) or []
+    urls = [str(e["pypi"]) for e in listed if isinstance(e, Mapping) and "pypi" in e]
+    known = {
+        str(p["pypi"]): p
+        for p in data.get("packages") or []
+        if isinstance(p, Mapping) and "pypi" in p
+    }
+    out: list[WheelRecord] = []
+    for url in urls:
+        entry = known.get(url)
+        if entry is None:
+            raise LockError(f"{where}: pypi package {url} is listed but not described")
+        filename = url.rsplit("/", 1)[-1].split("#", 1)[0]
+        if not filename.endswith(".whl"):
+            raise LockError(
+                f"{where}: pypi package {entry.get('name')!r} is not a wheel ({filename}); "
+                "an offline bundle installs wheels only"
+            )
+        if not entry.get("sha256"):
+            raise LockError(f"{where}: pypi package {entry.get('name')!r} has no sha256")
+        out.append(
+            WheelRecord(
+                name=str(canonicalize_name(str(entry["name"]))),
+                version=str(entry["version"]),
+                filename=filename,
+                url=public_url(url),
+                sha256=str(entry["sha256"]),
+                requires_python=(
+                    str(entry["requires_python"]) if entry.get("requires_python") else None
+                ),
             )
         )
     return sorted(out)
