@@ -168,6 +168,26 @@ def lock(options: LockOptions, reporter: Reporter | None = None) -> LockResult:
 # --------------------------------------------------------------------------- build
 
 
+def bundle_settings(recipe: Recipe, platform: str) -> BundleSettings:
+    """What the recipe contributes to a bundle's bytes besides the lock."""
+    return BundleSettings(
+        name=recipe.name,
+        default_prefix=default_prefix(recipe.prefix, recipe.name, platform),
+        shortcuts=recipe.shortcuts,
+        variables=tuple(sorted(recipe.variables.items())),
+        post_install=tuple((p.name, p.read_bytes()) for p in recipe.post_install),
+        recipe_record={
+            "file": recipe.path.name,
+            "name": recipe.name,
+            "channels": [c.public_url for c in recipe.channels],
+            "specs": list(recipe.specs),
+            "platforms": list(recipe.platforms),
+            "solver": recipe.solver,
+            "micromamba": recipe.micromamba_spec,
+        },
+    )
+
+
 def build(options: BuildOptions, reporter: Reporter | None = None) -> BuildResult:
     """Build from a recipe, from a lock file of any kind, or (``from_bundle``) an old bundle."""
     rep = reporter or NullReporter()
@@ -182,7 +202,7 @@ def build(options: BuildOptions, reporter: Reporter | None = None) -> BuildResul
     result = BuildResult(lock_file=locked.path, lock_changed=locked.changed)
     for platform in locked.recipe.platforms:
         pl = locked.lock.for_platform(platform)
-        settings = BundleSettings.from_recipe(locked.recipe, platform)
+        settings = bundle_settings(locked.recipe, platform)
         fmt = locked.recipe.format
         container = _platform_container(
             options, platform, None if fmt == "zip" else fmt, locked.recipe.split

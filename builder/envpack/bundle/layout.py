@@ -8,7 +8,6 @@ import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from envpack import __version__
 from envpack.bundle.manifest import Entry, json_bytes, manifest_files
@@ -19,9 +18,6 @@ from envpack.bundle.shstubs import readme_text as sh_readme_text
 from envpack.bundle.stubs import StubContext, env_vars_d, render_setup, render_sfx_header
 from envpack.lock.lockfile import PlatformLock
 from envpack.lock.record import LockedPackage
-
-if TYPE_CHECKING:
-    from envpack.resolve.recipe import Recipe
 
 
 def explicit_lines(records: Sequence[LockedPackage]) -> list[str]:
@@ -138,31 +134,6 @@ class BundleSettings:
     post_install: tuple[tuple[str, bytes], ...] = ()  # (file name, content), in run order
     recipe_record: dict[str, object] | None = None
     epoch: int | None = None
-
-    @classmethod
-    def from_recipe(cls, recipe: Recipe, platform: str) -> BundleSettings:
-        return cls(
-            name=recipe.name,
-            default_prefix=default_prefix(recipe.prefix, recipe.name, platform),
-            shortcuts=recipe.shortcuts,
-            variables=tuple(sorted(recipe.variables.items())),
-            post_install=tuple((p.name, p.read_bytes()) for p in recipe.post_install),
-            recipe_record=_recipe_record(recipe),
-        )
-
-
-def _recipe_record(recipe: Recipe | None) -> dict[str, object] | None:
-    if recipe is None:
-        return None
-    return {
-        "file": recipe.path.name,
-        "name": recipe.name,
-        "channels": [c.public_url for c in recipe.channels],
-        "specs": list(recipe.specs),
-        "platforms": list(recipe.platforms),
-        "solver": recipe.solver,
-        "micromamba": recipe.micromamba_spec,
-    }
 
 
 def bundle_entries(
