@@ -21,7 +21,7 @@ from envpack.fetch.micromamba_exe import extract_micromamba
 from envpack.lock.lockfile import Lock, PlatformLock
 from envpack.lock.record import LockedPackage
 from envpack.options import BuildOptions, NullReporter, Reporter
-from envpack.pipeline import BuildResult, lock
+from envpack.pipeline import BuildResult, bundle_settings, lock
 
 from .layout import update_entries
 from .plan import Base, UpdateError, UpdatePlan, _micromamba_id, plan_update, read_base
@@ -69,7 +69,7 @@ def _target(
     locked = lock(options.lock, rep)
 
     def from_recipe(platform: str) -> BundleSettings:
-        return BundleSettings.from_recipe(locked.recipe, platform)
+        return bundle_settings(locked.recipe, platform)
 
     return locked.lock, from_recipe, locked.recipe.channels
 
