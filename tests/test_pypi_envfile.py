@@ -43,6 +43,9 @@ def test_every_conda_spelling_becomes_one_canonical_spec(text: str, canonical: s
 def test_a_spec_conda_refuses_too_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(RecipeError, match=r"env.yml: dependency 'numpy >=<1' is not a conda"):
         canonical_match_spec("numpy >=<1", tmp_path / "env.yml")
+    # lenient parsing takes it, but its canonical form is not a valid strict spec
+    with pytest.raises(RecipeError, match=r"dependency 'tool>=1=\*=\*=x' is not a conda match"):
+        canonical_match_spec("tool>=1=*=*=x", tmp_path / "env.yml")
 
 
 def test_pip_is_added_when_pip_entries_exist() -> None:

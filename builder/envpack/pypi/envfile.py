@@ -44,7 +44,11 @@ def canonical_match_spec(text: str, where: Path | None = None) -> str:
     if sep and re.match(r"[<>=!~]", rest):
         spec = head + " " + _RANGE_SPACES.sub("", rest)
     try:
-        return str(rattler.MatchSpec(spec, strict=False))
+        canonical = str(rattler.MatchSpec(spec, strict=False))
+        # The solvers read the lock's specs strictly: what lenient parsing lets through but
+        # cannot be written strictly (a build string "*=*=x") is refused here, by its text.
+        rattler.MatchSpec(canonical, strict=True)
+        return canonical
     except Exception as exc:  # rattler's parse errors share no base class
         prefix = f"{where}: " if where is not None else ""
         raise RecipeError(
