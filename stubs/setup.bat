@@ -412,7 +412,7 @@ if exist "%EP_PREFIX%\" type nul >"%EP_PREFIX%\.envpack-incomplete"
 if "%EP_MMRC%"=="0" goto :micromamba_ok
 type "%EP_WORK%\step.log"
 echo setup: micromamba failed (exit code %EP_MMRC%); its messages are above and in the log.
-echo setup: "MD5 doesn't match" means a package was damaged on its way here: copy the bundle again.
+echo setup: a "Download error" above means a package in the bundle is damaged (this install never downloads): copy the bundle again.
 set "EP_RC=10"
 goto :finish
 :micromamba_ok
@@ -436,6 +436,9 @@ rem The install path, for activate.bat's warning when the folder has been moved.
 mkdir "%EP_PREFIX%\etc\envpack" >nul 2>&1
 >"%EP_PREFIX%\etc\envpack\install-path.txt" echo "%EP_PREFIX%"
 if not exist "%EP_PREFIX%\etc\envpack\install-path.txt" set "EP_WRITEFAIL=etc\envpack\install-path.txt"
+rem The environment's lock, for update.bat to find its base.
+>"%EP_PREFIX%\etc\envpack\lock-sha256.txt" echo @@LOCK_SHA256@@
+if not exist "%EP_PREFIX%\etc\envpack\lock-sha256.txt" set "EP_WRITEFAIL=etc\envpack\lock-sha256.txt"
 @@INSTALL_TOOLS@@
 rem They are the KEY|text lines at the end of setup.bat (the self-extracting file reads the
 rem setup.bat it unpacked). FOR substitutes %%B after cmd.exe has parsed the line, so the text

@@ -414,6 +414,9 @@ EP_Q=$(printf '%s\n' "$EP_PREFIX" | sed "s/'/'\\\\''/g")
 mkdir -p "$EP_PREFIX/etc/envpack" "$EP_PREFIX/bin" 2>/dev/null
 printf '%s\n' "$EP_PREFIX" >"$EP_PREFIX/etc/envpack/install-path.txt" 2>/dev/null ||
     EP_WRITEFAIL=etc/envpack/install-path.txt
+# The environment's lock, for an update bundle to find its base.
+printf '%s\n' @@LOCK_SHA256@@ >"$EP_PREFIX/etc/envpack/lock-sha256.txt" 2>/dev/null ||
+    EP_WRITEFAIL=etc/envpack/lock-sha256.txt
 {
     printf '%s\n' "# shellcheck shell=sh" "_envpack_prefix='$EP_Q'"
     cat "$EP_BUNDLE/prefix-files/activate.sh"

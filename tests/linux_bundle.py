@@ -83,6 +83,7 @@ def build_bundle(
         longest_path=30,
         post_install=tuple(post),
         envpack_version="test",
+        lock_sha256="5" * 64,
     )
     entries.extend(script_entries(ctx))
     manifest = {

@@ -212,11 +212,6 @@ def test_lines_without_md5_real_and_standin_agree(pair: Pair) -> None:
     assert real_meta == {p.name for p in (pair.wine_prefix / "conda-meta").iterdir()}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='setup.bat still says "MD5 doesn\'t match" after a failed micromamba, a message 2.8.1 '
-    "never prints under setup.bat's conditions (it prints Download error (7) / (37))",
-)
 def test_setup_bat_hint_names_what_micromamba_printed(pair: Pair) -> None:
     pair.damage("tool-2.0-h1234_0.conda")
     real = pair.real()

@@ -65,6 +65,7 @@ CTX = StubContext(
     post_install=("post-install\\01-first (x86) & co!.bat", "post-install\\02-second.cmd"),
     variables=(("MY_VAR", "a&b^c!d%e|f<g>h (x86)"), ("OTHER", "")),
     envpack_version="0.1.0",
+    lock_sha256="5" * 64,
 )
 
 

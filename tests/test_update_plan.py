@@ -41,7 +41,7 @@ def record(fn: str, md5: str = MD5, subdir: str = "win-64") -> LockedPackage:
 
 
 def test_environment_hash_is_platform_and_sorted_subdir_fn_md5() -> None:
-    from envpack.update.plan import environment_sha256
+    from envpack.lock.record import environment_sha256
 
     text = (
         f"envpack-environment 1\nwin-64\nnoarch/b-2.0-0.conda#{MD5}\nwin-64/a-1.0-0.conda#{MD5}\n"

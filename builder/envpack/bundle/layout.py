@@ -17,7 +17,7 @@ from envpack.bundle.shstubs import is_posix_platform, render_sfx_header_sh, scri
 from envpack.bundle.shstubs import readme_text as sh_readme_text
 from envpack.bundle.stubs import StubContext, env_vars_d, render_setup, render_sfx_header
 from envpack.lock.lockfile import PlatformLock
-from envpack.lock.record import LockedPackage
+from envpack.lock.record import LockedPackage, lock_sha256
 
 
 def explicit_lines(records: Sequence[LockedPackage]) -> list[str]:
@@ -208,6 +208,7 @@ def bundle_entries(
         envpack_version=__version__,
         longest_extract=extract,
         package_variables=env_vars_d(env_files),
+        lock_sha256=lock_sha256(pl),
     )
     if posix:
         entries.extend(script_entries(ctx))

@@ -170,7 +170,10 @@ def _values(ctx: StubContext) -> dict[str, str]:
                 f"post-install script {rel!r}: a Linux or macOS bundle runs post-install/*.sh"
             )
         post.append(rel)
+    if not re.fullmatch(r"[0-9a-f]{64}", ctx.lock_sha256):
+        raise BundleError(f"the lock hash {ctx.lock_sha256!r} is not 64 hex digits")
     return {
+        "LOCK_SHA256": ctx.lock_sha256,
         "ENVPACK_VERSION": ctx.envpack_version.replace("\n", " "),
         "NAME": sh_quote(ctx.name),
         "PLATFORM": sh_quote(ctx.platform),

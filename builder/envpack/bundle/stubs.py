@@ -61,6 +61,8 @@ class StubContext:
     longest_extract: int = 0
     # the packages' etc/conda/env_vars.d/*.json, merged as conda merges them (env_vars_d below)
     package_variables: tuple[tuple[str, str], ...] = field(default=())
+    # environment_sha256 of the lock: setup.bat records it for update.bat to find its base.
+    lock_sha256: str = ""
 
 
 # Where setup.bat puts things, relative to the prefix; the path-length check depends on them.
@@ -349,7 +351,10 @@ def _common_values(ctx: StubContext) -> dict[str, str]:
             "would point into setup.bat's deleted work folder); remove that setting"
         )
     limit, in_prefix, in_work = path_limit(ctx)
+    if not re.fullmatch(r"[0-9a-f]{64}", ctx.lock_sha256):
+        raise BundleError(f"the lock hash {ctx.lock_sha256!r} is not 64 hex digits")
     return {
+        "LOCK_SHA256": ctx.lock_sha256,
         "ENVPACK_VERSION": ctx.envpack_version,
         "NAME": name,
         "PLATFORM": ctx.platform,

@@ -20,8 +20,9 @@ form only is the same in the lock:
 
 from __future__ import annotations
 
+import hashlib
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -245,3 +246,21 @@ def rattler_record_dict(r: Any) -> dict[str, Any]:
         "license": r.license,
         "timestamp": r.timestamp,
     }
+
+
+HASH_FORMAT = "envpack-environment 1"
+
+
+def environment_sha256(platform: str, records: Iterable[LockedPackage]) -> str:
+    """The identity of an installed environment: its platform and each package's
+    ``subdir/fn#md5``, sorted. Independent of the lock's form, channels' names and order, so
+    a bundle, its lock and what ``micromamba list --explicit --md5`` prints on the PC agree.
+    setup.bat records it in the prefix; update bundles name their base and target by it."""
+    lines = sorted(f"{r.subdir}/{r.fn}#{r.md5}\n" for r in records)
+    text = f"{HASH_FORMAT}\n{platform}\n" + "".join(lines)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def lock_sha256(pl: Any) -> str:
+    """:func:`environment_sha256` of a platform lock's packages."""
+    return environment_sha256(pl.platform, pl.packages)

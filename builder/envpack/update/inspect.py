@@ -15,9 +15,9 @@ from typing import Any
 
 from envpack.errors import LockError
 from envpack.lock.lockfile import PlatformLock
-from envpack.lock.record import LockedPackage
+from envpack.lock.record import LockedPackage, environment_sha256, lock_sha256
 
-from .plan import SHORT, environment_sha256, lock_sha256
+from .plan import SHORT
 
 
 def update_table(manifest: Mapping[str, Any]) -> Mapping[str, Any] | None:

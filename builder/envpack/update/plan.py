@@ -12,15 +12,14 @@ built from the bundle that installed it.
 
 from __future__ import annotations
 
-import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from envpack.errors import EnvpackError, LockError
 from envpack.lock.lockfile import PlatformLock
-from envpack.lock.record import LockedPackage
+from envpack.lock.record import LockedPackage, environment_sha256, lock_sha256
 
 
 class UpdateError(EnvpackError):
@@ -30,25 +29,12 @@ class UpdateError(EnvpackError):
     exit_code = 9
 
 
-HASH_FORMAT = "envpack-environment 1"
 SHORT = 8  # hex digits of a lock hash in file names and messages
 
 # A package URL with its hash, as list --explicit prints it.
 _HASHED_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S+#\S+$")
 # Conda package names: what update.bat may pass to "micromamba remove" unquoted.
 _PACKAGE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
-
-
-def environment_sha256(platform: str, records: Iterable[LockedPackage]) -> str:
-    """The identity of an installed environment: its platform and each package's
-    ``subdir/fn#md5``, sorted. Independent of the lock's form, channels' names and order."""
-    lines = sorted(f"{r.subdir}/{r.fn}#{r.md5}\n" for r in records)
-    text = f"{HASH_FORMAT}\n{platform}\n" + "".join(lines)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def lock_sha256(pl: PlatformLock) -> str:
-    return environment_sha256(pl.platform, pl.packages)
 
 
 @dataclass(frozen=True)
