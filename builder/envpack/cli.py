@@ -184,6 +184,13 @@ def lock_cmd(**kw: Any) -> None:
     help="Rebuild an old bundle (zip, .bat or folder) from its own lock.",
 )
 @click.option(
+    "--update-from",
+    "update_from",
+    type=click.Path(path_type=Path, exists=True),
+    help="Write an update bundle from OLD (a bundle, a lock, or what 'micromamba list "
+    "--explicit --md5' printed on the PC) to RECIPE's lock: only the packages OLD lacks.",
+)
+@click.option(
     "-o",
     "--output",
     type=click.Path(path_type=Path, file_okay=False),
@@ -233,6 +240,8 @@ def build_cmd(**kw: Any) -> None:
         raise click.UsageError("--locked and --frozen exclude each other")
     if (kw["recipe"] is None) == (kw["from_bundle"] is None):
         raise click.UsageError("give a RECIPE or --from BUNDLE (one of them)")
+    if kw["update_from"] is not None and kw["from_bundle"] is not None:
+        raise click.UsageError("--update-from needs a RECIPE or lock, not --from")
     mode = "locked" if kw["locked"] else "frozen" if kw["frozen"] else "auto"
     reporter = Reporter(kw["quiet"], kw["as_json"])
     split = None
@@ -248,6 +257,7 @@ def build_cmd(**kw: Any) -> None:
         sfx_sh=kw["sfx"] is True,
         verify_cache=kw["verify_cache"],
         from_bundle=kw["from_bundle"],
+        update_from=kw["update_from"],
         format=kw["fmt"],
         split=split,
         timeout=kw["timeout"],

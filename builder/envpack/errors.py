@@ -70,6 +70,13 @@ class VerificationFailed(BundleError):
 MAX_MESSAGE = 1000  # characters: one line a terminal and a log can show
 
 
+class UpdateError(EnvpackError):
+    """No update bundle can be made (``build --update-from``): OLD and NEW are for different
+    platforms, or identical, or OLD cannot be read as a base. Nothing is written."""
+
+    exit_code = 9
+
+
 def first_line(exc: BaseException) -> str:
     """An exception's message cut to its first line (libraries often append a whole report)."""
     lines = str(exc).strip().splitlines()

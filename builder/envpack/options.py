@@ -49,6 +49,8 @@ class BuildOptions:
     sfx_sh: bool = False  # the self-extracting -setup.sh of a Linux/macOS one: on request
     verify_cache: bool = False
     from_bundle: Path | None = None  # rebuild from an old bundle's lock instead of a recipe
+    # an update bundle from this base (a bundle, a lock, or the PC's installed list) instead
+    update_from: Path | None = None
     format: str | None = None  # zip | 7z; default the recipe's, else zip
     split: int | None = None  # bytes per part; default the recipe's, else one file
     timeout: float = 60.0  # seconds without progress before a download attempt is abandoned

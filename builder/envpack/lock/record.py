@@ -249,6 +249,7 @@ def rattler_record_dict(r: Any) -> dict[str, Any]:
 
 
 HASH_FORMAT = "envpack-environment 1"
+SHORT_HASH = 8  # hex digits of an environment hash in file names and messages
 
 
 def environment_sha256(platform: str, records: Iterable[LockedPackage]) -> str:

@@ -12,6 +12,7 @@ from envpack.bundle.manifest import MANIFEST_NAME, SBOM_NAME
 from envpack.errors import BundleError, LockError
 from envpack.lock.record import MicromambaArtifact
 from envpack.snapshot.rebuild import platform_lock_of
+from envpack.snapshot.update import update_info
 from envpack.snapshot.verify import read_json, reading_problems
 
 
@@ -57,6 +58,7 @@ def inspect_bundle(path: Path, sbom: bool = False) -> dict[str, Any]:
             "file_count": len(names),
             "sbom_present": SBOM_NAME in names,
             "problems": reading_problems(reader),
+            "update": update_info(manifest),
         }
         if sbom:
             info["sbom"] = read_json(reader, SBOM_NAME) if SBOM_NAME in names else None

@@ -69,6 +69,11 @@ def rebuild_inputs(path: Path) -> RebuildInputs:
     """
     with open_bundle(path) as reader:
         manifest = reader.manifest
+        if "update" in manifest:
+            raise BundleError(
+                f"{path}: an update bundle; make it again with "
+                "'envpack build NEW --update-from OLD' (build --from rebuilds full bundles)"
+            )
         lock = lock_from_manifest(manifest, f"{path}: {MANIFEST_NAME}")
         names = reader.names()
         install = manifest.get("install") or {}

@@ -10,6 +10,7 @@ from envpack.bundle.manifest import SBOM_NAME
 from envpack.errors import BundleError
 from envpack.lock.record import LockedPackage
 from envpack.snapshot.diff import DiffResult
+from envpack.snapshot.update import format_update
 
 
 def format_inspect(info: Mapping[str, Any], sbom: bool = False) -> str:
@@ -22,8 +23,9 @@ def format_inspect(info: Mapping[str, Any], sbom: bool = False) -> str:
     recipe = info.get("recipe") or {}
     install = info.get("install") or {}
     mm = info.get("micromamba") or {}
+    kind = "envpack update bundle" if info.get("update") else "envpack bundle"
     lines = [
-        f"{info.get('name')} ({info.get('platform')}): envpack bundle, {info.get('form')}, "
+        f"{info.get('name')} ({info.get('platform')}): {kind}, {info.get('form')}, "
         f"{human_size(info.get('bundle_size') or 0)}",
         f"  created      {info.get('created_utc') or '?'} by envpack {info.get('envpack_version')}",
     ]
@@ -35,7 +37,7 @@ def format_inspect(info: Mapping[str, Any], sbom: bool = False) -> str:
     else:
         lines.append("  recipe       (none: built from a lock)")
     lines.append(f"  micromamba   {_micromamba_text(mm)}")
-    if install:
+    if install and install.get("installed_size") is not None:
         lines.append(
             f"  install      {install.get('default_prefix')}; "
             f"{human_size(int(install.get('installed_size') or 0))} installed, "
@@ -44,6 +46,8 @@ def format_inspect(info: Mapping[str, Any], sbom: bool = False) -> str:
     if info.get("virtual_packages"):
         lines.append(f"  assumes      {' '.join(info['virtual_packages'])}")
     lines.append(f"  SBOM         {SBOM_NAME if info.get('sbom_present') else 'none'}")
+    if info.get("update"):
+        lines.append(format_update(info["update"]))
     lines.append("")
     rows: list[tuple[str, ...]] = [
         (

@@ -27,6 +27,7 @@ from envpack.lock.record import LockedPackage
 from envpack.names import printable
 from envpack.platforms import check_platform
 from envpack.snapshot.rebuild import platform_lock_of
+from envpack.snapshot.update import carried_lock, update_problems, update_table
 
 _INDEX_KEYS = ("name", "version", "build", "subdir")
 _REPODATA_KEYS = ("name", "version", "build", "build_number", "subdir", "sha256", "md5", "size")
@@ -154,18 +155,23 @@ class _Verifier:
         except LockError as exc:
             self.problems.append(str(exc))
             pl = None
+        # An update bundle's lock is the whole new environment; it holds only the packages its
+        # base lacks (for a full bundle, held is the lock itself).
+        held = carried_lock(manifest, pl) if pl is not None else None
         package_files = (
-            {f"channel/{r.subdir}/{r.fn}": r for r in pl.packages} if pl is not None else {}
+            {f"channel/{r.subdir}/{r.fn}": r for r in held.packages} if held is not None else {}
         )
         self._check_files(expected, names, package_files)
         self._check_header(manifest)
-        if pl is not None:
+        if pl is not None and held is not None:
             self._check_platform(manifest, pl)
-            self._check_packages(pl, expected, names)
-            self._check_repodata(pl, names)
+            self._check_packages(held, expected, names)
+            self._check_repodata(held, names)
             self._check_explicit(pl, names)
             self._check_sbom(pl, names)
-            self._check_micromamba(pl, names)
+            if (update_table(manifest) or {}).get("micromamba") != "prefix":
+                self._check_micromamba(pl, names)
+            self.problems.extend(update_problems(manifest, pl))
         return self.problems
 
     # ---- files against the manifest

@@ -15,6 +15,7 @@ from envpack.archive import stage_bundle
 from envpack.bundle.layout import BundleSettings, default_prefix, explicit_lines, repodata_for
 from envpack.bundle.manifest import source_date_epoch
 from envpack.channels import Channel
+from envpack.errors import UpdateError
 from envpack.fetch.cache import private_cache
 from envpack.fetch.download import Fetcher, FetchOptions
 from envpack.fetch.micromamba_exe import extract_micromamba
@@ -24,7 +25,7 @@ from envpack.options import BuildOptions, NullReporter, Reporter
 from envpack.pipeline import BuildResult, bundle_settings, lock
 
 from .layout import update_entries
-from .plan import Base, UpdateError, UpdatePlan, _micromamba_id, plan_update, read_base
+from .plan import Base, UpdatePlan, _micromamba_id, plan_update, read_base
 
 
 def build_update(options: BuildOptions, old: Path, reporter: Reporter | None = None) -> BuildResult:

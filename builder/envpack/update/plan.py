@@ -17,19 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from envpack.errors import EnvpackError, LockError
+from envpack.errors import LockError, UpdateError
 from envpack.lock.lockfile import PlatformLock
-from envpack.lock.record import LockedPackage, environment_sha256, lock_sha256
+from envpack.lock.record import SHORT_HASH, LockedPackage, environment_sha256, lock_sha256
 
-
-class UpdateError(EnvpackError):
-    """No update bundle can be made: OLD and NEW are for different platforms, or identical,
-    or OLD cannot be read as a base. Nothing is written."""
-
-    exit_code = 9
-
-
-SHORT = 8  # hex digits of a lock hash in file names and messages
+SHORT = SHORT_HASH
 
 # A package URL with its hash, as list --explicit prints it.
 _HASHED_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S+#\S+$")

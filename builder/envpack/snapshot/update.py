@@ -1,4 +1,5 @@
-"""What inspect and verify need to know about an update bundle, from its manifest alone.
+"""What inspect and verify need to know about an update bundle (envpack.update writes them),
+from its manifest alone.
 
 The snapshot commands read an update bundle as a full one (its ``lock`` is NEW's, its ``files``
 list every file); these helpers add the rest: :func:`carried_lock` is the part of the lock whose
@@ -15,9 +16,7 @@ from typing import Any
 
 from envpack.errors import LockError
 from envpack.lock.lockfile import PlatformLock
-from envpack.lock.record import LockedPackage, environment_sha256, lock_sha256
-
-from .plan import SHORT
+from envpack.lock.record import SHORT_HASH, LockedPackage, environment_sha256, lock_sha256
 
 
 def update_table(manifest: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -119,8 +118,8 @@ def update_info(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def format_update(info: Mapping[str, Any]) -> str:
-    base = str(info.get("base_sha256") or "?")[:SHORT]
-    target = str(info.get("target_sha256") or "?")[:SHORT]
+    base = str(info.get("base_sha256") or "?")[:SHORT_HASH]
+    target = str(info.get("target_sha256") or "?")[:SHORT_HASH]
     lines = [
         f"update:      lock {base} -> lock {target} (base read from {info.get('base_from')})",
         f"carried:     {info.get('carried_packages')} packages, {info.get('carried_bytes'):,} bytes"
