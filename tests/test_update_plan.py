@@ -160,9 +160,8 @@ def test_sbom_describes_the_environment_after_the_update(update12: Path) -> None
 
 
 def test_manifest_helpers_for_inspect_and_verify(update12: Path, versions: Versions) -> None:
-    from envpack.snapshot.update import carried_lock, format_update, update_info, update_problems
-
     from envpack.snapshot import lock_from_manifest
+    from envpack.snapshot.update import carried_lock, format_update, update_info, update_problems
 
     manifest = json.loads(zipfile.ZipFile(update12).read("demo-update/envpack.json"))
 
