@@ -454,7 +454,7 @@ set "EP_RC=12"
 goto :finish
 :written
 
-@@POST_INSTALL@@
+@@PIP_STEP@@@@POST_INSTALL@@
 
 del /f /q "%EP_PREFIX%\.envpack-incomplete" >nul 2>&1
 >>"%EP_LOG%" echo result: installed

@@ -39,7 +39,11 @@ def test_plain_environment_yml(tmp_path: Path) -> None:
     recipe = load_recipe(env)
     assert recipe.name == "science"
     assert recipe.platforms == ("win-64",)
-    assert recipe.specs == ("python=3.11", "numpy>=1.26")
+    # canonical match specs (what the lock records), whatever the spelling
+    assert recipe.specs == ("python 3.11.*", "numpy >=1.26")
+    assert recipe.notes == (
+        f"{env}: 'prefix:' ignored; the bundle's setup.bat asks for the folder",
+    )
     assert recipe.variables == {"FOO": "bar"}
     assert recipe.solver == "rattler"
 
@@ -377,11 +381,18 @@ def test_oversized_recipe_file(tmp_path: Path) -> None:
         load_recipe(path)
 
 
-def test_unknown_key_that_is_not_a_string(tmp_path: Path) -> None:
-    assert recipe_error(tmp_path, BASE + "1: x\n") == (
-        "unknown key 1 in the recipe; valid keys: name, channels, dependencies, platforms, "
-        "envpack, prefix, variables"
+def test_unknown_top_level_keys_are_notes(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("name: x\nchanels: [conda-forge]\n1: x\ndependencies: [a]\n")
+    recipe = load_recipe(path)
+    assert recipe.notes == (
+        f"{path}: unknown key 'chanels' in the recipe; did you mean 'channels'?; ignored, as "
+        "conda does",
+        f"{path}: unknown key 1 in the recipe; valid keys: name, channels, dependencies, "
+        "platforms, envpack, prefix, variables; ignored, as conda does",
+        f"{path}: no channels given; using conda-forge",
     )
+    assert [c.given for c in recipe.channels] == ["conda-forge"]
 
 
 @pytest.mark.parametrize(

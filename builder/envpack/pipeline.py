@@ -6,6 +6,7 @@ Nothing here prints or exits: progress goes to a :class:`Reporter`, failures are
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,6 +31,10 @@ from envpack.lock.lockfile import Lock, PlatformLock, lock_path_for, read_lock, 
 from envpack.lock.record import MicromambaArtifact
 from envpack.options import LOCK_MODES, BuildOptions, LockOptions, NullReporter, Reporter
 from envpack.platforms import virtual_packages
+from envpack.pypi.fetch import fetch_wheels
+from envpack.pypi.plan import index_urls, lock_pip
+from envpack.pypi.records import WheelRecord
+from envpack.pypi.requirements import parse_pip_list
 from envpack.resolve.recipe import DEFAULT_MICROMAMBA_SPEC, Recipe, load_recipe
 from envpack.resolve.solver import SolveRequest, specs_text
 from envpack.resolve.solvers import get_solver
@@ -90,12 +95,21 @@ def _solve_platform(
                     "without the VC++ runtime DLLs"
                 )
         artifact = artifact_from_solve(tools, platform)
+    wheels: tuple[WheelRecord, ...] = ()
+    if recipe.pip:
+        fetch = FetchOptions(cache_dir=cache, offline=options.offline)
+        with tempfile.TemporaryDirectory(prefix="envpack-pip-") as work:
+            pip_lock, _ = lock_pip(recipe.pip, recipe.path, platform, packages, fetch, Path(work))
+        for note in pip_lock.notes:
+            warn(f"{platform}: {note}")
+        wheels = pip_lock.wheels
     return PlatformLock(
         platform=platform,
         packages=tuple(sorted(packages)),
         input_hash=recipe.input_hash(platform),
         virtual_packages=tuple(vp.as_spec() for vp in vps),
         micromamba=artifact,
+        pypi=wheels,
     )
 
 
@@ -117,6 +131,8 @@ def lock(options: LockOptions, reporter: Reporter | None = None) -> LockResult:
     if options.recipe is None:
         raise EnvpackError("no recipe to lock")
     recipe = load_recipe(options.recipe, platform=options.platform, solver=options.solver)
+    for note in recipe.notes:
+        rep.info(note)
     path = options.lock_file or lock_path_for(options.recipe)
     existing = read_lock(path) if path.exists() else None
     if options.mode in ("locked", "frozen") and existing is None:
@@ -211,8 +227,11 @@ def build(options: BuildOptions, reporter: Reporter | None = None) -> BuildResul
         container = _platform_container(
             options, platform, None if fmt == "zip" else fmt, locked.recipe.split
         )
+        indexes = index_urls(parse_pip_list(list(locked.recipe.pip), locked.recipe.path))
         result.outputs.extend(
-            build_platform(pl, settings, options, rep, locked.recipe.channels, None, container)
+            build_platform(
+                pl, settings, options, rep, locked.recipe.channels, None, container, indexes
+            )
         )
         result.packages += len(pl.packages)
         result.total_bytes += sum(r.size for r in pl.packages)
@@ -352,6 +371,7 @@ def build_platform(
     channels: Sequence[Channel] = (),
     tools: list[tuple[str, bytes]] | None = None,
     container: tuple[str, int | None] = ("zip", None),
+    pip_indexes: Sequence[str] = (),
 ) -> list[Path]:
     if pl.micromamba is None and tools is None:
         raise LockError(f"the lock's {pl.platform} environment records no micromamba; lock again")
@@ -380,7 +400,12 @@ def build_platform(
         tools = [(t.name, t.data) for t in found]
     newest = max((r.timestamp or 0 for r in pl.packages), default=0) // 1000
     epoch = settings.epoch if settings.epoch is not None else source_date_epoch(newest or None)
-    entries, ctx = bundle_entries(pl, settings, paths, tools, epoch)
+    wheel_paths: dict[WheelRecord, Path] = {}
+    if pl.pypi:
+        rep.info(f"{pl.platform}: fetching {len(pl.pypi)} wheels")
+        fetched = fetch_wheels(pl.pypi, fetcher.options, pip_indexes, rep.progress())
+        wheel_paths = {w: path for w, (_, path) in fetched.items()}
+    entries, ctx = bundle_entries(pl, settings, paths, tools, epoch, wheel_paths)
     top = settings.name
     stem = f"{settings.name}-{pl.platform}"
     fmt, split = container

@@ -15,9 +15,18 @@ from envpack.bundle.pkginfo import package_info, read_package_files
 from envpack.bundle.sbom import make_sbom
 from envpack.bundle.shstubs import is_posix_platform, render_sfx_header_sh, script_entries
 from envpack.bundle.shstubs import readme_text as sh_readme_text
-from envpack.bundle.stubs import StubContext, env_vars_d, render_setup, render_sfx_header
+from envpack.bundle.stubs import (
+    StubContext,
+    env_vars_d,
+    load_template,
+    render_setup,
+    render_sfx_header,
+    to_crlf,
+)
 from envpack.lock.lockfile import PlatformLock
 from envpack.lock.record import LockedPackage, lock_sha256
+from envpack.pypi.bundle import STEP_BAT, WHEELS_DIR, WHEELS_TXT, sbom_components
+from envpack.pypi.records import WheelRecord, wheels_txt
 
 
 def explicit_lines(records: Sequence[LockedPackage]) -> list[str]:
@@ -142,6 +151,7 @@ def bundle_entries(
     paths: dict[LockedPackage, Path],
     tools: list[tuple[str, bytes]],
     epoch: int,
+    wheel_paths: dict[WheelRecord, Path] | None = None,
 ) -> tuple[list[Entry], StubContext]:
     platform = pl.platform
     name = settings.name
@@ -175,8 +185,16 @@ def bundle_entries(
         rel = f"post-install/{i:02d}-{script_name}"
         entries.append(Entry.from_bytes(rel, content))
         post.append(rel)
+    for w in sorted(pl.pypi):
+        src = (wheel_paths or {})[w]
+        entries.append(Entry.from_file(f"{WHEELS_DIR}/{w.filename}", src, w.size, w.sha256))
+    if pl.pypi:
+        entries.append(Entry.from_bytes(WHEELS_TXT, wheels_txt(list(pl.pypi)).encode("ascii")))
+    if pl.pypi and not is_posix_platform(platform):
+        entries.append(Entry.from_bytes(STEP_BAT, to_crlf(load_template(STEP_BAT))))
     prefix = settings.default_prefix
     sbom = make_sbom(name, platform, pl.packages, epoch)
+    sbom["components"].extend(sbom_components(list(pl.pypi)))
     entries.append(Entry.from_bytes("sbom.cdx.json", json_bytes(sbom)))
     posix = is_posix_platform(platform)
     readme = (
@@ -203,6 +221,7 @@ def bundle_entries(
         installed_size=installed,
         longest_path=longest,
         post_install=tuple(win(p) for p in post),
+        wheels=len(pl.pypi),
         shortcuts=settings.shortcuts,
         variables=settings.variables,
         envpack_version=__version__,

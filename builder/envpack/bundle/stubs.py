@@ -54,6 +54,7 @@ class StubContext:
     installed_size: int  # bytes the environment takes once installed
     longest_path: int  # the longest path inside any package, relative to the prefix
     post_install: tuple[str, ...] = ()  # bundle-relative scripts, run in order
+    wheels: int = 0  # PyPI wheels in wheels\ (pip-step.bat installs them after micromamba)
     shortcuts: bool = False
     variables: tuple[tuple[str, str], ...] = field(default=())
     envpack_version: str = ""
@@ -292,6 +293,25 @@ def _post_install(ctx: StubContext) -> str:
     return "\n".join(lines)
 
 
+def _pip_step(ctx: StubContext) -> str:
+    """After micromamba and before post-install scripts (which may import the wheels). Empty
+    without wheels, so that such bundles stay byte-identical. A called batch file's exit code
+    does not survive CALL everywhere (wine gives 1): "if errorlevel 1", then setup's own 14."""
+    if not ctx.wheels:
+        return ""
+    lines = [
+        "rem The bundle's PyPI wheels, by the environment's own pip (exit code 14 on failure).",
+        'call "%EP_BUNDLE%pip-step.bat" "%EP_PREFIX%" "%EP_BUNDLE%" "%EP_LOG%"',
+        "if not errorlevel 1 goto :pip_ok",
+        'echo setup: installing the Python wheels failed; pip\'s messages are in "%EP_LOG%".',
+        '>>"%EP_LOG%" echo result: pip-step.bat failed',
+        'set "EP_RC=14"',
+        "goto :finish",
+        ":pip_ok",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def env_vars_d(files: Iterable[tuple[str, bytes]]) -> tuple[tuple[str, str], ...]:
     """The variables of packages' ``etc/conda/env_vars.d/*.json`` files, given as (path in the
     package, content) pairs: merged in file-name order, a later file overriding an earlier one,
@@ -377,6 +397,7 @@ def _common_values(ctx: StubContext) -> dict[str, str]:
         "CHECK_META": _check_meta(ctx),
         "INSTALL_TOOLS": _install_tools(ctx),
         "POST_INSTALL": _post_install(ctx),
+        "PIP_STEP": _pip_step(ctx),
         "WRITE_PREFIX_FILES": _write_prefix_files(ctx),
     }
 

@@ -31,6 +31,7 @@ import yaml
 from envpack import __version__
 from envpack.errors import BundleError, LockError, first_line
 from envpack.lock.record import LockedPackage, MicromambaArtifact, as_mapping
+from envpack.pypi.records import WheelRecord
 
 LOCK_VERSION = 1
 
@@ -42,6 +43,7 @@ class PlatformLock:
     input_hash: str = ""
     virtual_packages: tuple[str, ...] = ()
     micromamba: MicromambaArtifact | None = None
+    pypi: tuple[WheelRecord, ...] = ()  # the pip: list's wheels, installed after micromamba
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -51,6 +53,8 @@ class PlatformLock:
         }
         if self.micromamba is not None:
             out["micromamba"] = self.micromamba.to_dict()
+        if self.pypi:  # absent without pip: so that such locks (and bundles) stay byte-identical
+            out["pypi"] = [w.to_dict() for w in sorted(self.pypi)]
         return out
 
     def all_records(self) -> list[LockedPackage]:
@@ -148,9 +152,18 @@ def platform_lock_from_dict(
             micromamba=MicromambaArtifact.from_dict(as_mapping(mm, where, "micromamba"), where)
             if mm
             else None,
+            pypi=_wheels(body.get("pypi"), where, label),
         )
     except (AttributeError, TypeError, KeyError) as exc:
         raise LockError(f"{where}: malformed lock ({exc})") from None
+
+
+def _wheels(data: Any, where: str, label: str) -> tuple[WheelRecord, ...]:
+    if data is None:
+        return ()
+    if not isinstance(data, (list, tuple)):
+        raise LockError(f"{where}: {label}.pypi is not a list")
+    return tuple(sorted(WheelRecord.from_dict(as_mapping(w, where, "wheel")) for w in data))
 
 
 def dump_lock(lock: Lock) -> str:

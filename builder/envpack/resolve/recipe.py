@@ -1,8 +1,11 @@
 """Reading a recipe: a conda ``environment.yml`` plus envpack's own keys.
 
-A plain ``environment.yml`` builds as it is. envpack adds the top-level ``platforms`` list (as
-conda-lock reads it) and an ``envpack:`` block. Unknown keys are errors, not warnings: a typo in
-an offline installer's recipe is found on the connected machine or never.
+A plain ``environment.yml`` builds as it is, read as conda reads it: every match-spec spelling
+conda accepts (``conda env export``'s ``name=version=build`` included) is written canonically,
+no ``channels:`` means conda-forge, unknown top-level sections and ``prefix:`` are ignored with a
+note, and the ``pip:`` list is kept for :mod:`envpack.pypi`. envpack adds the top-level
+``platforms`` list (as conda-lock reads it) and an ``envpack:`` block, where unknown keys are
+errors: a typo in an offline installer's own settings is found on the connected machine or never.
 """
 
 from __future__ import annotations
@@ -23,6 +26,12 @@ from envpack.channels import Channel, resolve_channel, strip_token
 from envpack.errors import RecipeError, first_line
 from envpack.limits import parse_size
 from envpack.platforms import check_platform, virtual_packages
+from envpack.pypi.envfile import (
+    DEFAULT_CHANNELS,
+    canonical_match_spec,
+    split_dependencies,
+    with_pip,
+)
 
 TOP_LEVEL_KEYS = ("name", "channels", "dependencies", "platforms", "envpack", "prefix", "variables")
 ENVPACK_KEYS = (
@@ -60,10 +69,12 @@ class Recipe:
     format: str = "zip"
     split: str | None = None
     variables: Mapping[str, str] = field(default_factory=dict)
+    pip: tuple[str, ...] = ()  # the pip: list's lines, as written
+    notes: tuple[str, ...] = ()  # one line each: what was ignored or defaulted
 
     def solve_inputs(self, platform: str) -> dict[str, Any]:
         """Everything that changes what a solve returns, credential-free: the lock's key."""
-        return {
+        inputs: dict[str, Any] = {
             # A local channel as written: moving the project with its channel folder keeps
             # the lock valid (the fetch finds the files in the channel's new place).
             "channels": [c.given if c.is_local else strip_token(c.url) for c in self.channels],
@@ -74,6 +85,9 @@ class Recipe:
             ],
             "micromamba": self.micromamba_spec,
         }
+        if self.pip:  # only then: recipes without pip: keep their lock's input hash
+            inputs["pip"] = list(self.pip)
+        return inputs
 
     def input_hash(self, platform: str) -> str:
         blob = json.dumps(self.solve_inputs(platform), sort_keys=True, separators=(",", ":"))
@@ -250,11 +264,6 @@ def _str_list(value: Any, key: str, path: Path) -> list[str]:
     out = []
     bad: list[str] = []
     for item in value:
-        if isinstance(item, dict) and "pip" in item and key == "dependencies":
-            raise RecipeError(
-                f"{path}: 'pip:' dependencies are not supported yet; move them to conda "
-                "packages (most are on conda-forge) or install them after setup"
-            )
         if not isinstance(item, str) or _control(item):
             bad.append(_type_name(item) if not isinstance(item, str) else show(item))
             continue
@@ -411,9 +420,13 @@ def load_recipe(path: Path, *, platform: str | None = None, solver: str | None =
             f"{path}: a recipe is a YAML mapping (name, channels, dependencies), "
             f"found {_type_name(data)}"
         )
-    for key in data:
-        if key not in TOP_LEVEL_KEYS:
-            raise _unknown_key(key, TOP_LEVEL_KEYS, "the recipe", path)
+    # conda warns about and ignores unknown sections (a conda-lock file has "platform:"); the
+    # note keeps the "did you mean" of the former error.
+    notes = [
+        f"{_unknown_key(key, TOP_LEVEL_KEYS, 'the recipe', path)}; ignored, as conda does"
+        for key in data
+        if key not in TOP_LEVEL_KEYS
+    ]
     extra = data.get("envpack")
     if extra is None:
         extra = {}
@@ -427,14 +440,20 @@ def load_recipe(path: Path, *, platform: str | None = None, solver: str | None =
     if data.get("prefix") is not None:
         # conda's own install path; envpack ignores it but it must still be a path
         _string(data["prefix"], "prefix", path)
+        notes.append(f"{path}: 'prefix:' ignored; the bundle's setup.bat asks for the folder")
     channel_names = _str_list(data.get("channels"), "channels", path)
+    channel_names = [c for c in channel_names if c != "nodefaults"]
     if not channel_names:
-        raise RecipeError(f"{path}: no channels; add e.g. 'channels: [conda-forge]'")
+        channel_names = list(DEFAULT_CHANNELS)
+        notes.append(f"{path}: no channels given; using {', '.join(DEFAULT_CHANNELS)}")
     try:
         channels = tuple(resolve_channel(c, path.parent.resolve()) for c in channel_names)
     except RecipeError as exc:
         raise RecipeError(f"{path}: {exc}") from None
-    specs = tuple(s for s in _str_list(data.get("dependencies"), "dependencies", path) if s)
+    conda_deps, pip_lines = split_dependencies(data.get("dependencies"), path)
+    written = [s for s in _str_list(conda_deps, "dependencies", path) if s]
+    pip_lines = _str_list(pip_lines, "dependencies.pip", path)
+    specs = tuple(with_pip([canonical_match_spec(s, path) for s in written], pip_lines))
     if not specs:
         raise RecipeError(f"{path}: no dependencies to install")
 
@@ -477,4 +496,6 @@ def load_recipe(path: Path, *, platform: str | None = None, solver: str | None =
         format=fmt,
         split=_split(extra.get("split"), path),
         variables=_variables(data.get("variables"), path),
+        pip=tuple(pip_lines),
+        notes=tuple(notes),
     )
