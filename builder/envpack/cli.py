@@ -262,7 +262,14 @@ def build_cmd(**kw: Any) -> None:
         split=split,
         timeout=kw["timeout"],
     )
-    result = _run(lambda: pipeline.build(options, reporter), reporter)
+    if options.update_from is not None:
+        # An update bundle is a feature on top of the pipeline (envpack.update), not a step of it.
+        from envpack.update.build import build_update
+
+        old = options.update_from
+        result = _run(lambda: build_update(options, old, reporter), reporter)
+    else:
+        result = _run(lambda: pipeline.build(options, reporter), reporter)
     if kw["as_json"]:
         click.echo(
             json.dumps(

@@ -209,10 +209,7 @@ def build(options: BuildOptions, reporter: Reporter | None = None) -> BuildResul
     rep = reporter or NullReporter()
     if options.from_bundle is not None:
         return _result(build_from_bundle(options.from_bundle, options, rep))
-    if options.update_from is not None:
-        from envpack.update.build import build_update
 
-        return build_update(options, options.update_from, rep)
     from envpack.lock.importers import detect_lock_kind
 
     given = options.lock.recipe
