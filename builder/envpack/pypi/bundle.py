@@ -4,7 +4,7 @@ components (``pkg:pypi/...``) and the verify check of every wheel's hash."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,25 +45,77 @@ def sbom_components(wheels: Sequence[WheelRecord]) -> list[dict[str, Any]]:
 
 
 def wheel_problems(root: Path, wheels: Sequence[WheelRecord]) -> list[str]:
-    """For verify: every locked wheel present in ``root/wheels`` with its size and sha256, no
-    other wheel there, and ``wheels.txt`` exactly as the lock gives it."""
-    problems: list[str] = []
+    """For verify of an unpacked folder: every locked wheel present in ``root/wheels`` with its
+    size and sha256, no other wheel there, and ``wheels.txt`` exactly as the lock gives it."""
     folder = root / WHEELS_DIR
+    names = {f"{WHEELS_DIR}/{p.name}" for p in folder.iterdir()} if folder.is_dir() else set()
+    if (root / WHEELS_TXT).is_file():
+        names.add(WHEELS_TXT)
+
+    def digest(name: str) -> tuple[int, str] | None:
+        data = (root / name).read_bytes()
+        return len(data), hashlib.sha256(data).hexdigest()
+
+    return member_wheel_problems(names, digest, lambda name: (root / name).read_bytes(), wheels)
+
+
+def member_wheel_problems(
+    names: set[str],
+    digest: Callable[[str], tuple[int, str] | None],
+    read: Callable[[str], bytes],
+    wheels: Sequence[WheelRecord],
+) -> list[str]:
+    """The wheel check on any container: ``names`` are the bundle's members (relative to its
+    top folder), ``digest(name)`` gives (size, sha256) or None when unreadable (the caller has
+    reported why), ``read(name)`` a small member's bytes. Lines name the member."""
+    problems: list[str] = []
     expected = {w.filename: w for w in wheels}
-    present = {p.name for p in folder.glob("*.whl")} if folder.is_dir() else set()
+    present = {n[len(WHEELS_DIR) + 1 :] for n in names if n.startswith(WHEELS_DIR + "/")}
     for name in sorted(present - set(expected)):
         problems.append(f"{WHEELS_DIR}/{name}: not in the lock")
     for name, w in sorted(expected.items()):
-        path = folder / name
-        if not path.is_file():
-            problems.append(f"{WHEELS_DIR}/{name}: missing")
+        rel = f"{WHEELS_DIR}/{name}"
+        if name not in present:
+            problems.append(f"{rel}: missing (wheel {w.name} {w.version} of the lock)")
             continue
-        data = path.read_bytes()
-        if w.size and len(data) != w.size:
-            problems.append(f"{WHEELS_DIR}/{name}: size {len(data)}, the lock says {w.size}")
-        elif hashlib.sha256(data).hexdigest() != w.sha256:
-            problems.append(f"{WHEELS_DIR}/{name}: sha256 differs from the lock")
-    txt = root / WHEELS_TXT
-    if wheels and (not txt.is_file() or txt.read_bytes() != wheels_txt(list(wheels)).encode()):
-        problems.append(f"{WHEELS_TXT}: missing or not what the lock gives")
+        found = digest(rel)
+        if found is None:
+            continue
+        size, sha256 = found
+        if w.size and size != w.size:
+            problems.append(f"{rel}: {size} bytes, the lock says {w.size}")
+        elif sha256 != w.sha256:
+            problems.append(f"{rel}: sha256 differs from the lock")
+    if wheels:
+        if WHEELS_TXT not in names:
+            problems.append(f"{WHEELS_TXT}: missing (the pip step installs from it)")
+        elif read(WHEELS_TXT) != wheels_txt(list(wheels)).encode("ascii"):
+            problems.append(f"{WHEELS_TXT}: not what the lock gives (lines changed or removed)")
+    elif WHEELS_TXT in names:
+        problems.append(f"{WHEELS_TXT}: present, but the lock has no wheels")
+    return problems
+
+
+def is_wheel_component(component: Mapping[str, Any]) -> bool:
+    return str(component.get("purl") or "").startswith("pkg:pypi/")
+
+
+def sbom_wheel_problems(
+    components: Sequence[Mapping[str, Any]], wheels: Sequence[WheelRecord]
+) -> list[str]:
+    """The SBOM's ``pkg:pypi`` components against the lock's wheels (by file name)."""
+    problems: list[str] = []
+    listed: dict[str, str | None] = {}
+    for c in components:
+        if is_wheel_component(c):
+            hashes = {h.get("alg"): h.get("content") for h in c.get("hashes") or ()}
+            listed[str(c.get("bom-ref", "")).removeprefix("pypi:")] = hashes.get("SHA-256")
+    locked = {w.filename: w for w in wheels}
+    for fn in sorted(set(locked) - set(listed)):
+        problems.append(f"sbom.cdx.json: does not list wheel {fn}")
+    for fn in sorted(set(listed) - set(locked)):
+        problems.append(f"sbom.cdx.json: lists wheel {fn}, which is not in the lock")
+    for fn in sorted(set(listed) & set(locked)):
+        if listed[fn] not in (None, locked[fn].sha256):
+            problems.append(f"sbom.cdx.json: the sha256 of wheel {fn} differs from the lock")
     return problems

@@ -26,6 +26,7 @@ from envpack.lock.lockfile import PlatformLock
 from envpack.lock.record import LockedPackage
 from envpack.names import printable
 from envpack.platforms import check_platform
+from envpack.pypi.bundle import is_wheel_component, member_wheel_problems, sbom_wheel_problems
 from envpack.snapshot.rebuild import platform_lock_of
 from envpack.snapshot.update import carried_lock, update_problems, update_table
 
@@ -169,6 +170,7 @@ class _Verifier:
             self._check_repodata(held, names)
             self._check_explicit(pl, names)
             self._check_sbom(pl, names)
+            self._check_wheels(pl, names)
             if (update_table(manifest) or {}).get("micromamba") != "prefix":
                 self._check_micromamba(pl, names)
             self.problems.extend(update_problems(manifest, pl))
@@ -382,9 +384,13 @@ class _Verifier:
             return
         try:
             sbom = read_json(self.reader, SBOM_NAME)
+            everything = list(sbom.get("components") or ())
+            # Wheels are pkg:pypi components, checked by file name against the lock's wheels.
+            wheels = [c for c in everything if is_wheel_component(c)]
             components = {
                 c["name"]: {h["alg"]: h["content"] for h in c.get("hashes") or ()}
-                for c in sbom.get("components") or ()
+                for c in everything
+                if not is_wheel_component(c)
             }
         except BundleError as exc:
             self.problems.append(str(exc))
@@ -400,6 +406,24 @@ class _Verifier:
                 self.problems.append(f"{SBOM_NAME}: the sha256 of {r.name} differs from the lock")
         for name in sorted(set(components) - {r.name for r in pl.packages}):
             self.problems.append(f"{SBOM_NAME}: lists {name}, which is not in the lock")
+        self.problems.extend(sbom_wheel_problems(wheels, pl.pypi))
+
+    def _check_wheels(self, pl: PlatformLock, names: set[str]) -> None:
+        """The pip step's wheels against the lock (the manifest check above already caught
+        bytes changed behind the manifest's back; this one catches a lock and wheels that
+        disagree, and wheels.txt lines changed or removed)."""
+
+        def digest(name: str) -> tuple[int, str] | None:
+            found = self._digest(name)
+            return None if found is None else (found.size, found.sha256)
+
+        def read(name: str) -> bytes:
+            try:
+                return self.reader.read_bytes(name, MAX_JSON)
+            except BundleError as exc:
+                return str(exc).encode()  # differs from the lock's text: reported as such
+
+        self.problems.extend(member_wheel_problems(names, digest, read, pl.pypi))
 
     def _check_micromamba(self, pl: PlatformLock, names: set[str]) -> None:
         exe = exe_name(pl.platform)
