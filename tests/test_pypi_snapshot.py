@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,3 +62,49 @@ def test_verify_wheels(index: IndexServer, tmp_path: Path, cache_dir: Path) -> N
     gone = _rewrite(bundle, tmp_path / "gone.zip", {whl: None})
     problems = verify_bundle(gone)
     assert any("wheels/beta-1.2-py3-none-any.whl: missing" in p for p in problems), problems
+
+
+def test_inspect_shows_wheels(index: IndexServer, tmp_path: Path, cache_dir: Path) -> None:
+    bundle = build_wheel_bundle(tmp_path, index)
+    result = run_cli("inspect", str(bundle), "--json")
+    assert result.exit_code == 0, result.output
+    wheels = json.loads(result.output)["wheels"]
+    assert [(w["name"], w["version"], w["filename"]) for w in wheels] == [
+        ("alpha", "1.1", "alpha-1.1-cp39-cp39-win_amd64.whl"),
+        ("beta", "1.2", "beta-1.2-py3-none-any.whl"),
+        ("gamma", "0.5", "gamma-0.5-py3-none-any.whl"),
+    ]
+    with zipfile.ZipFile(bundle) as zf:
+        size = zf.getinfo("pipenv/wheels/beta-1.2-py3-none-any.whl").file_size
+    assert wheels[1]["size"] == size
+    text = run_cli("inspect", str(bundle))
+    assert text.exit_code == 0, text.output
+    assert re.search(r"^beta\s+1\.2\s+beta-1\.2-py3-none-any\.whl\s+\d+ B$", text.output, re.M)
+    assert ", 3 wheels (installed by pip after them)" in text.output
+
+
+def test_diff_reports_wheels(index: IndexServer, tmp_path: Path, cache_dir: Path) -> None:
+    old = build_wheel_bundle(tmp_path / "a", index, wheels=("beta==1.0",))
+    new = build_wheel_bundle(tmp_path / "b", index, wheels=("alpha",))
+    result = run_cli("diff", str(old), str(new), "--json")
+    assert result.exit_code == 0, result.output
+    wheels = json.loads(result.output)["wheels"]
+    assert wheels["added"] == [
+        {"name": "alpha", "version": "1.1", "filename": "alpha-1.1-cp39-cp39-win_amd64.whl"}
+    ]
+    assert wheels["removed"] == []
+    assert wheels["changed"] == [
+        {
+            "name": "beta",
+            "old": "1.0",
+            "new": "1.2",
+            "old_filename": "beta-1.0-py3-none-any.whl",
+            "new_filename": "beta-1.2-py3-none-any.whl",
+        }
+    ]
+    text = run_cli("diff", str(new), str(old))
+    assert "  - pip:alpha  1.1 (alpha-1.1-cp39-cp39-win_amd64.whl)" in text.output
+    assert "  ~ pip:beta   beta-1.2-py3-none-any.whl -> beta-1.0-py3-none-any.whl" in text.output
+    assert "wheels: 0 added, 1 removed, 1 changed" in text.output
+    same = run_cli("diff", str(new), str(new))
+    assert "no differences" in same.output

@@ -11,6 +11,7 @@ from envpack.bundle.manifest import MANIFEST_NAME
 from envpack.errors import EnvpackError, LockError
 from envpack.lock.lockfile import Lock, PlatformLock
 from envpack.lock.record import LockedPackage
+from envpack.pypi.records import WheelRecord
 from envpack.snapshot.rebuild import lock_from_manifest
 from envpack.snapshot.verify import reading_problems
 
@@ -26,10 +27,21 @@ class DiffResult:
     unchanged: int = 0
     micromamba: tuple[str, str] | None = None  # (old, new) when they differ
     problems: tuple[str, ...] = ()  # what reading either side showed to be wrong
+    # The pip: list's wheels, compared by project name.
+    wheels_added: tuple[WheelRecord, ...] = ()
+    wheels_removed: tuple[WheelRecord, ...] = ()
+    wheels_changed: tuple[tuple[WheelRecord, WheelRecord], ...] = ()
+
+    @property
+    def has_wheel_changes(self) -> bool:
+        return bool(self.wheels_added or self.wheels_removed or self.wheels_changed)
 
     @property
     def empty(self) -> bool:
-        return not (self.added or self.removed or self.changed or self.micromamba)
+        return (
+            not (self.added or self.removed or self.changed or self.micromamba)
+            and not self.has_wheel_changes
+        )
 
     def to_dict(self) -> dict[str, Any]:
         def pkg(r: LockedPackage) -> dict[str, Any]:
@@ -54,7 +66,25 @@ class DiffResult:
             "unchanged": self.unchanged,
             "micromamba": list(self.micromamba) if self.micromamba else None,
             "problems": list(self.problems),
+            "wheels": {
+                "added": [_wheel(w) for w in self.wheels_added],
+                "removed": [_wheel(w) for w in self.wheels_removed],
+                "changed": [
+                    {
+                        "name": old.name,
+                        "old": old.version,
+                        "new": new.version,
+                        "old_filename": old.filename,
+                        "new_filename": new.filename,
+                    }
+                    for old, new in self.wheels_changed
+                ],
+            },
         }
+
+
+def _wheel(w: WheelRecord) -> dict[str, Any]:
+    return {"name": w.name, "version": w.version, "filename": w.filename}
 
 
 def load_any(path: Path, platform: str | None = None) -> tuple[Lock, list[str]]:
@@ -85,6 +115,8 @@ def diff(a: Path, b: Path, platform: str | None = None) -> DiffResult:
         (old[n], new[n]) for n in sorted(set(old) & set(new)) if not _same(old[n], new[n])
     )
     mm = (_mm_label(lock_a.platforms[pa]), _mm_label(lock_b.platforms[pb]))
+    old_w = {w.name: w for w in lock_a.platforms[pa].pypi}
+    new_w = {w.name: w for w in lock_b.platforms[pb].pypi}
     return DiffResult(
         a=str(a),
         b=str(b),
@@ -95,6 +127,13 @@ def diff(a: Path, b: Path, platform: str | None = None) -> DiffResult:
         unchanged=len(set(old) & set(new)) - len(changed),
         micromamba=mm if mm[0] != mm[1] and mm[0] and mm[1] else None,
         problems=(*problems_a, *problems_b),
+        wheels_added=tuple(new_w[n] for n in sorted(set(new_w) - set(old_w))),
+        wheels_removed=tuple(old_w[n] for n in sorted(set(old_w) - set(new_w))),
+        wheels_changed=tuple(
+            (old_w[n], new_w[n])
+            for n in sorted(set(old_w) & set(new_w))
+            if (old_w[n].filename, old_w[n].sha256) != (new_w[n].filename, new_w[n].sha256)
+        ),
     )
 
 

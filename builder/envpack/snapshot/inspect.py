@@ -53,6 +53,10 @@ def inspect_bundle(path: Path, sbom: bool = False) -> dict[str, Any]:
                 }
                 for r in pl.packages
             ],
+            "wheels": [
+                {"name": w.name, "version": w.version, "filename": w.filename, "size": w.size}
+                for w in sorted(pl.pypi)
+            ],
             "package_count": len(pl.packages),
             "total_size": sum(r.size for r in pl.packages),
             "file_count": len(names),

@@ -61,10 +61,18 @@ def format_inspect(info: Mapping[str, Any], sbom: bool = False) -> str:
         for p in info.get("packages") or []
     ]
     lines += _table(("name", "version", "build", "subdir", "size", "licence"), rows, right={4})
+    wheels = info.get("wheels") or []
+    if wheels:  # bundles without a pip: list keep their view as it was
+        lines.append("")
+        rows = [
+            (w["name"], w["version"], w["filename"], human_size(int(w["size"] or 0)))
+            for w in wheels
+        ]
+        lines += _table(("wheel", "version", "file", "size"), rows, right={3})
     lines.append("")
     lines.append(
         f"{info.get('package_count')} packages, {human_size(int(info.get('total_size') or 0))} "
-        "of packages"
+        "of packages" + (f", {len(wheels)} wheels (installed by pip after them)" if wheels else "")
     )
     lines += problem_lines(info.get("problems") or ())
     return "\n".join(lines)
@@ -106,7 +114,9 @@ def human_size(n: int) -> str:
 def format_diff(result: DiffResult) -> str:
     lines = [f"{result.a} -> {result.b} ({result.platform})"]
     width = max(
-        (len(r.name) for r in _all(result)),
+        [len(r.name) for r in _all(result)]
+        + [len("pip:" + w.name) for w in result.wheels_added + result.wheels_removed]
+        + [len("pip:" + w.name) for w, _ in result.wheels_changed],
         default=4,
     )
     for r in result.added:
@@ -119,6 +129,16 @@ def format_diff(result: DiffResult) -> str:
         else:
             what = f"{_label(old, new.subdir)} -> {_label(new, old.subdir)}"
         lines.append(f"  ~ {old.name.ljust(width)}  {what}")
+    for w in result.wheels_added:
+        lines.append(f"  + {('pip:' + w.name).ljust(width)}  {w.version} ({w.filename})")
+    for w in result.wheels_removed:
+        lines.append(f"  - {('pip:' + w.name).ljust(width)}  {w.version} ({w.filename})")
+    for old_w, new_w in result.wheels_changed:
+        if old_w.filename == new_w.filename:
+            what = f"{old_w.filename}, same name but a different file"
+        else:
+            what = f"{old_w.filename} -> {new_w.filename}"
+        lines.append(f"  ~ {('pip:' + old_w.name).ljust(width)}  {what}")
     if result.micromamba:
         lines.append(
             f"  ~ {'(micromamba)'.ljust(width)}  {result.micromamba[0]} -> {result.micromamba[1]}"
@@ -129,6 +149,12 @@ def format_diff(result: DiffResult) -> str:
         lines.append(
             f"{len(result.added)} added, {len(result.removed)} removed, "
             f"{len(result.changed)} changed, {result.unchanged} unchanged"
+            + (
+                f"; wheels: {len(result.wheels_added)} added, {len(result.wheels_removed)} "
+                f"removed, {len(result.wheels_changed)} changed"
+                if result.has_wheel_changes
+                else ""
+            )
         )
     lines += problem_lines(result.problems)
     return "\n".join(lines)
