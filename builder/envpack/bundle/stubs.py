@@ -201,7 +201,7 @@ def _micromamba_command(ctx: StubContext) -> str:
     return " ".join(f'"{a}"' if "%" in a or " " in a else a for a in argv)
 
 
-def _micromamba_env() -> str:
+def micromamba_env_lines() -> str:
     """The variables of micromamba's run, as mamba_cli.setup_env gives them on Linux: the root
     prefix and package cache relative to the work folder, micromamba's current folder (it reads
     both variables as YAML, which a full path cannot pass through unharmed)."""
@@ -393,7 +393,7 @@ def _common_values(ctx: StubContext) -> dict[str, str]:
         "ROOT_PREFIX_VAR": ROOT_PREFIX_VAR,
         "PKGS_DIRS_VAR": PKGS_DIRS_VAR,
         "MICROMAMBA_COMMAND": _micromamba_command(ctx),
-        "MICROMAMBA_ENV": _micromamba_env(),
+        "MICROMAMBA_ENV": micromamba_env_lines(),
         "CHECK_META": _check_meta(ctx),
         "INSTALL_TOOLS": _install_tools(ctx),
         "POST_INSTALL": _post_install(ctx),

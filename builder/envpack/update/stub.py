@@ -12,22 +12,15 @@ from dataclasses import dataclass
 
 from envpack.bundle.mamba_cli import (
     CLEARED_VARS,
-    DEAD_PROXY,
     FILE_OPTION,
-    HOME_VARS,
     INSTALL_FLAGS,
     ISOLATION_FLAGS,
-    NO_PROXY_VAR,
     NO_SHORTCUTS_FLAG,
     OFFLINE_FLAG,
-    PKGS_DIRS_VAR,
     PLATFORM_OPTION,
     PREFIX_OPTION,
-    PROXY_VARS,
-    ROOT_PREFIX_VAR,
-    WORK_RELATIVE_VALUES,
 )
-from envpack.bundle.stubs import fill, load_template, to_crlf
+from envpack.bundle.stubs import fill, load_template, micromamba_env_lines, to_crlf
 from envpack.errors import BundleError
 from envpack.lock.record import LockedPackage
 
@@ -83,17 +76,6 @@ def _command(argv: list[str]) -> str:
     return " ".join(f'"{a}"' if "%" in a or " " in a else a for a in argv)
 
 
-def _micromamba_env() -> str:
-    lines = [
-        f'set "{ROOT_PREFIX_VAR}={WORK_RELATIVE_VALUES[ROOT_PREFIX_VAR]}"',
-        f'set "{PKGS_DIRS_VAR}={WORK_RELATIVE_VALUES[PKGS_DIRS_VAR]}"',
-    ]
-    lines += [f'set "{var}={DEAD_PROXY}"' for var in PROXY_VARS]
-    lines.append(f'set "{NO_PROXY_VAR}="')
-    lines += [f'set "{var}=%EP_WORK%\\home"' for var in HOME_VARS]
-    return "\n".join(lines)
-
-
 def _check_files(ctx: UpdateContext) -> str:
     lines = []
     for rel, size in ctx.files:
@@ -136,7 +118,7 @@ def _install_step(ctx: UpdateContext) -> str:
             f"echo update: installing {len(plan.carried)} packages",
             f'>>"%EP_LOG%" echo command: {_command(argv)}',
             "setlocal",
-            _micromamba_env(),
+            micromamba_env_lines(),
             'if defined EP_MMTMP set "TMP=%EP_MMTMP%"',
             'if defined EP_MMTMP set "TEMP=%EP_MMTMP%"',
             'pushd "%EP_WORK%"',
@@ -235,7 +217,7 @@ def values(ctx: UpdateContext) -> dict[str, str]:
         "COPY_FILES": "\n".join(_copy(pkgs, "pkgs", sizes)) or "rem (no packages carried)",
         "REMOVE_NAMES": "\n".join(remove) or "rem (nothing to remove)",
         "CLEAR_VARS": "\n".join(f'set "{v}="' for v in CLEARED_VARS),
-        "MICROMAMBA_ENV": _micromamba_env(),
+        "MICROMAMBA_ENV": micromamba_env_lines(),
         # the names unquoted: one argument each (conda names need no quoting)
         "REMOVE_COMMAND": _command(remove_argv("%EP_WORK%\\bin\\micromamba.exe", "%EP_PREFIX%", []))
         + " %EP_RM%",
