@@ -29,6 +29,19 @@ from envpack.pypi.bundle import STEP_BAT, WHEELS_DIR, WHEELS_TXT, sbom_component
 from envpack.pypi.records import WheelRecord, wheels_txt
 
 
+def explicit_file(records: Sequence[LockedPackage]) -> bytes:
+    """An ``@EXPLICIT`` file of ``records`` (env.txt), in install order."""
+    return ("@EXPLICIT\n" + "".join(f"{line}\n" for line in explicit_lines(records))).encode()
+
+
+def post_install_entries(scripts: Sequence[tuple[str, bytes]]) -> list[Entry]:
+    """The recipe's post-install scripts as ``post-install/NN-<name>`` entries, in run order."""
+    return [
+        Entry.from_bytes(f"post-install/{i:02d}-{name}", content)
+        for i, (name, content) in enumerate(scripts, 1)
+    ]
+
+
 def explicit_lines(records: Sequence[LockedPackage]) -> list[str]:
     """``url#md5`` lines, dependencies first: the form both micromamba 1.x and 2.x read."""
     return [f"{r.url}#{r.md5}" for r in topological(records)]
@@ -176,15 +189,12 @@ def bundle_entries(
         entries.append(
             Entry.from_bytes(f"channel/{subdir}/repodata.json", repodata_for(subdir, recs))
         )
-    explicit = "@EXPLICIT\n" + "".join(f"{line}\n" for line in explicit_lines(pl.packages))
-    entries.append(Entry.from_bytes("env.txt", explicit.encode("utf-8")))
+    entries.append(Entry.from_bytes("env.txt", explicit_file(pl.packages)))
     for tool_name, data in tools:
         entries.append(Entry.from_bytes(tool_name, data))
-    post: list[str] = []
-    for i, (script_name, content) in enumerate(settings.post_install, 1):
-        rel = f"post-install/{i:02d}-{script_name}"
-        entries.append(Entry.from_bytes(rel, content))
-        post.append(rel)
+    scripts = post_install_entries(settings.post_install)
+    entries += scripts
+    post = [e.arcname for e in scripts]
     for w in sorted(pl.pypi):
         src = (wheel_paths or {})[w]
         entries.append(Entry.from_file(f"{WHEELS_DIR}/{w.filename}", src, w.size, w.sha256))

@@ -13,6 +13,9 @@ from .records import WheelRecord, wheels_txt
 WHEELS_DIR = "wheels"
 WHEELS_TXT = "wheels.txt"
 STEP_BAT = "pip-step.bat"
+STEP_SH = "pip-step.sh"
+# The pip step's files at the bundle's top (not tools: build --from must not take them as DLLs).
+TOP_FILES = frozenset({WHEELS_TXT, STEP_BAT, STEP_SH})
 
 
 def wheel_members(

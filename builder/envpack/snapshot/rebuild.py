@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,8 +14,11 @@ from envpack.archive.readers import open_bundle
 from envpack.bundle.manifest import FIXED_FILES, MANIFEST_NAME
 from envpack.errors import BundleError, LockError
 from envpack.fetch.micromamba_exe import exe_name
+from envpack.limits import CHUNK
 from envpack.lock.lockfile import Lock, PlatformLock, platform_lock_from_dict
 from envpack.names import printable
+from envpack.pypi.bundle import TOP_FILES, WHEELS_DIR
+from envpack.pypi.records import WheelRecord
 
 
 def platform_lock_of(manifest: Mapping[str, Any], where: str = MANIFEST_NAME) -> PlatformLock:
@@ -94,10 +98,45 @@ def rebuild_inputs(path: Path) -> RebuildInputs:
             for rel in scripts
         )
         exe = exe_name(str(manifest.get("platform", "win-64")))
-        top = [n for n in names if "/" not in n and n not in FIXED_FILES]
+        top = [n for n in names if "/" not in n and n not in FIXED_FILES | TOP_FILES]
         dlls = sorted((n for n in top if n != exe), key=str.lower)
         tools = tuple((n, reader.read_bytes(n, 1 << 30)) for n in [exe, *dlls] if n in top)
         fmt = "tar" if reader.kind == "tar" else ("7z" if "7z" in reader.form else "zip")
         return RebuildInputs(
             lock=lock, manifest=manifest, post_install=post, tools=tools, format=fmt
         )
+
+
+def extract_wheels(
+    path: Path, wheels: tuple[WheelRecord, ...], dest: Path
+) -> dict[WheelRecord, Path]:
+    """The old bundle's ``wheels/`` files, written to ``dest`` and checked against the lock, so
+    ``build --from`` needs neither the index nor the cache for them (a wheel the index has since
+    withdrawn still rebuilds). Raises BundleError naming a wheel the bundle lacks or that
+    differs from its lock."""
+    out: dict[WheelRecord, Path] = {}
+    if not wheels:
+        return out
+    dest.mkdir(parents=True, exist_ok=True)
+    with open_bundle(path) as reader:
+        names = set(reader.names())
+        for w in sorted(wheels):
+            rel = f"{WHEELS_DIR}/{w.filename}"
+            if rel not in names:
+                raise BundleError(
+                    f"{path}: the lock has wheel {w.filename}, which the bundle does not hold "
+                    "(damaged bundle; envpack verify names the rest)"
+                )
+            target = dest / w.filename  # a safe file name: WheelRecord checks it
+            digest = hashlib.sha256()
+            with reader.open(rel) as src, target.open("wb") as fh:
+                while chunk := src.read(CHUNK):
+                    digest.update(chunk)
+                    fh.write(chunk)
+            if digest.hexdigest() != w.sha256:
+                raise BundleError(
+                    f"{path}: {rel} differs from the lock's sha256 (changed or corrupt; "
+                    "envpack verify names the rest)"
+                )
+            out[w] = target
+    return out

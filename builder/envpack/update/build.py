@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from envpack.archive import stage_bundle
-from envpack.bundle.layout import BundleSettings, default_prefix, explicit_lines, repodata_for
+from envpack.bundle.layout import BundleSettings, default_prefix
 from envpack.bundle.manifest import source_date_epoch
 from envpack.channels import Channel
 from envpack.errors import UpdateError
@@ -135,9 +135,7 @@ def _write(
         tools = [(t.name, t.data) for t in found]
     newest = max((r.timestamp or 0 for r in target.packages), default=0) // 1000
     epoch = settings.epoch if settings.epoch is not None else source_date_epoch(newest or None)
-    entries = update_entries(
-        plan, target, settings, paths, tools, epoch, base.kind, explicit_lines, repodata_for
-    )
+    entries = update_entries(plan, target, settings, paths, tools, epoch, base.kind)
     fmt = options.format or "zip"
     folder = options.output_dir / plan.stem if options.split else options.output_dir
     rep.info(f"{plan.platform}: writing {folder / plan.stem}.{fmt}")

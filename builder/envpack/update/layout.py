@@ -21,6 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from envpack import __version__
+from envpack.bundle.layout import (
+    BundleSettings,
+    explicit_file,
+    post_install_entries,
+    repodata_for,
+)
 from envpack.bundle.manifest import Entry, json_bytes, manifest_files
 from envpack.bundle.sbom import make_sbom
 from envpack.lock.lockfile import PlatformLock
@@ -91,13 +97,11 @@ sbom.cdx.json describes the environment after the update. Made with envpack {__v
 def update_entries(
     plan: UpdatePlan,
     target: PlatformLock,
-    settings: Any,  # pipeline.BundleSettings (not imported: the pipeline imports this package)
+    settings: BundleSettings,
     paths: dict[LockedPackage, Path],
     tools: list[tuple[str, bytes]],
     epoch: int,
     base_kind: str,
-    explicit_lines: Any,  # pipeline.explicit_lines
-    repodata_for: Any,  # pipeline.repodata_for
 ) -> list[Entry]:
     entries: list[Entry] = []
     for r in plan.carried:
@@ -107,19 +111,13 @@ def update_entries(
         entries.append(
             Entry.from_bytes(f"channel/{subdir}/repodata.json", repodata_for(subdir, recs))
         )
-
-    def explicit(records: Any) -> bytes:
-        return ("@EXPLICIT\n" + "".join(f"{x}\n" for x in explicit_lines(records))).encode()
-
-    entries.append(Entry.from_bytes("env.txt", explicit(target.packages)))
-    entries.append(Entry.from_bytes(ADD_FILE.replace("\\", "/"), explicit(plan.carried)))
+    entries.append(Entry.from_bytes("env.txt", explicit_file(target.packages)))
+    entries.append(Entry.from_bytes(ADD_FILE.replace("\\", "/"), explicit_file(plan.carried)))
     for tool_name, data in tools:
         entries.append(Entry.from_bytes(tool_name, data))
-    post: list[str] = []
-    for i, (script_name, content) in enumerate(settings.post_install, 1):
-        rel = f"post-install/{i:02d}-{script_name}"
-        entries.append(Entry.from_bytes(rel, content))
-        post.append(rel)
+    scripts = post_install_entries(settings.post_install)
+    entries += scripts
+    post = [e.arcname for e in scripts]
     sbom = make_sbom(plan.name, plan.platform, target.packages, epoch)
     entries.append(Entry.from_bytes("sbom.cdx.json", json_bytes(sbom)))
     text = readme(plan, settings.default_prefix).replace("\n", "\r\n")
