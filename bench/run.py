@@ -59,6 +59,7 @@ ROW_KEYS = (
     "warm_sfx",
     "warm_verify",
     "solve",
+    "update",
     "rss_small",
     "rss_large",
     "startup",
@@ -336,6 +337,8 @@ def run_bench(cfg: Config, log: Callable[[str], None]) -> Report:
         with NginxServer(channel, run_dir / "nginx") as srv:
             log(f"nginx serving {channel.name} at {srv.url}")
             report = _measure(cfg, srv.url, pkgs, run_dir, log)
+            report.rows.append(_update_row(srv.url, pkgs, run_dir, cfg.timeout, log))
+            report.rows.sort(key=lambda r: ROW_KEYS.index(r.key))
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
     total = sum(p.size for p in pkgs)
@@ -659,6 +662,67 @@ def _measure(
     deaths = f"{died} of {crashes.runs} envpack runs died of a signal and were run again"
     rows.sort(key=lambda r: ROW_KEYS.index(r.key))
     return Report(rows, {"deaths": deaths}, crashes.signals)
+
+
+def _update_row(
+    url: str, pkgs: list[PlannedPkg], run: Path, timeout: float, log: Callable[[str], None]
+) -> Row:
+    """One package of about 2 MB gets a new build; the update bundle from the full bundle to the
+    new lock should be about that package's size (issue: update bundles). Sizes, not times."""
+    from channel_factory import build_package, index_channel
+
+    ep = envpack_argv()
+    dummy = run / "micromamba.exe"
+    mm = ["--micromamba-exe", str(dummy)]
+    env = clean_env(ENVPACK_CACHE_DIR=str(run / "cache"))  # the warm builds' cache
+    changed = min((p for p in pkgs if p.subdir != "noarch"), key=lambda p: abs(p.size - 2 * MB))
+    # The new build lives in a folder channel listed first (strict priority), so the cached
+    # benchmark channel itself is never changed.
+    overlay = run / "overlay"
+    new = changed.pkg()
+    new.build, new.build_number = "h0_1", 1
+    package = build_package(new, overlay / changed.subdir)
+    (overlay / "noarch").mkdir(parents=True, exist_ok=True)
+    index_channel(overlay)
+    specs = [p.name for p in pkgs if p.name != changed.name] + [f"{changed.name}=1.0=h0_1"]
+    base_recipe = write_recipe(run / "upbase.yaml", url, [p.name for p in pkgs])
+    new_recipe = run / "upnew.yaml"
+    lines = ["name: upbase", "channels:", f"  - {overlay}", f"  - {url}", "dependencies:"]
+    new_recipe.write_text("\n".join(lines + [f"  - {s}" for s in specs]) + "\n", "utf-8")
+    log(f"update bundle: {changed.name} ({changed.size / MB:.1f} MB) gets a new build")
+    base_out, upd_out = run / "up-base", run / "up-new"
+    for argv in (
+        [*ep, "build", str(base_recipe), *mm, "-q", "--no-sfx", "-o", str(base_out)],
+        [
+            *ep,
+            "build",
+            str(new_recipe),
+            *mm,
+            "-q",
+            "-o",
+            str(upd_out),
+            "--update-from",
+            str(base_out / "upbase-win-64.zip"),
+        ],
+    ):
+        run_timed(argv, env=env, timeout=timeout)
+    full = (base_out / "upbase-win-64.zip").stat().st_size
+    (update,) = list(upd_out.glob("upbase-win-64-update-*.zip"))
+    size, pkg_size = update.stat().st_size, package.stat().st_size
+    overhead = size - pkg_size
+    rm(base_out)
+    rm(upd_out)
+    return Row(
+        "update",
+        "update bundle, one ~2 MB package changed (`build --update-from`)",
+        f"{size / MB:.2f} MB",
+        f"{full / MB:.0f} MB full bundle",
+        f"{size / full:.4f}x",
+        "≈ the package (≤ 1.25x its size)",
+        verdict(size <= 1.25 * pkg_size),
+        f"the changed package is {pkg_size / MB:.2f} MB; the update adds {overhead / 1024:.0f} KB "
+        f"(manifest with both package lists, update.bat, SBOM) for {len(pkgs)} packages",
+    )
 
 
 def verify_note(verify: Sequence[Sample], plain: Sequence[Sample], total: int) -> str:

@@ -27,6 +27,7 @@ ROW_LABELS = {
     "warm_sfx": "warm build, default",
     "warm_verify": "warm build, `--no-sfx --verify-cache`",
     "solve": "solve `python=3.9 pip` win-64",
+    "update": "update bundle, one ~2 MB package changed",
     "rss_small": "peak RSS, cold build of",
     "rss_large": "peak RSS, cold build of",
     "startup": "CLI start-up (`envpack --help`)",
@@ -86,6 +87,9 @@ def test_bench_tiny_scale_reports_every_row(
         assert "17 packages" in written  # envpack and py-rattler agreed on the solve
     else:
         assert by_key["solve"][1] == "skipped"
+    # The update row is sizes: MB of the update, of the full bundle, and their ratio.
+    assert re.fullmatch(r"\d+\.\d\d MB", by_key["update"][1]), by_key["update"]
+    assert re.fullmatch(r"\d+\.\d{4}x", by_key["update"][3]), by_key["update"]
     if Path("/usr/bin/time").is_file():
         for key in ("rss_small", "rss_large"):
             assert re.fullmatch(r"\d+ MB", by_key[key][1]), by_key[key]
