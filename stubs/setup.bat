@@ -65,7 +65,7 @@ set "EP_PREFIX="
 set "EP_WORK="
 
 rem ---------------------------------------------------------------- arguments
-set "EP_SILENT="
+@@ARG_INIT@@set "EP_SILENT="
 set "EP_FORCE="
 set "EP_HELP="
 set "EP_BADARG="
@@ -282,8 +282,8 @@ set "EP_T=%EP_FREE%???????"
 if not "%EP_T:~6,1%"=="?" set "EP_FREE_MB=%EP_FREE:~0,-6%"
 set "EP_T=%EP_FREE_MB%??????????"
 if not "%EP_T:~9,1%"=="?" goto :space_ok
-if %EP_FREE_MB% GEQ @@NEED_MB@@ goto :space_ok
-echo setup: not enough free space on %EP_DRIVE%: %EP_FREE_MB% MB free, about @@NEED_MB@@ MB needed.
+@@NEED_SET@@if %EP_FREE_MB% GEQ @@NEED_CHECK@@ goto :space_ok
+echo setup: not enough free space on %EP_DRIVE%: %EP_FREE_MB% MB free, about @@NEED_CHECK@@ MB needed.
 set "EP_RC=7"
 goto :finish
 :space_ok
@@ -314,7 +314,7 @@ echo   Install into  "%EP_PREFIX%"
 echo   Disk space    about @@NEED_MB@@ MB
 if defined EP_REPLACE echo   Replaces      %EP_REPLACE% already in that folder (deleted first)
 echo.
-if defined EP_SILENT goto :confirmed
+@@CHECK_ONLY@@if defined EP_SILENT goto :confirmed
 set "EP_ANSWER="
 set /p "EP_ANSWER=Install now? [y/N] "
 if defined EP_ANSWER set "EP_ANSWER=%EP_ANSWER:"=%"
@@ -445,7 +445,7 @@ rem setup.bat it unpacked). FOR substitutes %%B after cmd.exe has parsed the lin
 rem is written exactly as it is; each line goes to the file named by its key, with no IF (wine
 rem parses an IF after the substitution, and an "==" in the text breaks it).
 mkdir "%EP_WORK%\prefix-files" >nul 2>&1
-for /f "usebackq skip=@@TEMPLATE_SKIP@@ tokens=1* delims=|" %%A in ("%EP_BUNDLE%setup.bat") do >>"%EP_WORK%\prefix-files\%%A.txt" echo.%%B
+for /f "usebackq skip=@@TEMPLATE_SKIP@@ tokens=1* delims=|" %%A in ("%EP_BUNDLE%@@SELF@@") do >>"%EP_WORK%\prefix-files\%%A.txt" echo.%%B
 @@WRITE_PREFIX_FILES@@
 if not defined EP_WRITEFAIL goto :written
 echo setup: could not write "%EP_WRITEFAIL%".
@@ -519,7 +519,7 @@ if exist "%EP_PREFIX%\.envpack-incomplete" echo setup: the unfinished environmen
 :finish_console
 if defined EP_PAUSE pause
 if defined EP_CP chcp %EP_CP% >nul
-exit /b %EP_RC%
+@@RC_OUT@@exit /b %EP_RC%
 
 rem ---------------------------------------------------------------- subroutines (all below
 rem their callers: a CALL searches forward first)
@@ -558,7 +558,7 @@ rem which would double a "^" or expand a "%" of an absolute path.
 :postinstall
 set "EP_PIRC=1"
 mkdir "%EP_PREFIX%\etc\envpack\post-install" >nul 2>&1
-copy /b /y "%EP_BUNDLE%post-install\%EP_SCRIPT%" "%EP_PREFIX%\etc\envpack\post-install\" >nul 2>&1
+copy /b /y "%EP_BUNDLE%@@POST_DIR@@\%EP_SCRIPT%" "%EP_PREFIX%\etc\envpack\post-install\" >nul 2>&1
 if not exist "%EP_PREFIX%\etc\envpack\post-install\%EP_SCRIPT%" goto :eof
 echo setup: running the post-install script "%EP_SCRIPT%"
 >>"%EP_LOG%" echo post-install: "%EP_SCRIPT%"

@@ -64,6 +64,9 @@ class StubContext:
     package_variables: tuple[tuple[str, str], ...] = field(default=())
     # environment_sha256 of the lock: setup.bat records it for update.bat to find its base.
     lock_sha256: str = ""
+    # In a bundle of several environments, this one's folder (envs\\<env>): its setup.bat and
+    # post-install scripts live there, the packages and micromamba at the top. "" otherwise.
+    env_dir: str = ""
 
 
 # Where setup.bat puts things, relative to the prefix; the path-length check depends on them.
@@ -282,6 +285,8 @@ def _post_install(ctx: StubContext) -> str:
     lines = []
     for rel in ctx.post_install:
         rel = rel.replace("/", "\\")
+        if ctx.env_dir and rel.lower().startswith(ctx.env_dir.lower() + "\\"):
+            rel = rel[len(ctx.env_dir) + 1 :]
         if not rel.lower().startswith("post-install\\"):
             raise BundleError(f"post-install script {rel!r} must be in the bundle's post-install\\")
         name = _check(rel.split("\\", 1)[1], "post-install script name", _UNSAFE_CALLED)
@@ -399,6 +404,39 @@ def _common_values(ctx: StubContext) -> dict[str, str]:
         "POST_INSTALL": _post_install(ctx),
         "PIP_STEP": _pip_step(ctx),
         "WRITE_PREFIX_FILES": _write_prefix_files(ctx),
+        **_multi_values(ctx),
+    }
+
+
+def _multi_values(ctx: StubContext) -> dict[str, str]:
+    """The placeholders that differ in one environment's setup.bat inside a bundle of several
+    (stubs/setup-multi.bat CALLs it); for a one-environment bundle they render setup.bat's
+    bytes unchanged."""
+    need = str(need_mb(ctx))
+    if not ctx.env_dir:
+        return {
+            "ARG_INIT": "",
+            "NEED_SET": "",
+            "NEED_CHECK": need,
+            "CHECK_ONLY": "",
+            "SELF": "setup.bat",
+            "POST_DIR": "post-install",
+            "RC_OUT": "",
+        }
+    env_dir = _check(ctx.env_dir.replace("/", "\\"), "environment folder")
+    return {
+        "ARG_INIT": 'set "EP_CHECKONLY="\n',
+        # The top-level script's check pass sets EP_MULTI_OTHERS_MB to what the other chosen
+        # environments need, so that the free space covers all of them.
+        "NEED_SET": f'set "EP_NEED_TOTAL="\nset /a "EP_NEED_TOTAL={need}+EP_MULTI_OTHERS_MB" >nul 2>&1\n'
+        f'if not defined EP_NEED_TOTAL set "EP_NEED_TOTAL={need}"\n',
+        "NEED_CHECK": "%EP_NEED_TOTAL%",
+        # /CHECK: every check that changes nothing, the summary, then exit 0 (the check pass).
+        "CHECK_ONLY": 'if defined EP_CHECKONLY set "EP_RC=0"\nif defined EP_CHECKONLY goto :finish\n',
+        "SELF": f"{env_dir}\\setup.bat",
+        "POST_DIR": f"{env_dir}\\post-install",
+        # A CALLed script's exit code does not survive CALL under wine: the caller reads EP_RC.
+        "RC_OUT": 'endlocal & set "EP_RC=%EP_RC%"\n',
     }
 
 
@@ -442,8 +480,17 @@ def _values(ctx: StubContext, sfx: bool) -> dict[str, str]:
             f"echo   /EXTRACT  unpack into FOLDER\\{values['NAME']} instead of beside this file\n"
         )
     else:
-        values["BUNDLE_SOURCE"] = 'set "EP_BUNDLE=%~dp0"'
-        values["SFX_ARGS"] = "rem (/EXTRACT belongs to the self-extracting file)"
+        values["BUNDLE_SOURCE"] = (
+            # envs\<env>\setup.bat: the bundle is two folders up (packages, micromamba).
+            'for %%B in ("%~dp0..\\..") do set "EP_BUNDLE=%%~fB\\"'
+            if ctx.env_dir
+            else 'set "EP_BUNDLE=%~dp0"'
+        )
+        values["SFX_ARGS"] = (
+            'if /i "%EP_ARG%"=="/CHECK" (set "EP_CHECKONLY=1" & goto :eof)'
+            if ctx.env_dir
+            else "rem (/EXTRACT belongs to the self-extracting file)"
+        )
         values["SFX_USAGE"] = ""
         values["SFX_USAGE_LINES"] = ""
     return values
