@@ -174,7 +174,7 @@ def lock_cmd(**kw: Any) -> None:
 
 
 @main.command("build")
-@click.argument("recipe", type=click.Path(path_type=Path, dir_okay=False), required=False)
+@click.argument("recipes", type=click.Path(path_type=Path, dir_okay=False), nargs=-1)
 @lock_options
 @fetch_options
 @click.option(
@@ -227,14 +227,26 @@ def lock_cmd(**kw: Any) -> None:
     metavar="SIZE",
     help="Write NAME.001, NAME.002, ... of SIZE (700M, 4000M, 1G, fat32) with join.bat.",
 )
+@click.option(
+    "--name",
+    "bundle_name",
+    help="Name of a bundle of several environments (default: their names joined by '+').",
+)
 def build_cmd(**kw: Any) -> None:
     """Build the offline bundle for RECIPE into --output (default dist/).
 
     RECIPE is an environment.yml-style recipe, or an existing lock: conda-lock.yml, pixi.lock,
-    an @EXPLICIT file, or an envpack lock.
+    an @EXPLICIT file, or an envpack lock. Several RECIPEs make one bundle holding every
+    environment, each package stored once (setup.bat installs all, or those named).
     """
-    from envpack import pipeline
     from envpack.options import BuildOptions
+
+    recipes = kw.pop("recipes")
+    kw["recipe"] = recipes[0] if recipes else None
+    if len(recipes) > 1 and (kw["update_from"] is not None or kw["lock_file"] is not None):
+        raise click.UsageError("--update-from and --lock-file take one RECIPE")
+    if kw["bundle_name"] is not None and len(recipes) < 2:
+        raise click.UsageError("--name names a bundle of several environments (give 2+ RECIPEs)")
 
     if kw["locked"] and kw["frozen"]:
         raise click.UsageError("--locked and --frozen exclude each other")
@@ -261,6 +273,8 @@ def build_cmd(**kw: Any) -> None:
         format=kw["fmt"],
         split=split,
         timeout=kw["timeout"],
+        more_recipes=tuple(recipes[1:]),
+        name=kw["bundle_name"],
     )
     if options.update_from is not None:
         # An update bundle is a feature on top of the pipeline (envpack.update), not a step of it.
@@ -269,7 +283,10 @@ def build_cmd(**kw: Any) -> None:
         old = options.update_from
         result = _run(lambda: build_update(options, old, reporter), reporter)
     else:
-        result = _run(lambda: pipeline.build(options, reporter), reporter)
+        # Several environments are a feature on top of the pipeline (envpack.multibuild).
+        from envpack.multibuild import build_any
+
+        result = _run(lambda: build_any(options, reporter), reporter)
     if kw["as_json"]:
         click.echo(
             json.dumps(

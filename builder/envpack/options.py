@@ -54,3 +54,6 @@ class BuildOptions:
     format: str | None = None  # zip | 7z; default the recipe's, else zip
     split: int | None = None  # bytes per part; default the recipe's, else one file
     timeout: float = 60.0  # seconds without progress before a download attempt is abandoned
+    # ``build A B ...``: more recipes or locks, one bundle holding every environment
+    more_recipes: tuple[Path, ...] = ()
+    name: str | None = None  # that bundle's name; default the environments' names joined by "+"
