@@ -3,8 +3,11 @@
 Teams that already lock can ship without re-solving. Each format lacks some of what an envpack
 record holds; the gaps are filled from the package URL (file name, subdir, channel) or left
 "unknown" (``size=0``, ``sha256=""``), which the downloader then verifies by the hash the format
-does carry and completes from the downloaded file. pip/PyPI entries cannot go into a conda bundle:
-they are skipped and listed in ``Lock.extra["skipped"]`` for the CLI to warn about.
+does carry and completes from the downloaded file. pip/PyPI entries (conda-lock's ``manager:
+pip``, pixi's ``pypi:``) become the platform lock's wheels (``PlatformLock.pypi``), which setup
+installs after the conda packages; an sdist or a hashless one is refused by name. Entries that
+are skipped (categories conda-lock leaves out) are listed in ``Lock.extra["skipped"]`` for the CLI
+to warn about.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from envpack.channels import Channel, redact, strip_token
 from envpack.errors import LockError, first_line
 from envpack.lock.lockfile import Lock, PlatformLock, parse_yaml, read_lock
 from envpack.lock.record import LockedPackage
+from envpack.pypi.importers import conda_lock_wheels, pixi_wheels
+from envpack.pypi.records import WheelRecord
 
 KINDS = ("envpack", "conda-lock", "pixi", "explicit")
 MAX_LOCK = 256 << 20  # bigger than any real lock; refuse rather than parse it
@@ -173,6 +178,7 @@ def _lock(
     by_platform: Mapping[str, list[LockedPackage]],
     channels: tuple[str, ...],
     skipped: list[str],
+    wheels: Mapping[str, list[WheelRecord]] | None = None,
 ) -> Lock:
     platforms = {}
     for platform, records in sorted(by_platform.items()):
@@ -183,7 +189,11 @@ def _lock(
                     f"{path}: {platform} locks {r.name} twice ({seen[r.name].fn}, {r.fn})"
                 )
             seen[r.name] = r
-        platforms[platform] = PlatformLock(platform=platform, packages=tuple(sorted(seen.values())))
+        platforms[platform] = PlatformLock(
+            platform=platform,
+            packages=tuple(sorted(seen.values())),
+            pypi=tuple(sorted((wheels or {}).get(platform, ()))),
+        )
     return Lock(
         name=name or default_name(path),
         platforms=platforms,
@@ -217,6 +227,7 @@ def _conda_lock(path: Path, platform: str | None, name: str | None) -> Lock:
         str(p): [] for p in metadata.get("platforms") or ()
     }
     skipped: list[str] = []
+    pip_entries: list[dict[str, Any]] = []
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise LockError(f"{path}: package entry {i} is not a mapping")
@@ -226,12 +237,15 @@ def _conda_lock(path: Path, platform: str | None, name: str | None) -> Lock:
             continue
         label = f"{entry.get('name')} {entry.get('version')} ({plat})"
         manager = entry.get("manager", "conda")
-        if manager != "conda":
+        if manager not in ("conda", "pip"):
             skipped.append(f"{manager}: {label}")
             continue
         categories = entry.get("categories") or [entry.get("category", "main")]
         if not set(map(str, categories)) & set(CONDA_LOCK_CATEGORIES):
             skipped.append(f"category {'/'.join(map(str, categories))}: {label}")
+            continue
+        if manager == "pip":
+            pip_entries.append(entry)  # wheels, read below by conda_lock_wheels
             continue
         hashes = entry.get("hash") or {}
         deps = entry.get("dependencies") or {}
@@ -255,7 +269,10 @@ def _conda_lock(path: Path, platform: str | None, name: str | None) -> Lock:
     if platform is not None and platform not in by_platform:
         have = ", ".join(sorted(by_platform)) or "none"
         raise LockError(f"{path}: no {platform} packages in this conda-lock file (it has: {have})")
-    return _lock(path, "conda-lock", name, by_platform, channels, skipped)
+    # Only the platforms asked for: another platform's sdist must not refuse this one.
+    wanted = [platform] if platform is not None else list(by_platform)
+    wheels = {plat: conda_lock_wheels({"package": pip_entries}, plat, path) for plat in wanted}
+    return _lock(path, "conda-lock", name, by_platform, channels, skipped, wheels)
 
 
 def _yaml(path: Path) -> dict[str, Any]:
@@ -281,12 +298,13 @@ def _pixi(path: Path, platform: str | None, name: str | None) -> Lock:
     try:
         lock_file = rattler.LockFile.from_path(path)
         env = lock_file.default_environment()
+        env_name = "default"
         if env is None:
             envs = lock_file.environments()
             if len(envs) != 1:
                 names = ", ".join(n for n, _ in envs) or "none"
                 raise LockError(f"{path}: no 'default' environment (it has: {names})")
-            env = envs[0][1]
+            env_name, env = envs[0]
         lock_platforms = env.platforms()
     except LockError:
         raise
@@ -295,6 +313,7 @@ def _pixi(path: Path, platform: str | None, name: str | None) -> Lock:
     channels = tuple(strip_token(str(c).rstrip("/")) for c in env.channels())
     by_platform: dict[str, list[LockedPackage]] = {}
     skipped: list[str] = []
+    has_pypi = False
     for lp in lock_platforms:
         plat = str(lp.name)
         if platform is not None and plat != platform:
@@ -302,7 +321,7 @@ def _pixi(path: Path, platform: str | None, name: str | None) -> Lock:
         records: list[LockedPackage] = []
         for package in env.packages(lp) or []:
             if isinstance(package, PypiLockedPackage):
-                skipped.append(f"pypi: {package.name} {package.version} ({plat})")
+                has_pypi = True  # read below from the file by pixi_wheels
                 continue
             if not isinstance(package, CondaLockedBinaryPackage):
                 raise LockError(
@@ -318,7 +337,13 @@ def _pixi(path: Path, platform: str | None, name: str | None) -> Lock:
     if platform is not None and platform not in by_platform:
         have = ", ".join(sorted(str(p.name) for p in lock_platforms)) or "none"
         raise LockError(f"{path}: no {platform} environment in this pixi lock (it has: {have})")
-    return _lock(path, "pixi", name, by_platform, channels, skipped)
+    wheels: dict[str, list[WheelRecord]] = {}
+    if has_pypi:
+        # rattler gives a pypi package's name, version and URL but not its sha256: the file's
+        # own packages table has it.
+        data = _yaml(path)
+        wheels = {plat: pixi_wheels(data, plat, path, str(env_name)) for plat in by_platform}
+    return _lock(path, "pixi", name, by_platform, channels, skipped, wheels)
 
 
 # --------------------------------------------------------------------------- @EXPLICIT
