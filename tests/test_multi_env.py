@@ -11,11 +11,13 @@ import json
 import shutil
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
+import envpack.bundle.multi
+from envpack.bundle.stubs import StubContext, render_multi_setup
 from wine import (
     POST_INSTALL_NAME,
     POST_INSTALL_SCRIPT,
@@ -46,6 +48,7 @@ class Built:
     recipes: tuple[Path, Path]
     exe: Path
     channel: Path
+    contexts: list[StubContext]  # the environments' StubContexts, as the build rendered them
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +58,16 @@ def built(std_channel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     (work / POST_INSTALL_NAME).write_bytes(POST_INSTALL_SCRIPT)
     # Relative prefixes land in the unpacked bundle's folder: the tests can find them.
     extra = "envpack:\n  prefix: 'installed\\{name}'\n"
+    captured: list[list[StubContext]] = []
+    real = envpack.bundle.multi.render_multi_setup
+
+    def spy(name: str, contexts: list[StubContext]) -> bytes:
+        captured.append(contexts)
+        return real(name, contexts)
+
     with ChannelServer(std_channel) as server, pytest.MonkeyPatch.context() as mp:
         mp.setenv("ENVPACK_CACHE_DIR", str(work / "cache"))
+        mp.setattr(envpack.bundle.multi, "render_multi_setup", spy)
         alpha = write_recipe(
             work / "alpha.yaml",
             [server.url],
@@ -76,6 +87,7 @@ def built(std_channel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         recipes=(alpha, beta),
         exe=exe,
         channel=std_channel,
+        contexts=captured[0],
     )
 
 
@@ -260,3 +272,25 @@ def test_setup_refuses_an_unknown_name(built: Built, wine: Wine, tmp_path: Path)
     assert 'no environment "gamma"' in result.out
     assert "it has: alpha, beta" in result.out
     assert not (bundle / "installed").exists()
+
+
+@pytest.mark.wine
+def test_free_space_counts_every_chosen_environment(
+    built: Built, wine: Wine, tmp_path: Path
+) -> None:
+    """beta needing 10^15 bytes more: alpha's check (first) already asks for both together;
+    naming alpha alone, beta's share is not counted and alpha installs."""
+    bundle = unpack(built, tmp_path / "bundle")
+    alpha, beta = built.contexts
+    huge = replace(beta, installed_size=10**15)
+    (bundle / "setup.bat").write_bytes(render_multi_setup("alpha+beta", [alpha, huge]))
+    result = wine.run_bat(bundle / "setup.bat", ["/S"], cwd=tmp_path)
+    assert result.rc == 7, result.out
+    assert "not enough free space" in result.out
+    # 10^15 bytes are 10^9 MB; alpha's own need (1 MB) comes on top
+    assert "about 1000000002 MB needed." in result.out
+    assert 'stopped at the environment "alpha" (exit code 7)' in result.out
+    assert not (bundle / "installed").exists()
+    alone = wine.run_bat(bundle / "setup.bat", ["alpha", "/S"], cwd=tmp_path)
+    assert alone.rc == 0, alone.out
+    assert installed(bundle / "installed" / "alpha") == sorted(SHARED + ALPHA_ONLY)
