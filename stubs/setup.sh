@@ -24,7 +24,7 @@
 #   10  micromamba failed (for example a damaged package); its messages are shown and logged
 #   11  micromamba exited 0 but packages are missing from the environment
 #   12  could not write activate.sh, uninstall.sh, .condarc or bin/micromamba into the prefix
-#   13  a post-install script failed
+#   13  a post-install script failed@@PIP_EXIT_COMMENT@@
 #
 # POSIX sh only (dash, bash, busybox ash; shellcheck clean): no arrays, no "local", no
 # "[[", no "$'...'". Lists from the bundle are newline-separated strings read with IFS set to a
@@ -76,7 +76,7 @@ other environment active), and "sh PREFIX/uninstall.sh" removes it.
 Exit codes: 0 installed; 1 bad command line; 2 cancelled; 3 a conda environment is active;
 4 this machine cannot run it; 5 bundle incomplete; 6 PREFIX not usable; 7 not enough disk
 space; 9 work folder failed; 10 micromamba failed; 11 packages missing after install; 12 could
-not write the activation files; 13 a post-install script failed; 20 no tar and 21 extraction
+not write the activation files; 13 a post-install script failed;@@PIP_EXIT_USAGE@@ 20 no tar and 21 extraction
 failed (self-extracting file only).
 EOF
 }
@@ -433,7 +433,7 @@ if [ -n "$EP_WRITEFAIL" ]; then
     log "could not write \"$EP_WRITEFAIL\""
     finish 12
 fi
-
+@@PIP_STEP@@
 # Each post-install script runs with sh, in a subshell with the environment activated and the
 # prefix as its working folder; its output is shown when it fails, and always logged.
 set -f

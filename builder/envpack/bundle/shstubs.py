@@ -35,6 +35,7 @@ from envpack.bundle.mamba_cli import (
 from envpack.bundle.manifest import Entry
 from envpack.bundle.stubs import StubContext, fill, load_template
 from envpack.errors import BundleError
+from envpack.pypi.bundle import STEP_SH
 
 POSIX_PLATFORMS = ("linux-64", "linux-aarch64", "osx-64", "osx-arm64")
 PREFIX_FILES_DIR = "prefix-files"
@@ -132,6 +133,35 @@ def prefix_entries(ctx: StubContext) -> list[Entry]:
     ]
 
 
+# Only a bundle with wheels gets the pip step: without them setup.sh stays byte for byte as it was.
+_PIP_STEP = """\
+# The bundle's PyPI wheels (wheels.txt), by the environment's own pip: offline, hash-checked,
+# the machine's pip settings shut out (pip-step.sh).
+say "installing the Python wheels with the environment's pip"
+if ! sh "$EP_BUNDLE/pip-step.sh" "$EP_PREFIX" "$EP_BUNDLE" "${EP_LOG:-/dev/null}"; then
+    err "installing the Python wheels failed; pip's messages are in the log."
+    finish 14
+fi
+"""
+
+
+def pip_step_entries(ctx: StubContext) -> list[Entry]:
+    """``pip-step.sh`` when the bundle has wheels (setup.sh runs it after micromamba)."""
+    if not ctx.wheels:
+        return []
+    return [Entry.from_bytes(STEP_SH, load_template(STEP_SH).encode("utf-8"))]
+
+
+def _pip_values(ctx: StubContext) -> dict[str, str]:
+    if not ctx.wheels:
+        return {"PIP_EXIT_COMMENT": "", "PIP_EXIT_USAGE": "", "PIP_STEP": ""}
+    return {
+        "PIP_EXIT_COMMENT": "\n#   14  pip could not install the bundle's Python wheels",
+        "PIP_EXIT_USAGE": " 14 installing the Python wheels failed;",
+        "PIP_STEP": _PIP_STEP,
+    }
+
+
 def _micromamba_env() -> str:
     """mamba_cli.setup_env's variables as sh lines (HOME and the rest are set by setup.sh)."""
     lines = [
@@ -160,7 +190,7 @@ def _values(ctx: StubContext) -> dict[str, str]:
         raise BundleError(f"setup.sh is for Linux and macOS bundles, not {ctx.platform}")
     if not ctx.micromamba_files:
         raise BundleError("a setup.sh bundle needs micromamba")
-    extra = [(e.arcname, e.size) for e in prefix_entries(ctx)]
+    extra = [(e.arcname, e.size) for e in [*prefix_entries(ctx), *pip_step_entries(ctx)]]
     files = sorted({_posix(rel): size for rel, size in [*ctx.files, *extra]}.items())
     post = []
     for rel in ctx.post_install:
@@ -189,6 +219,7 @@ def _values(ctx: StubContext) -> dict[str, str]:
         "CLEARED_VARS": " ".join(CLEARED_VARS),
         "MICROMAMBA_ENV": _micromamba_env(),
         "MICROMAMBA_ARGS": _micromamba_args(ctx),
+        **_pip_values(ctx),
     }
 
 
@@ -198,7 +229,11 @@ def render_setup_sh(ctx: StubContext) -> bytes:
 
 def script_entries(ctx: StubContext) -> list[Entry]:
     """Every script file of a Linux/macOS bundle: what core adds instead of setup.bat."""
-    return [*prefix_entries(ctx), Entry.from_bytes(SETUP_SCRIPT, render_setup_sh(ctx))]
+    return [
+        *prefix_entries(ctx),
+        *pip_step_entries(ctx),
+        Entry.from_bytes(SETUP_SCRIPT, render_setup_sh(ctx)),
+    ]
 
 
 def render_sfx_header_sh(ctx: StubContext) -> bytes:
