@@ -26,6 +26,7 @@ def build_wheel_bundle(
     wheels: tuple[str, ...] = ("alpha",),
     name: str = "pipenv",
     platform: str = "win-64",
+    extra_args: tuple[str, ...] = (),
 ) -> Path:
     """Build ``name`` (python 3.9 from the test channel plus the pip: ``wheels``) and return
     the zip."""
@@ -38,7 +39,7 @@ def build_wheel_bundle(
         f"    - --index-url {index.url}/simple\n{pip_lines}"
     )
     out = tmp_path / "out"
-    result = run_cli("build", str(env), "-o", str(out), "--platform", platform)
+    result = run_cli("build", str(env), "-o", str(out), "--platform", platform, *extra_args)
     assert result.exit_code == 0, result.output
     [bundle] = out.glob("*.zip")
     return bundle

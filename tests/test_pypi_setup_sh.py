@@ -74,8 +74,9 @@ def bundle(
     )
     out = tmp_path / "dist"
     result = run_cli(
-        "build", env, "-o", out, "--platform", "linux-64", "--micromamba-exe", REAL_MICROMAMBA
-    )
+        "build", str(env), "-o", str(out), "--platform", "linux-64",
+        "--micromamba-exe", str(REAL_MICROMAMBA),
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     [tar] = out.glob("*.tar")
     unpacked = tmp_path / "un packed"
