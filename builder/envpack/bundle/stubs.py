@@ -428,11 +428,13 @@ def _multi_values(ctx: StubContext) -> dict[str, str]:
         "ARG_INIT": 'set "EP_CHECKONLY="\n',
         # The top-level script's check pass sets EP_MULTI_OTHERS_MB to what the other chosen
         # environments need, so that the free space covers all of them.
-        "NEED_SET": f'set "EP_NEED_TOTAL="\nset /a "EP_NEED_TOTAL={need}+EP_MULTI_OTHERS_MB" >nul 2>&1\n'
+        "NEED_SET": 'set "EP_NEED_TOTAL="\n'
+        f'set /a "EP_NEED_TOTAL={need}+EP_MULTI_OTHERS_MB" >nul 2>&1\n'
         f'if not defined EP_NEED_TOTAL set "EP_NEED_TOTAL={need}"\n',
         "NEED_CHECK": "%EP_NEED_TOTAL%",
         # /CHECK: every check that changes nothing, the summary, then exit 0 (the check pass).
-        "CHECK_ONLY": 'if defined EP_CHECKONLY set "EP_RC=0"\nif defined EP_CHECKONLY goto :finish\n',
+        "CHECK_ONLY": 'if defined EP_CHECKONLY set "EP_RC=0"\n'
+        "if defined EP_CHECKONLY goto :finish\n",
         "SELF": f"{env_dir}\\setup.bat",
         "POST_DIR": f"{env_dir}\\post-install",
         # A CALLed script's exit code does not survive CALL under wine: the caller reads EP_RC.
@@ -512,3 +514,57 @@ def render_setup(ctx: StubContext) -> bytes:
 
 def render_sfx_header(ctx: StubContext) -> bytes:
     return to_crlf(_script(ctx, sfx=True))
+
+
+def render_multi_setup(name: str, envs: list[StubContext]) -> bytes:
+    """The top-level setup.bat of a bundle of several environments (stubs/setup-multi.bat): it
+    CALLs each chosen environment's own ``envs\\<env>\\setup.bat``, first with /CHECK, then to
+    install. Environment N is chosen when ``EM_E<N>`` is set."""
+    first = envs[0]
+    names = [_common_values(ctx)["NAME"] for ctx in envs]  # checked as setup.bat checks them
+    need = [need_mb(ctx) for ctx in envs]
+    init, every, args, present, total, checks, installs, usage = ([] for _ in range(8))
+    for n, (ctx, env, mb) in enumerate(zip(envs, names, need, strict=True), 1):
+        script = _check(f"{ctx.env_dir}\\setup.bat".replace("/", "\\"), "environment script")
+        init.append(f'set "EM_E{n}="')
+        every.append(f'if defined EM_ALL set "EM_E{n}=1"')
+        args.append(f'if /i "%EM_ARG%"=="{env}" set "EM_E{n}=1"')
+        args.append(f'if /i "%EM_ARG%"=="{env}" goto :eof')
+        present.append(f'set "EM_MISSING={script}"')
+        present.append(f'if defined EM_E{n} if not exist "%~dp0{script}" goto :missing')
+        total.append(f'if defined EM_E{n} set /a "EM_TOTAL+={mb}" >nul')
+        checks += [
+            f"if not defined EM_E{n} goto :checked_{n}",
+            f'set "EM_NAME={env}"',
+            f'set /a "EP_MULTI_OTHERS_MB=EM_TOTAL-{mb}" >nul',
+            'set "EP_RC="',
+            f'call "%~dp0{script}" /CHECK /S %EM_FORCE%',
+            'if not "%EP_RC%"=="0" goto :failed',
+            f":checked_{n}",
+        ]
+        installs += [
+            f"if not defined EM_E{n} goto :installed_{n}",
+            f'set "EM_NAME={env}"',
+            'set "EP_RC="',
+            f'call "%~dp0{script}" /S %EM_FORCE%',
+            'if not "%EP_RC%"=="0" goto :failed',
+            f":installed_{n}",
+        ]
+        usage.append(f"echo             {env:<12} into {_default_prefix(ctx.default_prefix)}")
+    values = {
+        "ENVPACK_VERSION": first.envpack_version,
+        "NAME": _check(name, "bundle name"),
+        "NAMES": ", ".join(f'"{n}"' for n in names),
+        "NAMES_DONE": "the chosen environments.",
+        "NAME_LIST": ", ".join(names),
+        "PLATFORM": first.platform,
+        "ENV_INIT": "\n".join(init),
+        "ENV_ALL": "\n".join(every),
+        "ENV_ARGS": "\n".join(args),
+        "ENV_PRESENT": "\n".join(present),
+        "ENV_TOTAL": "\n".join(total),
+        "CHECK_CALLS": "\n".join(checks),
+        "INSTALL_CALLS": "\n".join(installs),
+        "USAGE_ENVS": "\n".join(usage),
+    }
+    return render(load_template("setup-multi.bat"), values)
