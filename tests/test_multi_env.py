@@ -11,24 +11,21 @@ import json
 import shutil
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-import envpack.bundle.multi
-from envpack.bundle.stubs import StubContext, render_multi_setup
+from envpack.bundle.stubs import render_multi_setup
+from multi_env_built import Built, build_multi_demo
 from wine import (
     POST_INSTALL_NAME,
-    POST_INSTALL_SCRIPT,
     Wine,
     get_wine,
-    micromamba_standin,
     shutdown,
 )
 
-from conftest import run_cli, write_recipe
-from http_server import ChannelServer
+from conftest import run_cli
 
 SHARED = (
     "libzlib-1.3.1-h2466b09_2",
@@ -39,56 +36,9 @@ SHARED = (
 ALPHA_ONLY = ("docs-0.1-pyh0", "tool-2.0-h1234_0")
 
 
-@dataclass
-class Built:
-    work: Path
-    multi: Path  # alpha+beta-win-64.zip
-    alpha: Path  # alpha-win-64.zip, built alone
-    beta: Path
-    recipes: tuple[Path, Path]
-    exe: Path
-    channel: Path
-    contexts: list[StubContext]  # the environments' StubContexts, as the build rendered them
-
-
 @pytest.fixture(scope="module")
-def built(std_channel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
-    work = tmp_path_factory.mktemp("multi")
-    exe = micromamba_standin()
-    (work / POST_INSTALL_NAME).write_bytes(POST_INSTALL_SCRIPT)
-    # Relative prefixes land in the unpacked bundle's folder: the tests can find them.
-    extra = "envpack:\n  prefix: 'installed\\{name}'\n"
-    captured: list[list[StubContext]] = []
-    real = envpack.bundle.multi.render_multi_setup
-
-    def spy(name: str, contexts: list[StubContext]) -> bytes:
-        captured.append(contexts)
-        return real(name, contexts)
-
-    with ChannelServer(std_channel) as server, pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ENVPACK_CACHE_DIR", str(work / "cache"))
-        mp.setattr(envpack.bundle.multi, "render_multi_setup", spy)
-        alpha = write_recipe(
-            work / "alpha.yaml",
-            [server.url],
-            ["tool", "docs"],
-            extra + f"  post_install:\n    - '{POST_INSTALL_NAME}'\n",
-        )
-        beta = write_recipe(work / "beta.yaml", [server.url], ["libzlib"], extra)
-        for args in ((alpha, beta), (alpha,), (beta,)):
-            out = work / ("multi" if len(args) == 2 else "single")
-            result = run_cli("build", *args, "-o", out, "--micromamba-exe", exe, "--no-sfx")
-            assert result.exit_code == 0, result.output
-    yield Built(
-        work=work,
-        multi=work / "multi" / "alpha+beta-win-64.zip",
-        alpha=work / "single" / "alpha-win-64.zip",
-        beta=work / "single" / "beta-win-64.zip",
-        recipes=(alpha, beta),
-        exe=exe,
-        channel=std_channel,
-        contexts=captured[0],
-    )
+def built(std_channel: Path, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    return build_multi_demo(std_channel, tmp_path_factory.mktemp("multi"))
 
 
 def members(path: Path) -> dict[str, int]:
