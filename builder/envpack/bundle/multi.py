@@ -92,14 +92,15 @@ def pool_explicit(records: Sequence[LockedPackage]) -> bytes:
 
 
 def _facts(
-    records: Sequence[LockedPackage], paths: dict[LockedPackage, Path]
+    records: Sequence[LockedPackage], files: dict[str, Path]
 ) -> tuple[int, int, int, tuple[tuple[str, str], ...]]:
     installed = longest = extract = 0
     env_files: list[tuple[str, bytes]] = []
     for r in records:
-        info = package_info(paths[r])
+        path = files[f"{r.subdir}/{r.fn}"]
+        info = package_info(path)
         if info.env_vars_files:
-            env_files.extend(read_package_files(paths[r], info.env_vars_files))
+            env_files.extend(read_package_files(path, info.env_vars_files))
         installed += info.installed_size
         longest = max(longest, info.longest_path)
         extract = max(extract, len(extraction_dir(r)) + 1 + info.longest_path)
@@ -167,6 +168,9 @@ def multi_bundle_entries(
                 f"two environments are named {env_name!r}; give each recipe its own name"
             )
         seen.add(env_name.casefold())
+    # The pool's file of each member: an environment's record of it may name another URL
+    # (the same package locked from another mirror), so records are matched by member.
+    files = {f"{r.subdir}/{r.fn}": paths[r] for r in pool.packages}
     shared: list[Entry] = []
     for r in pool.packages:
         shared.append(Entry.from_file(f"channel/{r.subdir}/{r.fn}", paths[r], r.size, r.sha256))
@@ -200,7 +204,7 @@ def multi_bundle_entries(
             for i, (script, content) in enumerate(s.post_install, 1)
         ]
         own += scripts
-        installed, longest, extract, variables = _facts(pl.packages, paths)
+        installed, longest, extract, variables = _facts(pl.packages, files)
         pkg_rel = [f"channel/{r.subdir}/{r.fn}" for r in pl.packages]
         checked = {p: sizes[p] for p in pkg_rel}
         checked.update({e.arcname: e.size for e in tool_entries + own})
