@@ -76,19 +76,20 @@ def test_conda_lock_matches_the_real_repodata(shared_data: Path) -> None:
         assert r.size == 0  # conda-lock v1 records no size: the downloader fills it in
     python = next(r for r in records if r.name == "python")
     assert python.version == "3.9.10" and "bzip2 >=1.0.8,<2.0a0" in python.depends
-    skipped = lock.extra["skipped"]
-    assert len(skipped) == 12 and all(s.startswith("pip: ") for s in skipped)
-    assert "pip: matplotlib 3.5.1 (win-64)" in skipped
+    # Its 12 pip packages are wheels now, not skipped (tests/test_pypi_lock_import.py has them).
+    assert lock.extra["skipped"] == []
+    assert len(lock.platforms["win-64"].pypi) == 12
     assert lock.channels == ("conda-forge",)
 
 
 def test_conda_lock_every_platform(shared_data: Path) -> None:
-    lock = load_lock_file(shared_data / LOCKS / "conda-lock-gh155-py39.yml", None)
-    assert {p: len(pl.packages) for p, pl in lock.platforms.items()} == {
-        "linux-64": 24,
-        "osx-64": 17,
-        "win-64": 17,
-    }
+    path = shared_data / LOCKS / "conda-lock-gh155-py39.yml"
+    # Its osx-64 part installs numpy from an sdist, which no offline bundle can carry.
+    for platform in (None, "osx-64"):
+        with pytest.raises(LockError, match="pip package 'numpy' is not a wheel"):
+            load_lock_file(path, platform)
+    counts = {p: len(load_lock_file(path, p).platforms[p].packages) for p in ("linux-64", "win-64")}
+    assert counts == {"linux-64": 24, "win-64": 17}
     with pytest.raises(LockError, match="no win-arm64 packages"):
         load_lock_file(shared_data / LOCKS / "conda-lock-gh155-py39.yml", "win-arm64")
 
@@ -230,14 +231,24 @@ def test_conda_lock_categories_and_pip(tmp_path: Path) -> None:
             entry("main"),
             entry("devtool", category="dev", optional=True),
             entry("extra", category="docs", optional=True),
-            entry("six", manager="pip", url="https://files.pythonhosted.org/six.whl"),
+            entry(
+                "six",
+                manager="pip",
+                url="https://files.pythonhosted.org/six-1.0-py2.py3-none-any.whl",
+                hash={"sha256": "c" * 64},
+            ),
+            entry("docpip", manager="pip", category="docs", url="https://x/docpip-1.0.tar.gz"),
         ],
     }
     path = tmp_path / "conda-lock.yml"
     path.write_text(yaml.safe_dump(data))
     lock = load_lock_file(path, None)
     assert [r.name for r in lock.platforms["win-64"].packages] == ["devtool", "main"]
-    assert lock.extra["skipped"] == ["category docs: extra 1.0 (win-64)", "pip: six 1.0 (win-64)"]
+    assert [w.filename for w in lock.platforms["win-64"].pypi] == ["six-1.0-py2.py3-none-any.whl"]
+    assert lock.extra["skipped"] == [
+        "category docs: extra 1.0 (win-64)",
+        "category docs: docpip 1.0 (win-64)",
+    ]
     data["package"][0]["url"] = data["package"][0]["url"].replace("main-1.0", "other-1.0")
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(LockError, match="is not main 1.0"):
@@ -275,12 +286,13 @@ packages:
 """
 
 
-def test_pixi_pypi_entries_are_skipped(tmp_path: Path) -> None:
+def test_pixi_pypi_entries_are_wheels(tmp_path: Path) -> None:
     path = tmp_path / "pixi.lock"
     path.write_text(PIXI_WITH_PYPI)
     lock = load_lock_file(path, "win-64")
     assert [r.name for r in lock.platforms["win-64"].packages] == ["ucrt"]
-    assert lock.extra["skipped"] == ["pypi: six 1.16.0 (win-64)"]
+    assert [(w.name, w.version) for w in lock.platforms["win-64"].pypi] == [("six", "1.16.0")]
+    assert lock.extra["skipped"] == []
     with pytest.raises(LockError, match="no osx-64 environment"):
         load_lock_file(path, "osx-64")
     path.write_text(PIXI_WITH_PYPI.replace("version: 6", "version: 6\nbroken: [", 1))
@@ -379,7 +391,14 @@ def test_conda_lock_builds_a_sound_bundle(
             }
         )
     package.append(
-        {**package[0], "name": "six", "version": "1.16", "manager": "pip", "url": "https://x/s.whl"}
+        {
+            **package[0],
+            "name": "six",
+            "version": "1.16",
+            "manager": "pip",
+            "url": "https://x/s.whl",
+            "category": "docs",
+        }
     )
     data = {
         "version": 1,
@@ -390,7 +409,7 @@ def test_conda_lock_builds_a_sound_bundle(
     path.parent.mkdir()
     path.write_text(yaml.safe_dump(data))
     lock = load_lock_file(path, "win-64")
-    assert lock.extra["skipped"] == ["pip: six 1.16 (win-64)"]
+    assert lock.extra["skipped"] == ["category docs: six 1.16 (win-64)"]
     bundle = build_imported(lock, tmp_path / "dist", cache_dir)
     assert bundle.name == "proj-win-64.zip"
     assert verify_bundle(bundle) == []
