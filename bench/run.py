@@ -60,6 +60,7 @@ ROW_KEYS = (
     "warm_verify",
     "solve",
     "update",
+    "multi",
     "rss_small",
     "rss_large",
     "startup",
@@ -338,6 +339,7 @@ def run_bench(cfg: Config, log: Callable[[str], None]) -> Report:
             log(f"nginx serving {channel.name} at {srv.url}")
             report = _measure(cfg, srv.url, pkgs, run_dir, log)
             report.rows.append(_update_row(srv.url, pkgs, run_dir, cfg.timeout, log))
+            report.rows.append(_multi_row(cfg, srv.url, pkgs, run_dir, log))
             report.rows.sort(key=lambda r: ROW_KEYS.index(r.key))
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -722,6 +724,55 @@ def _update_row(
         verdict(size <= 1.25 * pkg_size),
         f"the changed package is {pkg_size / MB:.2f} MB; the update adds {overhead / 1024:.0f} KB "
         f"(manifest with both package lists, update.bat, SBOM) for {len(pkgs)} packages",
+    )
+
+
+def _multi_row(
+    cfg: Config, url: str, pkgs: list[PlannedPkg], run: Path, log: Callable[[str], None]
+) -> Row:
+    """Two environments sharing most packages (each lacks a tenth the other has): one bundle
+    holding both (`build A B`, each package stored once) against two bundles, warm cache."""
+    ep = envpack_argv()
+    mm = ["--micromamba-exe", str(run / "micromamba.exe")]
+    env = clean_env(ENVPACK_CACHE_DIR=str(run / "cache"))  # the warm builds' cache
+    names = sorted(p.name for p in pkgs)
+    k = max(1, len(names) // 10)
+    a = write_recipe(run / "multia.yaml", url, names[:-k])
+    b = write_recipe(run / "multib.yaml", url, names[k:])
+    out = run / "multi-out"
+    for recipe in (a, b):  # lock once, outside the timing
+        run_timed([*ep, "lock", str(recipe), *mm, "-q"], env=env, timeout=cfg.timeout)
+
+    def one() -> Sample:
+        rm(out)
+        argv = [*ep, "build", str(a), str(b), *mm, "-q", "--no-sfx", "-o", str(out)]
+        return run_timed(argv, env=env, timeout=cfg.timeout)
+
+    def two() -> Sample:
+        rm(out)
+        start = time.perf_counter()
+        for recipe in (a, b):
+            argv = [*ep, "build", str(recipe), *mm, "-q", "--no-sfx", "-o", str(out)]
+            run_timed(argv, env=env, timeout=cfg.timeout)
+        return Sample(time.perf_counter() - start, None)
+
+    log(f"several environments: two of {len(names) - k} packages sharing {len(names) - 2 * k}")
+    times = paired(cfg.reps, {"one": one, "two": two}, log, "multi")
+    one()
+    single = (out / "multia+multib-win-64.zip").stat().st_size
+    two()
+    both = sum(p.stat().st_size for p in out.glob("multi?-win-64.zip"))
+    rm(out)
+    return Row(
+        "multi",
+        "two environments sharing 80%: one bundle (`build A B`) vs two bundles",
+        f"{single / MB:.0f} MB, {secs(times['one'])}",
+        f"{both / MB:.0f} MB, {secs(times['two'])}",
+        f"{single / both:.2f}x size, {pair_ratio(times['one'], times['two']):.2f}x time",
+        "≤ 0.6x the size",
+        verdict(single <= 0.6 * both),
+        f"each package stored once: the union of {len(names)} packages, not "
+        f"{2 * (len(names) - k)} package copies",
     )
 
 

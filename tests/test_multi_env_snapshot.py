@@ -1,9 +1,5 @@
-"""inspect, verify and diff on a bundle of several environments.
-
-What needs the snapshot/ change described in issue 17's report (inspect's 'environments' and
-'shared_packages', verify's per-environment checks, diff --env) is a strict xfail until that
-change lands: then these run as plain tests, and an xfail that passes fails the run.
-"""
+"""inspect, verify and diff on a bundle of several environments: inspect's 'environments' and
+'shared_packages', verify's per-environment checks, diff --env."""
 
 from __future__ import annotations
 
@@ -13,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-import envpack.snapshot.rebuild
 from multi_env_built import Built, build_multi_demo
 
 from conftest import run_cli, write_recipe
@@ -25,11 +20,6 @@ SHARED_FILES = [
     "vc-14.3-hcf57466_18.conda",
     "vc14_runtime-14.38.33130-h82b7239_18.conda",
 ]
-pending = pytest.mark.xfail(
-    not hasattr(envpack.snapshot.rebuild, "environment_lock_of"),
-    reason="needs the snapshot/ change for several environments (issue 17 report)",
-    strict=True,
-)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +33,6 @@ def unpacked(built: Built, parent: Path) -> Path:
     return parent / "alpha+beta"
 
 
-@pending
 def test_inspect_shows_environments_and_shared_packages(built: Built) -> None:
     result = run_cli("inspect", built.multi, "--json")
     assert result.exit_code == 0, result.output
@@ -65,7 +54,6 @@ def test_inspect_of_one_environment_has_no_environments(built: Built) -> None:
     assert "environment " not in run_cli("inspect", built.alpha).output
 
 
-@pending
 def test_verify_checks_each_environment_against_the_pool(built: Built, tmp_path: Path) -> None:
     folder = unpacked(built, tmp_path)
     manifest_path = folder / "envpack.json"
@@ -93,7 +81,6 @@ def test_verify_names_a_missing_environment_installer(built: Built, tmp_path: Pa
     assert "envs/beta/setup.bat" in result.output
 
 
-@pending
 def test_diff_picks_an_environment(built: Built) -> None:
     same = run_cli("diff", built.alpha, built.multi, "--env", "alpha", "--json")
     assert same.exit_code == 0, same.output
@@ -106,7 +93,6 @@ def test_diff_picks_an_environment(built: Built) -> None:
     assert "no environment 'gamma' (it has: alpha, beta)" in unknown.output
 
 
-@pending
 def test_two_versions_of_one_package_verify(
     built: Built, std_channel: Path, tmp_path: Path
 ) -> None:

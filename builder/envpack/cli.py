@@ -351,12 +351,19 @@ def _raise(exc: Exception) -> None:
 @click.argument("a", type=click.Path(path_type=Path, exists=True))
 @click.argument("b", type=click.Path(path_type=Path, exists=True))
 @click.option("--platform", help="Platform to compare when a lock holds several.")
+@click.option(
+    "--env",
+    "environment",
+    help="The environment to compare in a bundle of several (default: all its packages).",
+)
 @json_option
-def diff_cmd(a: Path, b: Path, platform: str | None, as_json: bool) -> None:
+def diff_cmd(
+    a: Path, b: Path, platform: str | None, environment: str | None, as_json: bool
+) -> None:
     """Packages added, removed and changed from A to B (bundles or lock files)."""
     from envpack import snapshot
 
-    result = _run(lambda: snapshot.diff(a, b, platform))
+    result = _run(lambda: snapshot.diff(a, b, platform, environment))
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=1))
     else:

@@ -87,7 +87,9 @@ def _wheel(w: WheelRecord) -> dict[str, Any]:
     return {"name": w.name, "version": w.version, "filename": w.filename}
 
 
-def load_any(path: Path, platform: str | None = None) -> tuple[Lock, list[str]]:
+def load_any(
+    path: Path, platform: str | None = None, environment: str | None = None
+) -> tuple[Lock, list[str]]:
     """A bundle's lock, or a lock file of any kind :mod:`envpack.lock.importers` reads, with what
     reading a bundle showed to be wrong with it (see :func:`reading_problems`)."""
     from envpack.lock.importers import detect_lock_kind, load_lock_file
@@ -98,16 +100,23 @@ def load_any(path: Path, platform: str | None = None) -> tuple[Lock, list[str]]:
     # Bundles first: their probes read a few bytes, while a lock is recognised by reading text.
     if is_bundle(path):
         with open_bundle(path) as reader:
-            lock = lock_from_manifest(reader.manifest, f"{path}: {MANIFEST_NAME}")
+            manifest = reader.manifest
+            # --env picks one environment of a bundle of several; a bundle of one is that one
+            env = environment if "environments" in manifest else None
+            lock = lock_from_manifest(manifest, f"{path}: {MANIFEST_NAME}", env)
             return lock, [f"{path}: {p}" for p in reading_problems(reader)]
     if detect_lock_kind(path) is not None:
         return load_lock_file(path, platform), []
     raise EnvpackError(f"{path}: neither a bundle nor a lock file envpack reads")
 
 
-def diff(a: Path, b: Path, platform: str | None = None) -> DiffResult:
-    """Packages added, removed and changed from ``a`` to ``b`` (bundles or lock files)."""
-    (lock_a, problems_a), (lock_b, problems_b) = load_any(a), load_any(b)
+def diff(
+    a: Path, b: Path, platform: str | None = None, environment: str | None = None
+) -> DiffResult:
+    """Packages added, removed and changed from ``a`` to ``b`` (bundles or lock files); with
+    ``environment``, that environment of a bundle of several (else all its packages)."""
+    lock_a, problems_a = load_any(a, None, environment)
+    lock_b, problems_b = load_any(b, None, environment)
     pa, pb = _pick_platforms(lock_a, lock_b, platform, a, b)
     old = {r.name: r for r in lock_a.platforms[pa].packages}
     new = {r.name: r for r in lock_b.platforms[pb].packages}

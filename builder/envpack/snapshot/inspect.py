@@ -11,7 +11,7 @@ from envpack.archive.readers import open_bundle
 from envpack.bundle.manifest import MANIFEST_NAME, SBOM_NAME
 from envpack.errors import BundleError, LockError
 from envpack.lock.record import MicromambaArtifact
-from envpack.snapshot.rebuild import platform_lock_of
+from envpack.snapshot.rebuild import environment_lock_of, platform_lock_of
 from envpack.snapshot.update import update_info
 from envpack.snapshot.verify import read_json, reading_problems
 
@@ -64,6 +64,8 @@ def inspect_bundle(path: Path, sbom: bool = False) -> dict[str, Any]:
             "problems": reading_problems(reader),
             "update": update_info(manifest),
         }
+        if "environments" in manifest:  # a bundle of several: views of one stay unchanged
+            info["environments"], info["shared_packages"] = _environments(manifest, path)
         if sbom:
             info["sbom"] = read_json(reader, SBOM_NAME) if SBOM_NAME in names else None
         return info
@@ -94,3 +96,31 @@ def _utc(epoch: Any) -> str | None:
     if not isinstance(epoch, int):
         return None
     return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _environments(manifest: dict[str, Any], path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Each environment of a bundle of several (name, prefix, its packages' file names), and
+    the file names of the packages two or more of them share (stored once all the same)."""
+    out: list[dict[str, Any]] = []
+    users: dict[str, int] = {}
+    for env in manifest.get("environments") or []:
+        name = str(env.get("name"))
+        try:
+            pl = environment_lock_of(manifest, name, f"{path}: {MANIFEST_NAME}")
+        except LockError as exc:
+            raise BundleError(str(exc)) from None
+        install = env.get("install") or {}
+        fns = sorted(r.fn for r in pl.packages)
+        for fn in fns:
+            users[fn] = users.get(fn, 0) + 1
+        out.append(
+            {
+                "name": name,
+                "default_prefix": install.get("default_prefix"),
+                "post_install": list(install.get("post_install") or ()),
+                "package_count": len(fns),
+                "packages": fns,
+                "size": sum(r.size for r in pl.packages),
+            }
+        )
+    return out, sorted(fn for fn, n in users.items() if n > 1)

@@ -30,8 +30,30 @@ def platform_lock_of(manifest: Mapping[str, Any], where: str = MANIFEST_NAME) ->
     return platform_lock_from_dict(platform, body, where, "lock")
 
 
-def lock_from_manifest(manifest: Mapping[str, Any], where: str = MANIFEST_NAME) -> Lock:
-    pl = platform_lock_of(manifest, where)
+def environment_lock_of(
+    manifest: Mapping[str, Any], environment: str, where: str = MANIFEST_NAME
+) -> PlatformLock:
+    """One environment's lock in a bundle of several (the manifest's ``environments``)."""
+    envs = manifest.get("environments")
+    tables = [e for e in envs if isinstance(e, dict)] if isinstance(envs, list) else []
+    for env in tables:
+        if str(env.get("name")).casefold() == environment.casefold():
+            platform = str(manifest.get("platform"))
+            body = env.get("lock") or {}
+            return platform_lock_from_dict(platform, body, where, f"environment {environment}")
+    have = ", ".join(str(e.get("name")) for e in tables) or "none: it holds one environment"
+    raise LockError(f"{where}: no environment {environment!r} (it has: {have})")
+
+
+def lock_from_manifest(
+    manifest: Mapping[str, Any], where: str = MANIFEST_NAME, environment: str | None = None
+) -> Lock:
+    """The bundle's lock; with ``environment``, that environment's in a bundle of several
+    (without, such a bundle gives the lock of all its packages)."""
+    if environment is not None:
+        pl = environment_lock_of(manifest, environment, where)
+    else:
+        pl = platform_lock_of(manifest, where)
     recipe = manifest.get("recipe") if isinstance(manifest.get("recipe"), dict) else {}
     assert isinstance(recipe, dict)
     return Lock(

@@ -48,6 +48,17 @@ def format_inspect(info: Mapping[str, Any], sbom: bool = False) -> str:
     lines.append(f"  SBOM         {SBOM_NAME if info.get('sbom_present') else 'none'}")
     if info.get("update"):
         lines.append(format_update(info["update"]))
+    for env in info.get("environments") or []:
+        lines.append(
+            f"  environment  {env['name']}: {env['package_count']} packages "
+            f"({human_size(int(env['size'] or 0))}), into {env.get('default_prefix')}"
+        )
+    if info.get("environments"):
+        shared = info.get("shared_packages") or []
+        lines.append(
+            f"  shared       {len(shared)} packages used by two or more environments, stored "
+            "once" + (f": {', '.join(shared)}" if shared else "")
+        )
     lines.append("")
     rows: list[tuple[str, ...]] = [
         (

@@ -22,7 +22,7 @@ from envpack.bundle.pkginfo import read_info_files
 from envpack.errors import BundleError, EnvpackError, LockError
 from envpack.fetch.micromamba_exe import exe_name
 from envpack.limits import CHUNK, MAX_JSON
-from envpack.lock.lockfile import PlatformLock
+from envpack.lock.lockfile import PlatformLock, platform_lock_from_dict
 from envpack.lock.record import LockedPackage
 from envpack.names import printable
 from envpack.platforms import check_platform
@@ -170,6 +170,7 @@ class _Verifier:
             self._check_repodata(held, names)
             self._check_explicit(pl, names)
             self._check_sbom(pl, names)
+            self._check_environments(manifest, pl, names)
             self._check_wheels(pl, names)
             if (update_table(manifest) or {}).get("micromamba") != "prefix":
                 self._check_micromamba(pl, names)
@@ -352,14 +353,16 @@ class _Verifier:
                             f"{rel}: {fn} has {key} {entry[key]}, the lock says {want[key]}"
                         )
 
-    def _check_explicit(self, pl: PlatformLock, names: set[str]) -> None:
-        if EXPLICIT_NAME not in names:
-            self._missing(EXPLICIT_NAME, "setup.bat installs from it")
+    def _check_explicit(
+        self, pl: PlatformLock, names: set[str], explicit: str = EXPLICIT_NAME
+    ) -> None:
+        if explicit not in names:
+            self._missing(explicit, "setup.bat installs from it")
             return
         try:
-            text = self.reader.read_bytes(EXPLICIT_NAME).decode("utf-8")
+            text = self.reader.read_bytes(explicit).decode("utf-8")
         except (BundleError, UnicodeDecodeError) as exc:
-            self.problems.append(f"{EXPLICIT_NAME}: unreadable ({exc})")
+            self.problems.append(f"{explicit}: unreadable ({exc})")
             return
         listed: dict[str, str] = {}
         for line in text.splitlines():
@@ -370,13 +373,13 @@ class _Verifier:
             listed[urllib.parse.unquote(url.rsplit("/", 1)[-1])] = digest.lower()
         locked = {r.fn: r for r in pl.packages}
         for fn in sorted(set(locked) - set(listed)):
-            self.problems.append(f"{EXPLICIT_NAME}: does not list {fn}, which the lock has")
+            self.problems.append(f"{explicit}: does not list {fn}, which the lock has")
         for fn in sorted(set(listed) - set(locked)):
-            self.problems.append(f"{EXPLICIT_NAME}: lists {fn}, which is not in the lock")
+            self.problems.append(f"{explicit}: lists {fn}, which is not in the lock")
         for fn in sorted(set(listed) & set(locked)):
             digest, r = listed[fn], locked[fn]
             if digest not in {r.md5, r.sha256, f"sha256:{r.sha256}"}:
-                self.problems.append(f"{EXPLICIT_NAME}: the hash for {fn} differs from the lock")
+                self.problems.append(f"{explicit}: the hash for {fn} differs from the lock")
 
     def _check_sbom(self, pl: PlatformLock, names: set[str]) -> None:
         if SBOM_NAME not in names:
@@ -387,11 +390,13 @@ class _Verifier:
             everything = list(sbom.get("components") or ())
             # Wheels are pkg:pypi components, checked by file name against the lock's wheels.
             wheels = [c for c in everything if is_wheel_component(c)]
-            components = {
-                c["name"]: {h["alg"]: h["content"] for h in c.get("hashes") or ()}
-                for c in everything
-                if not is_wheel_component(c)
-            }
+            # name -> the SHA-256s listed under it (a bundle of several environments may
+            # hold two versions of one package)
+            components: dict[str, set[str | None]] = {}
+            for c in everything:
+                if not is_wheel_component(c):
+                    hashes = {h["alg"]: h["content"] for h in c.get("hashes") or ()}
+                    components.setdefault(c["name"], set()).add(hashes.get("SHA-256"))
         except BundleError as exc:
             self.problems.append(str(exc))
             return
@@ -399,14 +404,57 @@ class _Verifier:
             self.problems.append(f"{SBOM_NAME}: not a CycloneDX component list")
             return
         for r in pl.packages:
-            hashes = components.get(r.name)
-            if hashes is None:
+            listed = components.get(r.name)
+            if listed is None:
                 self.problems.append(f"{SBOM_NAME}: does not list {r.name}")
-            elif r.sha256 and hashes.get("SHA-256") not in (None, r.sha256):
+            elif r.sha256 and r.sha256 not in listed and None not in listed:
                 self.problems.append(f"{SBOM_NAME}: the sha256 of {r.name} differs from the lock")
         for name in sorted(set(components) - {r.name for r in pl.packages}):
             self.problems.append(f"{SBOM_NAME}: lists {name}, which is not in the lock")
         self.problems.extend(sbom_wheel_problems(wheels, pl.pypi))
+
+    def _check_environments(
+        self, manifest: Mapping[str, Any], pool: PlatformLock, names: set[str]
+    ) -> None:
+        """A bundle of several environments: each one's lock against the pool (its packages
+        must be the pool's files), its env.txt against its lock, its installer and scripts
+        present. The pool itself (the manifest's ``lock``) was checked above."""
+        envs = manifest.get("environments")
+        if envs is None:
+            return
+        if not isinstance(envs, list) or not all(isinstance(e, dict) for e in envs):
+            self.problems.append(f"{MANIFEST_NAME}: 'environments' is not a list of tables")
+            return
+        in_pool = {(r.subdir, r.fn): r.sha256 for r in pool.packages}
+        for env in envs:
+            name = printable(str(env.get("name")))
+            try:
+                pl = platform_lock_from_dict(
+                    pool.platform, env.get("lock") or {}, MANIFEST_NAME, f"environment {name}"
+                )
+            except LockError as exc:
+                self.problems.append(str(exc))
+                continue
+            for r in pl.packages:
+                have = in_pool.get((r.subdir, r.fn))
+                if have is None:
+                    self.problems.append(
+                        f"environment {name}: package {r.dist} is not in the bundle's packages"
+                    )
+                elif r.sha256 and have and have != r.sha256:
+                    self.problems.append(
+                        f"environment {name}: package {r.dist} differs from the bundle's file"
+                    )
+            explicit = str(env.get("explicit_file") or "")
+            if unsafe_reason(explicit):
+                self.problems.append(f"environment {name}: unsafe explicit file {explicit!r}")
+            else:
+                self._check_explicit(pl, names, explicit)
+            install = env.get("install") if isinstance(env.get("install"), dict) else {}
+            assert isinstance(install, dict)
+            for rel in [env.get("setup"), *(install.get("post_install") or ())]:
+                if str(rel) not in names:
+                    self._missing(str(rel), f"environment {name} installs with it")
 
     def _check_wheels(self, pl: PlatformLock, names: set[str]) -> None:
         """The pip step's wheels against the lock (the manifest check above already caught
