@@ -150,11 +150,6 @@ def test_extract_wheels_checks_the_lock(
         extract_wheels(bad, wheels, tmp_path / "y")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the pipeline.py change in the pypi helper's report: build_from_bundle passes "
-    "the old bundle's wheels (snapshot.rebuild.extract_wheels) to build_platform(wheel_files=)",
-)
 def test_build_from_wheel_bundle_needs_no_index(
     tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,7 +7,7 @@ Nothing here prints or exits: progress goes to a :class:`Reporter`, failures are
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -247,7 +247,7 @@ def build_from_bundle(
 ) -> tuple[list[Path], PlatformLock]:
     """Rebuild an old bundle from its own lock and settings: byte-identical when the packages
     are still cached or reachable (its micromamba and scripts come from the old bundle)."""
-    from envpack.snapshot.rebuild import rebuild_inputs
+    from envpack.snapshot.rebuild import extract_wheels, rebuild_inputs
 
     inputs = rebuild_inputs(bundle)
     manifest = inputs.manifest
@@ -268,7 +268,12 @@ def build_from_bundle(
     rep.info(f"{platform}: rebuilding {settings.name} from {bundle}")
     pl = inputs.lock.for_platform(platform)
     container = _container(options, inputs.format, None)
-    paths = build_platform(pl, settings, options, rep, (), list(inputs.tools), container)
+    # The wheels come from the old bundle, as its tools do: no index or cache needed for them.
+    with tempfile.TemporaryDirectory(prefix="envpack-wheels-") as tmp:
+        wheels = extract_wheels(bundle, pl.pypi, Path(tmp))
+        paths = build_platform(
+            pl, settings, options, rep, (), list(inputs.tools), container, wheel_files=wheels
+        )
     return paths, pl
 
 
@@ -369,6 +374,7 @@ def build_platform(
     tools: list[tuple[str, bytes]] | None = None,
     container: tuple[str, int | None] = ("zip", None),
     pip_indexes: Sequence[str] = (),
+    wheel_files: Mapping[WheelRecord, Path] | None = None,
 ) -> list[Path]:
     if pl.micromamba is None and tools is None:
         raise LockError(f"the lock's {pl.platform} environment records no micromamba; lock again")
@@ -397,8 +403,8 @@ def build_platform(
         tools = [(t.name, t.data) for t in found]
     newest = max((r.timestamp or 0 for r in pl.packages), default=0) // 1000
     epoch = settings.epoch if settings.epoch is not None else source_date_epoch(newest or None)
-    wheel_paths: dict[WheelRecord, Path] = {}
-    if pl.pypi:
+    wheel_paths: dict[WheelRecord, Path] = dict(wheel_files or {})
+    if pl.pypi and wheel_files is None:
         rep.info(f"{pl.platform}: fetching {len(pl.pypi)} wheels")
         fetched = fetch_wheels(pl.pypi, fetcher.options, pip_indexes, rep.progress())
         wheel_paths = {w: path for w, (_, path) in fetched.items()}
