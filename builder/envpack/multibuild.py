@@ -181,6 +181,9 @@ def build_multi_platform(
     fmt, split = container
     folder = options.output_dir / stem if split else options.output_dir
     rep.info(f"{pool.platform}: writing {folder / stem}.{fmt}{' in parts' if split else ''}")
+    if options.sfx_sh or (options.sfx and options.format is None and not split):
+        # The self-extracting header is one environment's setup.bat; say so, not silently skip.
+        rep.info("note: a bundle of several environments has no self-extracting -setup.bat")
     # No self-extracting form: its header is one environment's setup.bat.
     staged = stage_bundle(folder, stem, name, entries, when, fmt=fmt, split=split)
     try:
