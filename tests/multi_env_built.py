@@ -4,6 +4,7 @@ real HTTP, with the micromamba stand-in; each also built alone, for comparisons.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,10 @@ def build_multi_demo(std_channel: Path, work: Path) -> Built:
     global _BUILT
     if _BUILT is not None:
         return _BUILT
-    exe = micromamba_standin()
+    # A copy of its own: wine.shutdown() (each wine module's teardown) removes the stand-ins,
+    # and later modules build again with the exe the locks recorded.
+    exe = work / "micromamba.exe"
+    shutil.copyfile(micromamba_standin(), exe)
     (work / POST_INSTALL_NAME).write_bytes(POST_INSTALL_SCRIPT)
     # Relative prefixes land in the unpacked bundle's folder: the tests can find them.
     extra = "envpack:\n  prefix: 'installed\\{name}'\n"
