@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from envpack.errors import LockError
-from envpack.pypi.importers import pixi_wheels
+from envpack.lock.pip_entries import pixi_wheels
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64

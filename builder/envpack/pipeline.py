@@ -29,11 +29,11 @@ from envpack.fetch.micromamba_exe import (
 from envpack.limits import parse_size
 from envpack.lock.lockfile import Lock, PlatformLock, lock_path_for, read_lock, write_lock
 from envpack.lock.record import MicromambaArtifact
+from envpack.lock.wheel import WheelRecord
 from envpack.options import LOCK_MODES, BuildOptions, LockOptions, NullReporter, Reporter
 from envpack.platforms import virtual_packages
 from envpack.pypi.fetch import fetch_wheels
 from envpack.pypi.plan import index_urls, lock_pip
-from envpack.pypi.records import WheelRecord
 from envpack.pypi.requirements import parse_pip_list
 from envpack.resolve.recipe import DEFAULT_MICROMAMBA_SPEC, Recipe, load_recipe
 from envpack.resolve.solver import SolveRequest, specs_text

@@ -25,8 +25,8 @@ from envpack.bundle.stubs import (
 )
 from envpack.lock.lockfile import PlatformLock
 from envpack.lock.record import LockedPackage, lock_sha256
+from envpack.lock.wheel import WheelRecord, wheels_txt
 from envpack.pypi.bundle import STEP_BAT, WHEELS_DIR, WHEELS_TXT, sbom_components
-from envpack.pypi.records import WheelRecord, wheels_txt
 
 
 def explicit_file(records: Sequence[LockedPackage]) -> bytes:

@@ -21,9 +21,9 @@ from typing import Any
 from envpack.channels import Channel, redact, strip_token
 from envpack.errors import LockError, first_line
 from envpack.lock.lockfile import Lock, PlatformLock, parse_yaml, read_lock
+from envpack.lock.pip_entries import conda_lock_wheels, pixi_wheels
 from envpack.lock.record import LockedPackage
-from envpack.pypi.importers import conda_lock_wheels, pixi_wheels
-from envpack.pypi.records import WheelRecord
+from envpack.lock.wheel import WheelRecord
 
 KINDS = ("envpack", "conda-lock", "pixi", "explicit")
 MAX_LOCK = 256 << 20  # bigger than any real lock; refuse rather than parse it

@@ -31,7 +31,7 @@ import yaml
 from envpack import __version__
 from envpack.errors import BundleError, LockError, first_line
 from envpack.lock.record import LockedPackage, MicromambaArtifact, as_mapping
-from envpack.pypi.records import WheelRecord
+from envpack.lock.wheel import WheelRecord
 
 LOCK_VERSION = 1
 

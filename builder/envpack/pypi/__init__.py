@@ -2,7 +2,8 @@
 uv, locked as :class:`WheelRecord` s, fetched with envpack's fetcher, installed offline by the
 environment's own pip (``stubs/pip-step.bat``)."""
 
-from .records import WheelRecord, public_url, wheels_txt
+from envpack.lock.wheel import WheelRecord, public_url, wheels_txt
+
 from .requirements import PipInput, parse_pip_list
 from .resolve import Resolution, resolve
 from .target import Target, python_version_of

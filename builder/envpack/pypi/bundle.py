@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .records import WheelRecord, wheels_txt
+from envpack.lock.wheel import WheelRecord, wheels_txt
 
 WHEELS_DIR = "wheels"
 WHEELS_TXT = "wheels.txt"

@@ -16,12 +16,13 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from envpack.lock.wheel import WheelRecord, public_url
+
 from ..channels import Channel
 from ..errors import ChecksumError
 from ..fetch.download import Fetcher, FetchOptions
 from ..fetch.progress import Progress
 from ..lock.record import LockedPackage
-from .records import WheelRecord, public_url
 
 PYPI_SUBDIR = "pypi"
 

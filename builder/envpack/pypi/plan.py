@@ -18,12 +18,13 @@ from typing import Any
 from packaging.requirements import Requirement
 from packaging.utils import parse_wheel_filename
 
+from envpack.lock.wheel import WheelRecord
+
 from ..errors import LockError, RecipeError
 from ..fetch.download import Fetcher, FetchOptions
 from ..fetch.progress import Progress
 from ..lock.record import LockedPackage
 from .fetch import fetch_wheels, index_channels
-from .records import WheelRecord
 from .requirements import PipInput, parse_pip_list
 from .resolve import resolve
 from .sdist import build_pure_wheel

@@ -26,9 +26,10 @@ from typing import Any
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
+from envpack.lock.wheel import WheelRecord, public_url
+
 from ..channels import redact
 from ..errors import DownloadError, SolveError
-from .records import WheelRecord, public_url
 from .requirements import PipInput
 from .target import Target
 from .uvtool import run_uv, uv_error

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from packaging.utils import parse_wheel_filename
 
+from envpack.lock.wheel import WheelRecord
+
 from ..errors import SolveError, first_line
-from .records import WheelRecord
 from .uvtool import UV_TIMEOUT, clean_env, run_uv, uv_error
 
 

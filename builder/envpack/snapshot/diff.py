@@ -11,7 +11,7 @@ from envpack.bundle.manifest import MANIFEST_NAME
 from envpack.errors import EnvpackError, LockError
 from envpack.lock.lockfile import Lock, PlatformLock
 from envpack.lock.record import LockedPackage
-from envpack.pypi.records import WheelRecord
+from envpack.lock.wheel import WheelRecord
 from envpack.snapshot.rebuild import lock_from_manifest
 from envpack.snapshot.verify import reading_problems
 

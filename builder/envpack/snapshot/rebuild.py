@@ -16,9 +16,9 @@ from envpack.errors import BundleError, LockError
 from envpack.fetch.micromamba_exe import exe_name
 from envpack.limits import CHUNK
 from envpack.lock.lockfile import Lock, PlatformLock, platform_lock_from_dict
+from envpack.lock.wheel import WheelRecord
 from envpack.names import printable
 from envpack.pypi.bundle import TOP_FILES, WHEELS_DIR
-from envpack.pypi.records import WheelRecord
 
 
 def platform_lock_of(manifest: Mapping[str, Any], where: str = MANIFEST_NAME) -> PlatformLock:

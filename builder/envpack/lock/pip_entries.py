@@ -10,7 +10,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from ..errors import LockError
-from .records import WheelRecord, public_url
+from .wheel import WheelRecord, public_url
 
 
 def conda_lock_wheels(data: Mapping[str, Any], platform: str, where: Path) -> list[WheelRecord]:
