@@ -35,7 +35,12 @@ from envpack.platforms import virtual_packages
 from envpack.pypi.fetch import fetch_wheels
 from envpack.pypi.plan import index_urls, lock_pip
 from envpack.pypi.requirements import parse_pip_list
-from envpack.resolve.recipe import DEFAULT_MICROMAMBA_SPEC, Recipe, load_recipe
+from envpack.resolve.recipe import (
+    DEFAULT_MICROMAMBA_SPEC,
+    POST_INSTALL_SUFFIXES,
+    Recipe,
+    load_recipe,
+)
 from envpack.resolve.solver import SolveRequest, specs_text
 from envpack.resolve.solvers import get_solver
 
@@ -185,13 +190,19 @@ def lock(options: LockOptions, reporter: Reporter | None = None) -> LockResult:
 
 
 def bundle_settings(recipe: Recipe, platform: str) -> BundleSettings:
-    """What the recipe contributes to a bundle's bytes besides the lock."""
+    """What the recipe contributes to a bundle's bytes besides the lock (the post-install
+    scripts of the platform's kind: .bat/.cmd for Windows, .sh for Linux and macOS)."""
+    family = "posix" if is_posix_platform(platform) else "win"
     return BundleSettings(
         name=recipe.name,
         default_prefix=default_prefix(recipe.prefix, recipe.name, platform),
         shortcuts=recipe.shortcuts,
         variables=tuple(sorted(recipe.variables.items())),
-        post_install=tuple((p.name, p.read_bytes()) for p in recipe.post_install),
+        post_install=tuple(
+            (p.name, p.read_bytes())
+            for p in recipe.post_install
+            if POST_INSTALL_SUFFIXES[p.suffix.lower()] == family
+        ),
         recipe_record={
             "file": recipe.path.name,
             "name": recipe.name,

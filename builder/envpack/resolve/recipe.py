@@ -356,6 +356,11 @@ def _name(data: dict[Any, Any], path: Path) -> str:
     return name
 
 
+# A Windows bundle runs the .bat/.cmd scripts, a Linux or macOS bundle the .sh ones: a recipe
+# for both kinds of platform lists both (pipeline.bundle_settings picks per platform).
+POST_INSTALL_SUFFIXES = {".bat": "win", ".cmd": "win", ".sh": "posix"}
+
+
 def _post_install(value: Any, path: Path) -> list[Path]:
     folder = path.parent.resolve()
     out = []
@@ -374,8 +379,11 @@ def _post_install(value: Any, path: Path) -> list[Path]:
             )
         if not script_path.is_file():
             raise RecipeError(f"{path}: post-install script {show(script)} not found")
-        if script_path.suffix.lower() not in {".bat", ".cmd"}:
-            raise RecipeError(f"{path}: post-install script {show(script)} must be a .bat or .cmd")
+        if script_path.suffix.lower() not in POST_INSTALL_SUFFIXES:
+            raise RecipeError(
+                f"{path}: post-install script {show(script)} must be a .bat or .cmd "
+                "(Windows bundles) or a .sh (Linux and macOS bundles)"
+            )
         out.append(script_path)
     return out
 
