@@ -28,7 +28,7 @@ ROW_LABELS = {
     "warm_verify": "warm build, `--no-sfx --verify-cache`",
     "solve": "solve `python=3.9 pip` win-64",
     "update": "update bundle, one ~2 MB package changed",
-    "multi": "two environments sharing 80%",
+    "multi": "two environments sharing most packages",
     "rss_small": "peak RSS, cold build of",
     "rss_large": "peak RSS, cold build of",
     "startup": "CLI start-up (`envpack --help`)",
