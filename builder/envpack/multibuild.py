@@ -21,8 +21,6 @@ from envpack.bundle.multi import Environment, multi_bundle_entries, pool_lock
 from envpack.bundle.shstubs import is_posix_platform
 from envpack.channels import Channel
 from envpack.errors import EnvpackError, LockError
-from envpack.fetch.cache import private_cache
-from envpack.fetch.download import Fetcher, FetchOptions
 from envpack.fetch.micromamba_exe import artifact_from_file, extract_micromamba
 from envpack.lock.lockfile import PlatformLock, platform_lock_from_dict
 from envpack.options import BuildOptions, Reporter
@@ -34,6 +32,7 @@ from envpack.pipeline import (
     build,
     bundle_settings,
     lock,
+    make_fetcher,
 )
 from envpack.resolve.recipe import Recipe
 
@@ -141,17 +140,7 @@ def build_multi_platform(
     pool = pool_lock(envs)
     if pool.micromamba is None and tools is None:
         raise LockError(f"the lock's {pool.platform} environment records no micromamba; lock again")
-    fetcher = Fetcher(
-        FetchOptions(
-            cache_dir=private_cache(options.lock),
-            concurrency=options.concurrency,
-            offline=options.lock.offline,
-            verify_cache=options.verify_cache,
-            timeout=options.timeout,
-        ),
-        channels=channels,
-        progress=rep.progress(),
-    )
+    fetcher = make_fetcher(options, channels, rep)
     records = pool.all_records() if tools is None else sorted(pool.packages)
     rep.info(f"{pool.platform}: fetching {len(records)} packages for {len(envs)} environments")
     paths = fetcher.fetch_all(records)

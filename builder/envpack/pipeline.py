@@ -376,6 +376,22 @@ def _platform_container(
     return _container(options, fmt or ("tar" if is_posix_platform(platform) else "zip"), split)
 
 
+def make_fetcher(options: BuildOptions, channels: Sequence[Channel], rep: Reporter) -> Fetcher:
+    """The one fetcher of a build: the options' cache (made private), concurrency, offline
+    mode, cache verification and timeout; the channels carry the credentials."""
+    return Fetcher(
+        FetchOptions(
+            cache_dir=private_cache(options.lock),
+            concurrency=options.concurrency,
+            offline=options.lock.offline,
+            verify_cache=options.verify_cache,
+            timeout=options.timeout,
+        ),
+        channels=channels,
+        progress=rep.progress(),
+    )
+
+
 def build_platform(
     pl: PlatformLock,
     settings: BundleSettings,
@@ -389,18 +405,7 @@ def build_platform(
 ) -> list[Path]:
     if pl.micromamba is None and tools is None:
         raise LockError(f"the lock's {pl.platform} environment records no micromamba; lock again")
-    cache = private_cache(options.lock)
-    fetcher = Fetcher(
-        FetchOptions(
-            cache_dir=cache,
-            concurrency=options.concurrency,
-            offline=options.lock.offline,
-            verify_cache=options.verify_cache,
-            timeout=options.timeout,
-        ),
-        channels=channels,
-        progress=rep.progress(),
-    )
+    fetcher = make_fetcher(options, channels, rep)
     records = pl.all_records() if tools is None else sorted(pl.packages)
     rep.info(f"{pl.platform}: fetching {len(records)} packages")
     paths = fetcher.fetch_all(records)

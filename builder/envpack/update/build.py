@@ -16,13 +16,11 @@ from envpack.bundle.layout import BundleSettings, default_prefix
 from envpack.bundle.manifest import source_date_epoch
 from envpack.channels import Channel
 from envpack.errors import UpdateError
-from envpack.fetch.cache import private_cache
-from envpack.fetch.download import Fetcher, FetchOptions
 from envpack.fetch.micromamba_exe import extract_micromamba
 from envpack.lock.lockfile import Lock, PlatformLock
 from envpack.lock.record import LockedPackage
 from envpack.options import BuildOptions, NullReporter, Reporter
-from envpack.pipeline import BuildResult, bundle_settings, lock
+from envpack.pipeline import BuildResult, bundle_settings, lock, make_fetcher
 
 from .layout import update_entries
 from .plan import Base, UpdatePlan, _micromamba_id, plan_update, read_base
@@ -103,17 +101,7 @@ def _write(
     if carry_mm and target.micromamba is not None and options.lock.micromamba_exe is None:
         mm = target.micromamba
         records += [r for r in (mm.record, *mm.runtime) if r is not None]
-    fetcher = Fetcher(
-        FetchOptions(
-            cache_dir=private_cache(options.lock),
-            concurrency=options.concurrency,
-            offline=options.lock.offline,
-            verify_cache=options.verify_cache,
-            timeout=options.timeout,
-        ),
-        channels=channels,
-        progress=rep.progress(),
-    )
+    fetcher = make_fetcher(options, channels, rep)
     rep.info(f"{plan.platform}: fetching {len(set(records))} packages")
     paths = fetcher.fetch_all(sorted(set(records)))
     if fetcher.completed:
