@@ -8,7 +8,6 @@ a size problem, not only as a changed sha256.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import zipfile
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from envpack.errors import ChecksumError
 from envpack.fetch.download import Fetcher, FetchOptions
 from envpack.lock.record import LockedPackage
+from locked_records import record_for
 
 from channel_factory import Pkg, build_package
 from conftest import run_cli, write_recipe
@@ -25,20 +25,7 @@ from http_server import ChannelServer
 
 
 def record(path: Path, url: str, size: int) -> LockedPackage:
-    data = path.read_bytes()
-    return LockedPackage(
-        name="sized",
-        version="1.0",
-        build="0",
-        build_number=0,
-        subdir="win-64",
-        fn=path.name,
-        url=url,
-        channel=url.rsplit("/", 2)[0],
-        sha256=hashlib.sha256(data).hexdigest(),
-        md5=hashlib.md5(data).hexdigest(),
-        size=size,
-    )
+    return record_for(path, url, name="sized", size=size)
 
 
 @pytest.mark.parametrize("delta", [1, -1])

@@ -3,12 +3,12 @@ starts again from the beginning instead of failing."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 from envpack.fetch.download import Fetcher, FetchOptions, cache_path
 from envpack.lock.record import LockedPackage
+from locked_records import record_for as shared_record_for
 
 from channel_factory import Pkg, build_package
 from http_server import ChannelServer
@@ -16,22 +16,7 @@ from http_server import ChannelServer
 
 def record_for(path: Path, url: str, **changes: object) -> LockedPackage:
     """A lock record for the package file at ``path`` served at ``url``."""
-    data = path.read_bytes()
-    fields: dict[str, object] = dict(
-        name="whole",
-        version="1.0",
-        build="0",
-        build_number=0,
-        subdir="win-64",
-        fn=path.name,
-        url=url,
-        channel=url.rsplit("/", 2)[0],
-        sha256=hashlib.sha256(data).hexdigest(),
-        md5=hashlib.md5(data).hexdigest(),
-        size=len(data),
-    )
-    fields.update(changes)
-    return LockedPackage(**fields)  # type: ignore[arg-type]
+    return shared_record_for(path, url, **{"name": "whole", **changes})
 
 
 def test_416_on_a_stale_whole_part_file_restarts(tmp_path: Path) -> None:
