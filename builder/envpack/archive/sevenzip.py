@@ -34,13 +34,10 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from envpack.archive.base import MAX_RATIO, RATIO_FLOOR, BundleReader, Window, admit_members
-from envpack.bundle.manifest import Entry, arcname_key, check_entries
+from envpack.bundle.manifest import Entry, arcname_key, check_entries, is_package
 from envpack.errors import BundleError, first_line
 
 SEVENZIP_MAGIC = b"7z\xbc\xaf\x27\x1c"
-
-
-PACKAGE_SUFFIXES = (".conda", ".tar.bz2")
 
 
 # FILE_ATTRIBUTE_ARCHIVE, py7zr's "Unix extension" flag, and rw-r--r-- like the zip writer.
@@ -95,10 +92,6 @@ class _Counting:
         if data and self._advance is not None:
             self._advance(len(data))
         return data
-
-
-def is_package(entry: Entry) -> bool:
-    return entry.arcname.endswith(PACKAGE_SUFFIXES)
 
 
 def write_7z_stream(
@@ -158,7 +151,8 @@ def _write_7z(
             szf.worker.flush_archive(szf.fp, folders[-1])
             szf.header.filters = filters
             szf.header._initialized = False
-        for entry in group:
+        for pending in group:
+            entry = pending.ready()
             with entry.open() as src:
                 reader = _Counting(src, advance)
                 info: dict[str, Any] = {

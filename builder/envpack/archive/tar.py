@@ -4,7 +4,8 @@ Writing: :func:`write_tar_stream` has the shape of ``formats.write_zip_stream`` 
 top folder, the entries, the bundle's epoch, an optional header written first, a progress
 callback). The archive is POSIX pax (plain ustar headers; a pax extended header only for a
 name longer than 100 bytes or not ASCII), every member stored (tar has no compression here:
-the packages are compressed already), sorted, folders before what they hold, one mtime (the
+the packages are compressed already), in :func:`~envpack.bundle.manifest.arcname_key` order,
+folders before what they hold, one mtime (the
 epoch), uid/gid 0 with empty user and group names, mode 0644, and 0755 for the few files that
 are run (:data:`EXECUTABLE_MEMBERS`). GNU tar, bsdtar and busybox tar read it (tested), and the
 same entries always give the same bytes.
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from envpack.archive.base import MAX_HEADER, BundleReader, Window, admit_members
-from envpack.bundle.manifest import Entry, check_entries
+from envpack.bundle.manifest import Entry, arcname_key, check_entries
 from envpack.errors import BundleError, first_line
 from envpack.limits import CHUNK
 
@@ -93,7 +94,8 @@ def write_tar_stream(
     fp.write(header)
     done: set[str] = set()
     with tarfile.open(fileobj=fp, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        for entry in sorted(entries, key=lambda e: e.arcname):
+        for pending in sorted(entries, key=arcname_key):
+            entry = pending.ready()  # waits here for a package still downloading
             full = f"{top}/{entry.arcname}"
             parts = full.split("/")
             for depth in range(1, len(parts)):

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import IO, cast
 
 from envpack.archive.joinbat import SplitInfo, check_split_folder, remove_stale, write_split_files
-from envpack.archive.sevenzip import is_package, write_7z_stream
+from envpack.archive.sevenzip import write_7z_stream
 from envpack.archive.split import MAX_PARTS, PartWriter
 from envpack.archive.tar import write_tar_stream
 from envpack.archive.zip import write_zip_stream
-from envpack.bundle.manifest import Entry, check_entries
+from envpack.bundle.manifest import Entry, check_entries, is_package
 from envpack.errors import BundleError, RecipeError
 from envpack.limits import check_split_size
 from envpack.names import file_name_problem

@@ -41,7 +41,8 @@ def write_zip_entries(
     advance: Callable[[int], None] | None = None,
 ) -> None:
     check_entries(entries)
-    for entry in sorted(entries, key=arcname_key):
+    for pending in sorted(entries, key=arcname_key):
+        entry = pending.ready()  # waits here for a package still downloading
         info = zip_info(f"{top}/{entry.arcname}", entry.size, epoch)
         with entry.open() as src, zf.open(info, "w") as dst:
             while chunk := src.read(CHUNK):
