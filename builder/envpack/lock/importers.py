@@ -6,8 +6,8 @@ record holds; the gaps are filled from the package URL (file name, subdir, chann
 does carry and completes from the downloaded file. pip/PyPI entries (conda-lock's ``manager:
 pip``, pixi's ``pypi:``) become the platform lock's wheels (``PlatformLock.pypi``), which setup
 installs after the conda packages; an sdist or a hashless one is refused by name. Entries that
-are skipped (categories conda-lock leaves out) are listed in ``Lock.extra["skipped"]`` for the CLI
-to warn about.
+are skipped (categories conda-lock leaves out, package managers other than conda and pip) are
+listed in ``Lock.extra["skipped"]``; :func:`skipped_note` words the warning for each.
 """
 
 from __future__ import annotations
@@ -100,6 +100,15 @@ def load_lock_file(path: Path, platform: str | None = None, name: str | None = N
     if not lock.platforms:
         raise LockError(f"{path}: the lock holds no conda package for any platform")
     return lock
+
+
+def skipped_note(path: Path, entry: str) -> str:
+    """The warning for one ``Lock.extra["skipped"]`` entry: what was left out, and why."""
+    if entry.startswith("category "):
+        why = f"conda-lock installs the {' and '.join(CONDA_LOCK_CATEGORIES)} categories only"
+    else:
+        why = "envpack ships conda packages and pip wheels only"
+    return f"warning: {Path(path).name}: skipped {entry} ({why})"
 
 
 def default_name(path: Path) -> str:
