@@ -1,4 +1,5 @@
-"""Where downloads and repodata are cached, and keeping that folder private."""
+"""Where downloads and repodata are cached, keeping that folder private, and what the cache
+knows about a package without reading it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 from typing import Protocol
 
 from envpack.errors import DownloadError
+from envpack.fetch.partfile import read_verified
 
 
 class CacheChoice(Protocol):
@@ -40,3 +42,11 @@ def private_cache(options: CacheChoice) -> Path:
     except OSError as exc:
         raise DownloadError(f"cannot prepare the cache folder {cache}: {exc.strerror}") from None
     return cache
+
+
+def read_crc32(path: Path) -> int | None:
+    """The CRC-32 of a cached package (a path :class:`~envpack.fetch.download.Fetcher` returned),
+    computed while its bytes arrived; None if the cache does not know it (an entry written by an
+    envpack from before, or a file that changed size since): the caller computes it then."""
+    hashes = read_verified(path)
+    return None if hashes is None else hashes.crc32

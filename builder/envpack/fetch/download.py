@@ -33,18 +33,20 @@ import errno
 import os
 import re
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from envpack import __version__
 from envpack.channels import Channel, credentialed_url, file_url_to_path, redact
 from envpack.errors import ChecksumError, DownloadError, EnvpackError
+from envpack.fetch.batch import Batch, Skipped
+from envpack.fetch.http import make_client
+from envpack.fetch.http import ssl_context as ssl_context  # where it was before
 from envpack.fetch.partfile import (
     Digest,
     EntryLock,
@@ -83,11 +85,6 @@ class FetchOptions:
     max_size: int = 0  # cap for records without a size; 0: ENVPACK_MAX_PACKAGE_SIZE or 4 GiB
 
 
-def _running(futures: dict[Future[Path], LockedPackage]) -> list[Future[Path]]:
-    # A future cancelled while queued never counts as done for wait(): leave it out.
-    return [f for f in futures if not f.cancelled()]
-
-
 def cache_path(cache_dir: Path, record: LockedPackage) -> Path:
     # Records imported from @EXPLICIT files may know only an md5 until first downloaded.
     return cache_dir / "pkgs" / (record.sha256 or f"md5-{record.md5}") / record.fn
@@ -109,35 +106,6 @@ def _incomplete(record: LockedPackage) -> bool:
     """Imported records may lack a size, a sha256 (``@EXPLICIT`` with md5) or an md5 (``conda list
     --explicit --sha256``); the download completes them, and env.txt needs the md5."""
     return not (record.sha256 and record.md5 and record.size)
-
-
-def ssl_context() -> ssl.SSLContext:
-    """The CA store corporate users expect: an explicit bundle if named, else the OS store."""
-    for var in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
-        cafile = os.environ.get(var)
-        if cafile:
-            if not Path(cafile).is_file():
-                raise DownloadError(f"{var}={cafile} does not name a readable CA bundle file")
-            return ssl.create_default_context(cafile=cafile)
-    import truststore
-
-    ctx: ssl.SSLContext = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    return ctx
-
-
-def make_client(options: FetchOptions) -> httpx.Client:
-    # Imported here: a warm build never downloads, and httpx is a third of envpack's import time.
-    import httpx
-
-    # trust_env picks up HTTP(S)_PROXY / NO_PROXY as httpx users expect.
-    return httpx.Client(
-        verify=ssl_context(),
-        trust_env=True,
-        timeout=httpx.Timeout(options.timeout, connect=min(options.timeout, 15.0)),
-        follow_redirects=True,
-        headers={"User-Agent": f"envpack/{__version__}"},
-        limits=httpx.Limits(max_connections=options.concurrency * 2),
-    )
 
 
 def _disk_error(exc: OSError, path: Path) -> DownloadError:
@@ -165,13 +133,14 @@ class Fetcher:
         self._client: httpx.Client | None = None
         self._sockets: list[Any] = []  # every connection opened, to shut down on stop()
         self._entries: set[EntryLock] = set()  # cache entries being written right now
+        self._batches: set[Batch] = set()  # every start() whose downloads are not all done
         # Records that arrived without a size or sha256, completed from what was downloaded.
         self.completed: dict[LockedPackage, LockedPackage] = {}
 
     def _http(self) -> httpx.Client:
         with self._lock:
             if self._client is None:
-                self._client = make_client(self.options)
+                self._client = make_client(self.options.timeout, self.options.concurrency)
             return self._client
 
     def stop(self) -> None:
@@ -196,80 +165,93 @@ class Fetcher:
                 if self._stop.is_set():
                     self.stop()
 
+    def start(self, records: Sequence[LockedPackage]) -> dict[LockedPackage, Future[Path]]:
+        """Start fetching every record into the cache and return at once: a future per record,
+        resolving to its cached file. Downloads begin in the order given, ``concurrency`` at a
+        time. A failure resolves every future not resolved yet with that first failure, once the
+        running downloads are done (see :mod:`.batch`). On Ctrl-C while waiting, call
+        :meth:`halt`; on another error before every future is resolved, :meth:`cancel`."""
+        return dict(self._begin(records).outputs)
+
     def fetch_all(self, records: Sequence[LockedPackage]) -> dict[LockedPackage, Path]:
         """Ensure every record is in the cache; return where each one is."""
-        # Two records of one file (an imported lock's and micromamba's own solve of vc14_runtime,
-        # say) share a cache path: fetch each path once, or two threads write one file.
-        groups: dict[Path, list[LockedPackage]] = {}
-        for r in sorted(set(records)):
-            groups.setdefault(cache_path(self.options.cache_dir, r), []).append(r)
-        # The most complete record of a group is the one to verify against.
-        unique = [
-            max(g, key=lambda r: (bool(r.sha256), bool(r.md5), r.size)) for g in groups.values()
-        ]
-        fetched: dict[LockedPackage, Path] = {}
-        try:
-            self.progress.start(sum(r.size for r in unique), len(unique))
-            if self.options.concurrency <= 1 or len(unique) <= 1:
-                for r in unique:
-                    fetched[r] = self.fetch(r)
-            else:
-                self._fetch_concurrently(unique, fetched)
-        finally:
-            self.progress.close()
-            if self._client is not None:
-                self._client.close()
-                self._client = None
-            with self._lock:
-                self._sockets.clear()
+        batch = self._begin(sorted(set(records)))
         results: dict[LockedPackage, Path] = {}
-        for rep, path in fetched.items():
-            known = read_verified(path)
-            for r in groups[cache_path(self.options.cache_dir, rep)]:
-                results[r] = path
-                if r is not rep and known is not None:
-                    # The other records of one file must agree with it too (an md5 each).
-                    self._judge(r, known)
+        try:
+            for record, future in batch.outputs.items():
+                results[record] = wait_for(future)
+        except Exception:
+            raise  # the futures fail only once this batch's workers are done
+        except BaseException:
+            self.halt()  # Ctrl-C: everything stops now
+            raise
+        # As before: progress and connections closed by the time this returns.
+        batch.wait_workers()
         return results
 
-    def _fetch_concurrently(
-        self, unique: list[LockedPackage], fetched: dict[LockedPackage, Path]
-    ) -> None:
-        pool = ThreadPoolExecutor(max_workers=self.options.concurrency)
-        futures: dict[Future[Path], LockedPackage] = {}
-        try:
-            futures = {pool.submit(self.fetch, r): r for r in unique}
-            pending: set[Future[Path]] = set(futures)
-            while pending:
-                # A timeout keeps the main thread where Ctrl-C reaches it on every platform.
-                done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
-                for future in done:
-                    fetched[futures[future]] = future.result()
-        except Exception:
-            # The first failure: queued downloads are dropped, not run to no purpose; running
-            # ones finish (within their timeouts) into the cache, ready for the next run.
-            pool.shutdown(wait=False, cancel_futures=True)
-            try:
-                wait(_running(futures))
-            except BaseException:
-                self._halt(futures)
-                raise
-            raise
-        except BaseException:
-            # Ctrl-C: everything stops now.
-            pool.shutdown(wait=False, cancel_futures=True)
-            self._halt(futures)
-            raise
-        pool.shutdown(wait=True)
+    def _begin(self, records: Sequence[LockedPackage]) -> Batch:
+        # Two records of one file (an imported lock's and micromamba's own solve of vc14_runtime,
+        # say) share a cache path: fetch each path once, or two threads write one file.
+        by_path: dict[Path, list[LockedPackage]] = {}
+        for r in dict.fromkeys(records):
+            by_path.setdefault(cache_path(self.options.cache_dir, r), []).append(r)
+        groups = []
+        for group in by_path.values():
+            # The most complete record of a group is the one to verify against.
+            rep = max(group, key=lambda r: (bool(r.sha256), bool(r.md5), r.size))
+            groups.append([rep, *(r for r in group if r is not rep)])
+        self.progress.start(sum(g[0].size for g in groups), len(groups))
+        batch = Batch(groups, self.fetch, self._judge_file, self.options.concurrency, self._ended)
+        with self._lock:
+            self._batches.add(batch)
+        batch.begin()
+        return batch
 
-    def _halt(self, futures: dict[Future[Path], LockedPackage]) -> None:
-        """Stop every download; remove the files of any worker that does not answer in time."""
+    def _judge_file(self, record: LockedPackage, path: Path) -> None:
+        """Check another record of one cache file against the hashes its download measured."""
+        known = read_verified(path)
+        if known is not None:
+            # The other records of one file must agree with it too (an md5 each).
+            self._judge(record, known)
+
+    def _ended(self, batch: Batch) -> None:
+        """A batch's last download is done: what fetch_all did once every future was in."""
+        self.progress.close()
+        with self._lock:
+            self._batches.discard(batch)
+            idle = not self._batches
+            client, self._client = (self._client, None) if idle else (None, self._client)
+            if idle:
+                self._sockets.clear()
+        if client is not None:
+            client.close()
+
+    def cancel(self) -> None:
+        """As a failure does: drop the downloads not begun, let running ones finish into the
+        cache (within their timeouts), and return when they have."""
+        with self._lock:
+            batches = list(self._batches)
+        for batch in batches:
+            batch.drop_queued(Skipped("the build stopped before this package was fetched"))
+        for batch in batches:
+            batch.wait_workers()
+
+    def halt(self) -> None:
+        """Ctrl-C: stop every download now; remove the files of any worker that does not answer
+        within ``STOP_GRACE`` seconds. Futures not resolved yet fail with KeyboardInterrupt."""
+        with self._lock:
+            batches = list(self._batches)
+        for batch in batches:
+            batch.drop_queued(KeyboardInterrupt())
         self.stop()
-        wait(_running(futures), timeout=STOP_GRACE)
+        deadline = time.monotonic() + STOP_GRACE
+        for batch in batches:
+            batch.wait_workers(max(0.0, deadline - time.monotonic()))
         with self._lock:
             stuck = list(self._entries)
         for entry in stuck:
             entry.abandon()
+        self.progress.close()  # the cursor back now, even if a worker is stuck
 
     def fetch(self, record: LockedPackage) -> Path:
         dest = cache_path(self.options.cache_dir, record)
@@ -316,7 +298,8 @@ class Fetcher:
             if (known is not None and measured != known) or not matches_key(dest, measured):
                 forget(dest)  # not the file its path promises: fetch it again
                 return False
-            if known is None:
+            if known is None or known.crc32 != measured.crc32:
+                # The hashes agree (CRC-32 is no check): keep what was measured, CRC included.
                 write_verified(dest, measured)
             known = measured
         self._judge(record, known)
@@ -576,6 +559,17 @@ class Fetcher:
             self.completed[record] = replace(
                 record, size=hashes.size, sha256=hashes.sha256, md5=hashes.md5
             )
+
+
+def wait_for(future: Future[Path]) -> Path:
+    """The future's result, waiting in short steps: on Windows, Ctrl-C reaches a main thread
+    only between them."""
+    while True:
+        try:
+            return future.result(timeout=0.5)
+        except FutureTimeout:
+            if future.done():
+                raise  # the download's own timeout, not the wait's
 
 
 class _Retryable(Exception):

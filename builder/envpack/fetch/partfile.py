@@ -10,7 +10,9 @@ content, not by process):
   part, so two builds sharing a cache take turns: the second waits, then finds the package done.
   It is removed on release; a waiter that wakes on a removed lock file takes the new one.
 - ``<fn>.verified`` holds the size, sha256 and md5 measured when the package entered the cache,
-  so a warm build checks every hash a lock records without hashing the file again.
+  so a warm build checks every hash a lock records without hashing the file again, and the
+  CRC-32 of its bytes (``crc32``, since issue 18), so a zip writer can store it without reading
+  it. Entries written before have no ``crc32``: they read as ``None``, never as an error.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import os
 import re
 import sys
 import threading
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from envpack.errors import DownloadError
@@ -37,23 +40,32 @@ class Hashes:
     size: int
     sha256: str
     md5: str
+    # Not a check (a lock records no CRC-32), so not part of equality: a file is what its
+    # size, sha256 and md5 say; the CRC only spares the zip writer a read. None: not known.
+    crc32: int | None = field(default=None, compare=False)
 
 
 class Digest:
-    """sha256 and md5 of everything written: every hash a record may carry is checked."""
+    """sha256 and md5 of everything written (every hash a record may carry is checked), and
+    its CRC-32 for the zip writer.
+
+    Each of the three releases the GIL on a large buffer, so downloads hash in parallel.
+    """
 
     def __init__(self) -> None:
         self.sha256 = hashlib.sha256()
         self.md5 = hashlib.md5(usedforsecurity=False)
+        self.crc32 = 0
         self.size = 0
 
-    def update(self, chunk: bytes) -> None:
+    def update(self, chunk: bytes | bytearray | memoryview) -> None:
         self.sha256.update(chunk)
         self.md5.update(chunk)
+        self.crc32 = zlib.crc32(chunk, self.crc32)
         self.size += len(chunk)
 
     def hashes(self) -> Hashes:
-        return Hashes(self.size, self.sha256.hexdigest(), self.md5.hexdigest())
+        return Hashes(self.size, self.sha256.hexdigest(), self.md5.hexdigest(), self.crc32)
 
 
 def part_path(dest: Path) -> Path:
@@ -68,7 +80,13 @@ def read_verified(dest: Path) -> Hashes | None:
     """The hashes recorded when ``dest`` entered the cache, if they still describe its size."""
     try:
         data = json.loads(verified_path(dest).read_text(encoding="utf-8"))
-        hashes = Hashes(int(data["size"]), str(data["sha256"]), str(data["md5"]))
+        crc = data.get("crc32")  # absent from entries written before it was kept
+        hashes = Hashes(
+            int(data["size"]),
+            str(data["sha256"]),
+            str(data["md5"]),
+            crc if isinstance(crc, int) and 0 <= crc <= 0xFFFFFFFF else None,
+        )
         if dest.stat().st_size != hashes.size:
             return None
     except (OSError, ValueError, KeyError, TypeError):
@@ -80,10 +98,11 @@ def write_verified(dest: Path, hashes: Hashes) -> None:
     target = verified_path(dest)
     # Unique per writer: two threads completing one entry never share a temp file.
     tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(
-        json.dumps({"size": hashes.size, "sha256": hashes.sha256, "md5": hashes.md5}),
-        encoding="utf-8",
-    )
+    data: dict[str, int | str] = {"size": hashes.size, "sha256": hashes.sha256, "md5": hashes.md5}
+    if hashes.crc32 is not None:
+        # An added key: envpack from before reads these files still, and ignores it.
+        data["crc32"] = hashes.crc32
+    tmp.write_text(json.dumps(data), encoding="utf-8")
     os.replace(tmp, target)
 
 
