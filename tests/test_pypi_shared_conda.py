@@ -64,14 +64,6 @@ def metadata_tree() -> list[LockedPackage]:
     )
 
 
-def _newest_python() -> dict[str, Any]:
-    """The metadata's newest python record (a 3.10+ decoy the solve must pass over)."""
-    data = json.loads((SUBSET / "win-64" / "repodata.json").read_text())
-    records = {**data.get("packages", {}), **data.get("packages.conda", {})}
-    pythons = [dict(r, fn=fn) for fn, r in records.items() if r["name"] == "python"]
-    return max(pythons, key=lambda r: [int(p) for p in str(r["version"]).split(".")])
-
-
 def _pkg(r: Mapping[str, Any]) -> Pkg:
     """A package to generate with the record's name, version, build, build number, subdir,
     depends, timestamp and archive format."""
@@ -93,7 +85,6 @@ def served_tree(
 ) -> Iterator[str]:
     fields = ("name", "version", "build", "build_number", "subdir", "fn", "depends", "timestamp")
     pkgs = [_pkg({f: getattr(r, f) for f in fields}) for r in metadata_tree]
-    pkgs.append(_pkg(dict(_newest_python(), subdir="win-64")))
     channel = make_channel(tmp_path_factory.mktemp("shared-tree") / "conda-forge", pkgs)
     with ChannelServer(channel) as server:
         yield server.url
