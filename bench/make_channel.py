@@ -1,9 +1,11 @@
 """A generated conda channel with the size profile of a scientific stack, cached between runs.
 
 Packages are real ``.conda`` files made by the test suite's ``channel_factory`` (incompressible
-payloads, so the sizes on the wire are the sizes planned) and indexed with rattler. Making one is
-slow (zstd level 19 over random bytes: about 3 MB/s per core), so a channel is built once into
-``<work>/channel-<scale>-<plan hash>/`` and reused by every later run with the same plan.
+payloads, so the sizes on the wire are the sizes planned) and indexed with rattler. A channel is
+built once into ``<work>/channel-<scale>-<plan hash>/`` and reused by every later run with the
+same plan. The scale channels (10 GB, one package over 4 GiB; and its tiny twin for the smoke
+test) are written by ``bigconda.write_streamed_conda`` instead, which never holds a payload in
+memory.
 
 Dependencies only ever point from a package to a smaller one, so the smallest N packages are a
 closed set: that is how the "small" build of the memory measurement is chosen.
@@ -30,6 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from bigconda import write_streamed_conda  # noqa: E402
+
 from channel_factory import Pkg, build_package, index_channel  # noqa: E402
 
 MB = 1 << 20
@@ -45,6 +49,8 @@ class Scale:
     small_fraction: float  # share of the bytes that the "small" build (memory row) takes
     min_size: int = 8 << 10
     max_rest: int = 45 * MB  # no package outside ``large`` grows past this
+    streamed: bool = False  # written by bigconda (any size, constant memory), not channel_factory
+    split: str = "fat32"  # the --split size of the scale mode
 
 
 SCALES = {
@@ -52,6 +58,29 @@ SCALES = {
     "quick": Scale("quick", 40, 160 * MB, (40 * MB, 25 * MB), 0.25, max_rest=12 * MB),
     # the smoke test's: three packages, a few MB, generated in about a second
     "tiny": Scale("tiny", 3, 3 * MB, (2 * MB,), 0.34, min_size=16 << 10, max_rest=1 * MB),
+    # --scale10g: 10 GiB, one package of 4.5 GiB (a zip64 member of the bundle); the memory rows
+    # compare it with the smallest 15% of the same channel (about 1.5 GB, the full run's size)
+    "scale10g": Scale(
+        "scale10g",
+        80,
+        10240 * MB,
+        (4608 * MB, 1024 * MB, 512 * MB, 256 * MB),
+        0.15,
+        max_rest=100 * MB,
+        streamed=True,
+    ),
+    # the smoke test's scale mode: a "huge" package of 4 MB, split into 1 MiB parts
+    "scale-tiny": Scale(
+        "scale-tiny",
+        5,
+        6 * MB,
+        (4 * MB,),
+        0.2,
+        min_size=16 << 10,
+        max_rest=1 * MB,
+        streamed=True,
+        split="1M",
+    ),
 }
 
 
@@ -122,13 +151,25 @@ def plan_hash(pkgs: list[PlannedPkg]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def _build_one(pkg: PlannedPkg, channel: str) -> str:
+def _build_one(pkg: PlannedPkg, channel: str, streamed: bool = False) -> str:
     target = Path(channel) / pkg.subdir / pkg.fn
     if target.is_file():
         return pkg.fn
     # Built aside and renamed in, so a file present in the channel is always a complete one.
     with tempfile.TemporaryDirectory(dir=channel, prefix=".build-") as tmp:
-        made = build_package(pkg.pkg(), Path(tmp))
+        if streamed:
+            p = pkg.pkg()
+            made = write_streamed_conda(
+                Path(tmp) / pkg.fn,
+                name=p.name,
+                version=p.version,
+                build=p.build,
+                subdir=p.subdir,
+                depends=list(p.depends),
+                payload_size=pkg.size,
+            )
+        else:
+            made = build_package(pkg.pkg(), Path(tmp))
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(made, target)
     return pkg.fn
@@ -162,14 +203,14 @@ def ensure_channel(
     ordered = sorted(missing, key=lambda p: -p.size)
     if workers > 1 and len(ordered) > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(_build_one, p, str(channel)) for p in ordered]
+            futures = [pool.submit(_build_one, p, str(channel), scale.streamed) for p in ordered]
             for n, fut in enumerate(futures, 1):
                 fut.result()
                 if n % 25 == 0:
                     log(f"  {n}/{len(ordered)} packages ({time.perf_counter() - start:.0f} s)")
     else:
         for p in ordered:
-            _build_one(p, str(channel))
+            _build_one(p, str(channel), scale.streamed)
     (channel / "win-64").mkdir(exist_ok=True)
     index_channel(channel)
     done.write_text(json.dumps({"scale": scale.name, "packages": len(pkgs)}) + "\n")

@@ -1,14 +1,18 @@
-"""bench/run.py at a tiny scale (3 packages, 3 MB), so the benchmark machinery cannot rot.
+"""bench/run.py at a tiny scale (3 packages, 3 MB; the scale mode with a 4 MB "huge" package),
+so the benchmark machinery cannot rot.
 
 It checks that every row is measured and reported, not how fast anything is.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import re
 import shutil
 import sys
+import zipfile
 from pathlib import Path
 from types import ModuleType
 
@@ -18,14 +22,14 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 # What each row of the table must start with, in order (the bench's ROW_KEYS).
 ROW_LABELS = {
-    "cold": "cold build, empty cache",
-    "cold_floor": "cold build vs curl, then `cat`",
-    "cold_fetch": "cold build's fetch phase",
-    "warm": "warm build, all cached",
-    "warm_bsdtar": "warm build (`--no-sfx`) vs bsdtar's zip writer",
-    "warm_cp": "warm build (`--no-sfx`) vs plain `cp`",
-    "warm_sfx": "warm build, default",
-    "warm_verify": "warm build, `--no-sfx --verify-cache`",
+    "fetch": "fetch phase alone (envpack's Fetcher",
+    "cold": "cold build, empty cache (`build`, one container) vs curl, then `cat`",
+    "cold_curl": "cold build (`build`) vs curl alone",
+    "warm": "warm build, all cached (`build`: one container) vs plain `cp`",
+    "warm_zip": "warm build (`build`) vs Info-ZIP `zip -0`",
+    "warm_bsdtar": "warm build (`build`) vs bsdtar's zip writer",
+    "sfx": "second container: `build --sfx`",
+    "warm_verify": "warm build, `--verify-cache`",
     "solve": "solve `python=3.9 pip` win-64",
     "update": "update bundle, one ~2 MB package changed",
     "multi": "two environments sharing most packages",
@@ -75,13 +79,13 @@ def test_bench_tiny_scale_reports_every_row(
             assert row[0].startswith(label), (key, row)
             assert row[5] in {"yes", "NO", "n/a"}, (key, row)
     by_key = dict(zip(ROW_LABELS, table_rows(written), strict=True))
-    timed = ["cold", "cold_floor", "warm", "warm_cp", "warm_sfx", "warm_verify", "startup"]
+    timed = ["fetch", "cold", "cold_curl", "warm", "warm_zip", "sfx", "warm_verify", "startup"]
     if shutil.which("bsdtar"):
         timed.append("warm_bsdtar")
     for key in timed:
         assert TIME_CELL.match(by_key[key][1]), by_key[key]  # envpack's time
         assert TIME_CELL.match(by_key[key][2]), by_key[key]  # the reference's
-        assert re.fullmatch(r"\d+\.\d\dx", by_key[key][3]), by_key[key]
+        assert re.fullmatch(r"-?\d+\.\d\dx", by_key[key][3]), by_key[key]
     shared = BENCH.parents[1] / "shared" / "data" / "conda-forge-py39-subset"
     if shared.is_dir():
         assert TIME_CELL.match(by_key["solve"][1]), by_key["solve"]
@@ -97,7 +101,101 @@ def test_bench_tiny_scale_reports_every_row(
 
     for field in ("Command: `python bench/run.py --scale tiny", "Date: ", "Machine: ", "Tools: "):
         assert field in written
+    assert "--scale10g" in written and "RESULTS-scale.md" in written  # where the scale rows are
+    # the one-container build and the --sfx build say what they wrote
+    assert "the default build wrote: benchfull-win-64.zip" in written
+    assert re.search(r"--sfx wrote: [^;]*benchfull-win-64-setup\.bat", written)
     assert "3 generated .conda packages" in written
     # the run cleaned up after itself and kept only the generated channel for the next run
     kept = sorted(p.name for p in (tmp_path / "work").iterdir())
     assert len(kept) == 1 and kept[0].startswith("channel-tiny-"), kept
+
+
+# What each row of the scale mode's table must start with, in order (bench_scale.SCALE_ROW_KEYS).
+SCALE_LABELS = {
+    "scale_cold": "cold build (`build`, empty cache) of 6 MB",
+    "scale_warm": "warm build (`build`, all cached) of 6 MB",
+    "scale_verify": "`verify` of the bundle of 6 MB",
+    "scale_inspect": "`inspect` of the bundle of 6 MB",
+    "scale_bsdtar": "`bsdtar -tf` lists the bundle",
+    "scale_7zz": "`7zz l` lists it",
+    "scale_split": "`build --split` parts joined (`cat` order) vs the whole zip",
+}
+
+
+def test_bench_scale_mode_tiny(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--scale10g's code paths on its tiny twin: 5 streamed packages, one of 4 MB, split 1M."""
+    bench = load_bench()
+    if bench.find_nginx() is None:
+        pytest.skip("the benchmark needs nginx (apt-get install nginx-light)")
+    results = tmp_path / "RESULTS-scale.md"
+    work = tmp_path / "work"
+    argv = ["--scale10g", "--scale", "scale-tiny", "--work", str(work), "--results", str(results)]
+    assert bench.main(argv) == 0
+    capsys.readouterr()
+    written = results.read_text(encoding="utf-8")
+    assert written.startswith("# envpack benchmark results: 10 GB scale")
+    rows = table_rows(written)
+    assert len(rows) == len(SCALE_LABELS)
+    for row, (key, label) in zip(rows, SCALE_LABELS.items(), strict=True):
+        assert len(row) == 6, row
+        assert row[0].startswith(label), (key, row)
+    by_key = dict(zip(SCALE_LABELS, rows, strict=True))
+    if Path("/usr/bin/time").is_file():
+        for key in ("scale_cold", "scale_warm", "scale_verify", "scale_inspect"):
+            assert re.fullmatch(r"\d+\.\d\d s, \d+ MB peak RSS", by_key[key][1]), by_key[key]
+            assert re.fullmatch(r"\d+\.\d\d s, \d+ MB at 1 MB", by_key[key][2]), by_key[key]
+            assert re.fullmatch(r"\d+\.\d\dx RSS", by_key[key][3]), by_key[key]
+            assert by_key[key][5] in {"yes", "NO"}, by_key[key]
+    # 5 packages plus the bundle's own files: the same count from zipfile, bsdtar and 7zz
+    for key, tool in (("scale_bsdtar", "bsdtar"), ("scale_7zz", "7zz")):
+        if shutil.which(tool):
+            assert re.fullmatch(r"exit 0, \d+ members", by_key[key][1]), by_key[key]
+            assert by_key[key][5] == "yes", by_key[key]
+    split = by_key["scale_split"]
+    assert re.fullmatch(r"[5-9] parts, sha256 [0-9a-f]{12}", split[1]), split  # 6 MB in 1 MiB
+    assert split[5] in {"yes", "NO"}
+    assert "scalefull-win-64.zip.001 … scalefull-win-64.zip.0" in written
+    assert "the largest 4 MB (no zip64 at this scale)" in written
+    # without --keep the generated channel goes too: the scale channel is 10 GB at full size
+    assert list(work.iterdir()) == []
+
+
+def test_streamed_conda_is_a_valid_package(tmp_path: Path) -> None:
+    """bench/bigconda.py's package: conda-package-handling extracts it, and the payload's sha256
+    and size are those its info/paths.json records."""
+    load_bench()  # puts bench/ on sys.path
+    from bigconda import write_streamed_conda
+    from conda_package_handling import api
+
+    out = write_streamed_conda(
+        tmp_path / "huge-1.0-h0_0.conda",
+        name="huge",
+        version="1.0",
+        build="h0_0",
+        subdir="win-64",
+        depends=["small"],
+        payload_size=3 * 1024 * 1024 + 5,
+    )
+    api.extract(str(out), str(tmp_path / "x"))
+    payload = (tmp_path / "x" / "Library/share/huge/payload.bin").read_bytes()
+    assert len(payload) == 3 * 1024 * 1024 + 5
+    paths = json.loads((tmp_path / "x" / "info/paths.json").read_text())["paths"]
+    assert paths == [
+        {
+            "_path": "Library/share/huge/payload.bin",
+            "path_type": "hardlink",
+            "sha256": hashlib.sha256(payload).hexdigest(),
+            "size_in_bytes": 3 * 1024 * 1024 + 5,
+        }
+    ]
+    index = json.loads((tmp_path / "x" / "info/index.json").read_text())
+    assert (index["name"], index["depends"], index["subdir"]) == ("huge", ["small"], "win-64")
+    # incompressible: the package is its payload plus a few KB of headers
+    assert 0 < out.stat().st_size - len(payload) < 8192
+    with zipfile.ZipFile(out) as zf:
+        assert sorted(zf.namelist()) == [
+            "info-huge-1.0-h0_0.tar.zst",
+            "metadata.json",
+            "pkg-huge-1.0-h0_0.tar.zst",
+        ]
