@@ -17,7 +17,7 @@ def test_build_end_to_end(
     recipe: Path, tmp_path: Path, cache_dir: Path, server: ChannelServer
 ) -> None:
     out = tmp_path / "dist"
-    result = run_cli("build", recipe, "-o", out)
+    result = run_cli("build", recipe, "-o", out, "--sfx")
     assert result.exit_code == 0, result.output
     bundle = out / "demo-win-64.zip"
     sfx = out / "demo-win-64-setup.bat"
@@ -25,7 +25,10 @@ def test_build_end_to_end(
 
     with zipfile.ZipFile(bundle) as zf:
         names = zf.namelist()
-        assert names == sorted(names)
+        packages = [n for n in names if n.endswith((".conda", ".tar.bz2"))]
+        # The packages first (written while they download), then every other file; each by name.
+        assert len(packages) == 6
+        assert names == sorted(packages) + sorted(n for n in names if n not in packages)
         assert all(n.startswith("demo/") for n in names)
         manifest = json.loads(zf.read("demo/envpack.json"))
         env_txt = zf.read("demo/env.txt").decode()
@@ -76,9 +79,9 @@ def test_build_end_to_end(
 
 def test_same_lock_same_bytes_across_caches(recipe: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("ENVPACK_CACHE_DIR", str(tmp_path / "c1"))
-    assert run_cli("build", recipe, "-o", tmp_path / "a").exit_code == 0
+    assert run_cli("build", recipe, "-o", tmp_path / "a", "--sfx").exit_code == 0
     monkeypatch.setenv("ENVPACK_CACHE_DIR", str(tmp_path / "c2"))
-    assert run_cli("build", recipe, "-o", tmp_path / "b", "--frozen").exit_code == 0
+    assert run_cli("build", recipe, "-o", tmp_path / "b", "--frozen", "--sfx").exit_code == 0
     for name in ("demo-win-64.zip", "demo-win-64-setup.bat"):
         assert file_sha256(tmp_path / "a" / name) == file_sha256(tmp_path / "b" / name)
 
@@ -92,7 +95,7 @@ def test_source_date_epoch(recipe: Path, tmp_path: Path, cache_dir: Path, monkey
 
 
 def test_sfx_is_a_zip_with_absolute_offsets(recipe: Path, tmp_path: Path, cache_dir: Path) -> None:
-    assert run_cli("build", recipe, "-o", tmp_path / "d").exit_code == 0
+    assert run_cli("build", recipe, "-o", tmp_path / "d", "--sfx").exit_code == 0
     sfx = tmp_path / "d" / "demo-win-64-setup.bat"
     raw = sfx.read_bytes()
     assert raw.startswith(b"@echo off\r\n")

@@ -12,7 +12,7 @@ from http_server import ChannelServer
 
 def test_7z_from_the_command_line_verifies(recipe: Path, tmp_path: Path, cache_dir: Path) -> None:
     out = tmp_path / "o"
-    result = run_cli("build", recipe, "-o", out, "--format", "7z", "--json")
+    result = run_cli("build", recipe, "-o", out, "--format", "7z", "--sfx", "--json")
     assert result.exit_code == 0, result.output
     outputs = [Path(p).name for p in json.loads(result.stdout)["outputs"]]
     assert outputs == ["demo-win-64.7z", "demo-win-64-setup.bat"]  # the sfx stays a zip
@@ -25,7 +25,10 @@ def test_7z_from_the_command_line_verifies(recipe: Path, tmp_path: Path, cache_d
 
 def test_split_from_the_recipe(tmp_path: Path, server: ChannelServer, cache_dir: Path) -> None:
     recipe = write_recipe(
-        tmp_path / "big.yaml", [server.url], ["tool", "docs"], "envpack:\n  split: 1M\n"
+        tmp_path / "big.yaml",
+        [server.url],
+        ["tool", "docs"],
+        "envpack:\n  split: 1M\n  sfx: true\n",
     )
     result = run_cli("build", recipe, "-o", tmp_path / "o", "--json")
     assert result.exit_code == 0, result.output

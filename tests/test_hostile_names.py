@@ -192,7 +192,7 @@ def test_lock_records_are_checked_when_read(change: dict[str, object], message: 
 
 
 def test_verify_names_a_changed_batch_header(recipe: Path, tmp_path: Path, cache_dir: Path) -> None:
-    result = run_cli("build", recipe, "-o", tmp_path / "dist")
+    result = run_cli("build", recipe, "-o", tmp_path / "dist", "--sfx")
     assert result.exit_code == 0, result.output
     sfx = tmp_path / "dist" / "demo-win-64-setup.bat"
     assert verify_bundle(sfx) == []

@@ -71,7 +71,7 @@ def every_form(bundle: Path, tmp_path: Path) -> dict[str, Path]:
 def test_every_form_verifies_and_inspects_alike(
     rich_recipe: Path, tmp_path: Path, cache_dir: Path
 ) -> None:
-    bundle = build(rich_recipe, tmp_path / "dist")
+    bundle = build(rich_recipe, tmp_path / "dist", "--sfx")
     forms = every_form(bundle, tmp_path)
     assert set(forms) == {"zip", "sfx", "sfx-cat", "folder", "parent"}
     seen = {}
@@ -242,7 +242,7 @@ def test_rebuild_from_bundle_is_byte_identical(
     monkeypatch: pytest.MonkeyPatch,
     cache: str,
 ) -> None:
-    bundle = build(rich_recipe, tmp_path / "dist")
+    bundle = build(rich_recipe, tmp_path / "dist", "--sfx")
     sfx = bundle.with_name("demo-win-64-setup.bat")
     if cache == "fresh":
         # Only the channel has the packages now; the recipe and its lock are gone too.
@@ -253,7 +253,7 @@ def test_rebuild_from_bundle_is_byte_identical(
     for leftover in (rich_recipe, rich_recipe.with_name("demo.lock.yaml"), tmp_path / "hello.bat"):
         leftover.unlink()
     hits = dict(server.hits)
-    result = run_cli("build", "--from", old / bundle.name, "-o", tmp_path / "again")
+    result = run_cli("build", "--from", old / bundle.name, "-o", tmp_path / "again", "--sfx")
     assert result.exit_code == 0, result.output
     again = tmp_path / "again"
     assert file_sha256(again / bundle.name) == file_sha256(old / bundle.name)

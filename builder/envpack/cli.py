@@ -211,8 +211,9 @@ def lock_cmd(**kw: Any) -> None:
 @click.option(
     "--sfx/--no-sfx",
     default=None,
-    help="Also write the self-extracting <name>-<platform>-setup.bat (Windows: on unless "
-    "--no-sfx) or -setup.sh (Linux, macOS: only with --sfx).",
+    help="Also write the self-extracting <name>-<platform>-setup.bat (Windows) or -setup.sh "
+    "(Linux, macOS) beside the bundle (default: the recipe's envpack.sfx, else only the "
+    "bundle; --no-sfx overrides the recipe).",
 )
 @click.option("--verify-cache", is_flag=True, help="Re-hash cached packages before using them.")
 @click.option(
@@ -265,8 +266,7 @@ def build_cmd(**kw: Any) -> None:
         lock=_lock_opts(kw, mode),
         output_dir=kw["output"],
         concurrency=kw["jobs"],
-        sfx=kw["sfx"] is not False,
-        sfx_sh=kw["sfx"] is True,
+        sfx=kw["sfx"],
         verify_cache=kw["verify_cache"],
         from_bundle=kw["from_bundle"],
         update_from=kw["update_from"],

@@ -33,6 +33,7 @@ from envpack.pipeline import (
     bundle_settings,
     lock,
     make_fetcher,
+    with_recipe_sfx,
 )
 from envpack.resolve.recipe import Recipe
 
@@ -87,6 +88,8 @@ def build_multi(options: BuildOptions, rep: Reporter) -> BuildResult:
     assert options.lock.recipe is not None
     paths = [options.lock.recipe, *options.more_recipes]
     loaded = [_environment_locks(p, options, rep) for p in paths]
+    # --sfx, else the first recipe's envpack.sfx: only to say that no -setup.bat is written.
+    options = with_recipe_sfx(options, loaded[0][2])
     result = BuildResult()
     channels = [c for _, _, _, chans in loaded for c in chans]
     for platform in loaded[0][0]:
@@ -170,10 +173,9 @@ def build_multi_platform(
     fmt, split = container
     folder = options.output_dir / stem if split else options.output_dir
     rep.info(f"{pool.platform}: writing {folder / stem}.{fmt}{' in parts' if split else ''}")
-    if options.sfx_sh or (options.sfx and options.format is None and not split):
+    if options.sfx:
         # The self-extracting header is one environment's setup.bat; say so, not silently skip.
         rep.info("note: a bundle of several environments has no self-extracting -setup.bat")
-    # No self-extracting form: its header is one environment's setup.bat.
     staged = stage_bundle(folder, stem, name, entries, when, fmt=fmt, split=split)
     try:
         return staged.commit()

@@ -45,8 +45,9 @@ class BuildOptions:
     lock: LockOptions
     output_dir: Path = Path("dist")
     concurrency: int = 8
-    sfx: bool = True  # the self-extracting -setup.bat of a Windows bundle
-    sfx_sh: bool = False  # the self-extracting -setup.sh of a Linux/macOS one: on request
+    # The self-extracting <stem>-setup.bat (Windows) / -setup.sh (Linux, macOS) beside the bundle:
+    # True/False from --sfx/--no-sfx; None (the default) is the recipe's envpack.sfx, else none.
+    sfx: bool | None = None
     verify_cache: bool = False
     from_bundle: Path | None = None  # rebuild from an old bundle's lock instead of a recipe
     # an update bundle from this base (a bundle, a lock, or the PC's installed list) instead

@@ -227,6 +227,7 @@ def build(options: BuildOptions, reporter: Reporter | None = None) -> BuildResul
     if given is not None and given.is_file() and detect_lock_kind(given) is not None:
         return build_from_lock_file(given, options, rep)
     locked = lock(options.lock, rep)
+    options = with_recipe_sfx(options, locked.recipe)
     result = BuildResult(lock_file=locked.path, lock_changed=locked.changed)
     for platform in locked.recipe.platforms:
         pl = locked.lock.for_platform(platform)
@@ -244,6 +245,14 @@ def build(options: BuildOptions, reporter: Reporter | None = None) -> BuildResul
         result.packages += len(pl.packages)
         result.total_bytes += sum(r.size for r in pl.packages)
     return result
+
+
+def with_recipe_sfx(options: BuildOptions, recipe: Recipe | None) -> BuildOptions:
+    """The options with ``sfx`` decided: --sfx/--no-sfx, else the recipe's ``envpack.sfx``,
+    else none (one container by default: the self-extracting form doubles the bytes written)."""
+    if options.sfx is not None:
+        return options
+    return replace(options, sfx=recipe.sfx if recipe is not None else False)
 
 
 def _result(outputs: tuple[list[Path], PlatformLock]) -> BuildResult:
@@ -441,7 +450,7 @@ def build_platform(
             staged.append(
                 stage_bundle(sfx_dir, sfx_stem, top, entries, epoch, header=header, split=split)
             )
-        elif options.sfx_sh and is_posix_platform(pl.platform):
+        elif options.sfx and is_posix_platform(pl.platform):
             header = render_sfx_header_sh(ctx)
             staged.append(
                 stage_bundle(

@@ -43,6 +43,7 @@ ENVPACK_KEYS = (
     "shortcuts",
     "format",
     "split",
+    "sfx",
 )
 SOLVERS = ("rattler", "micromamba")
 # The containers a recipe may choose (archive.write.FORMATS less tar, which follows from a
@@ -68,6 +69,7 @@ class Recipe:
     shortcuts: bool = False
     format: str = "zip"
     split: str | None = None
+    sfx: bool = False  # also write the self-extracting -setup.bat / -setup.sh (as --sfx does)
     variables: Mapping[str, str] = field(default_factory=dict)
     pip: tuple[str, ...] = ()  # the pip: list's lines, as written
     notes: tuple[str, ...] = ()  # one line each: what was ignored or defaulted
@@ -503,6 +505,7 @@ def load_recipe(path: Path, *, platform: str | None = None, solver: str | None =
         shortcuts=_bool(extra.get("shortcuts"), "envpack.shortcuts", path),
         format=fmt,
         split=_split(extra.get("split"), path),
+        sfx=_bool(extra.get("sfx"), "envpack.sfx", path),
         variables=_variables(data.get("variables"), path),
         pip=tuple(pip_lines),
         notes=tuple(notes),

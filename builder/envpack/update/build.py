@@ -124,6 +124,9 @@ def _write(
     newest = max((r.timestamp or 0 for r in target.packages), default=0) // 1000
     epoch = settings.epoch if settings.epoch is not None else source_date_epoch(newest or None)
     entries = update_entries(plan, target, settings, paths, tools, epoch, base.kind)
+    if options.sfx:
+        # update.bat runs from the unpacked folder; there is no self-extracting update.
+        rep.info("note: an update bundle has no self-extracting -setup.bat")
     fmt = options.format or "zip"
     folder = options.output_dir / plan.stem if options.split else options.output_dir
     rep.info(f"{plan.platform}: writing {folder / plan.stem}.{fmt}")
