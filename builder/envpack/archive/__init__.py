@@ -8,7 +8,7 @@ from envpack.archive.base import BundleReader, unsafe_reason
 from envpack.archive.readers import is_bundle, open_bundle
 from envpack.archive.sevenzip import SevenZipReader
 from envpack.archive.split import PartWriter, SplitReader
-from envpack.archive.write import FORMATS, stage_bundle, write_bundle
+from envpack.archive.write import FORMATS, stage_bundle, stage_sfx_from_zip, write_bundle
 
 __all__ = [
     "FORMATS",
@@ -19,6 +19,7 @@ __all__ = [
     "is_bundle",
     "open_bundle",
     "stage_bundle",
+    "stage_sfx_from_zip",
     "unsafe_reason",
     "write_bundle",
 ]

@@ -17,6 +17,7 @@ from typing import IO, Any, BinaryIO, cast
 
 from envpack.archive.base import BundleReader, Window
 from envpack.archive.joinbat import JOIN_SCRIPT, PART_RE, read_join_vars
+from envpack.archive.kcopy import copy_methods, copy_range
 from envpack.archive.sevenzip import SEVENZIP_MAGIC, SevenZipReader
 from envpack.archive.zip import ZipBundleReader
 from envpack.errors import BundleError, first_line
@@ -122,6 +123,31 @@ class PartWriter(io.RawIOBase):
             self._pos += len(chunk)
         self._end = max(self._end, self._pos)
         return total
+
+    def copy_from(
+        self, src: int, src_off: int, count: int, advance: Callable[[int], None] | None = None
+    ) -> int:
+        """Write ``count`` bytes of the file ``src`` (a descriptor) from ``src_off`` here, by
+        kernel copy into each part they fall in. Returns the bytes copied: fewer only when
+        ``src`` ends first."""
+        methods = copy_methods()
+        done = 0
+        while done < count:
+            if self.part_size is None:
+                index, offset, room = 0, self._pos, count - done
+            else:
+                index, offset = divmod(self._pos, self.part_size)
+                room = self.part_size - offset
+            step = min(room, count - done)
+            fh = self._handle(index)
+            fh.flush()  # buffered bytes before the copied ones must reach the file first
+            n = copy_range(src, src_off + done, fh.fileno(), offset, step, advance, methods)
+            done += n
+            self._pos += n
+            self._end = max(self._end, self._pos)
+            if n < step:
+                break
+        return done
 
     def close(self) -> None:
         while self._handles:

@@ -20,6 +20,7 @@ from typing import IO, cast
 
 from envpack.archive.joinbat import SplitInfo, check_split_folder, remove_stale, write_split_files
 from envpack.archive.sevenzip import write_7z_stream
+from envpack.archive.sfxcopy import write_sfx_from_zip
 from envpack.archive.split import MAX_PARTS, PartWriter
 from envpack.archive.tar import write_tar_stream
 from envpack.archive.zip import write_zip_stream
@@ -183,12 +184,7 @@ def stage_bundle(
                 "choose a larger split size"
             )
         check_split_folder(out_dir, name)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        _remove_dead_staging(out_dir)
-        tmp = Path(tempfile.mkdtemp(prefix=f".envpack-{os.getpid()}-", suffix=".tmp", dir=out_dir))
-    except OSError as exc:
-        raise BundleError(f"cannot write to {out_dir}: {exc.strerror}") from None
+    tmp = _new_staging(out_dir)
     try:
         writer = PartWriter(tmp, name, split)
         try:
@@ -216,11 +212,52 @@ def stage_bundle(
         )
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        if exc.errno == errno.ENOSPC:
-            raise BundleError(
-                f"disk full while writing {out_dir / name}; free some space"
-            ) from None
-        raise BundleError(f"cannot write {out_dir / name}: {exc.strerror}") from None
+        raise _write_failed(exc, out_dir / name) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _new_staging(out_dir: Path) -> Path:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _remove_dead_staging(out_dir)
+        return Path(tempfile.mkdtemp(prefix=f".envpack-{os.getpid()}-", suffix=".tmp", dir=out_dir))
+    except OSError as exc:
+        raise BundleError(f"cannot write to {out_dir}: {exc.strerror}") from None
+
+
+def _write_failed(exc: OSError, path: Path) -> BundleError:
+    if exc.errno == errno.ENOSPC:
+        return BundleError(f"disk full while writing {path}; free some space")
+    return BundleError(f"cannot write {path}: {exc.strerror}")
+
+
+def stage_sfx_from_zip(
+    zip_path: Path,
+    out_dir: Path,
+    stem: str,
+    header: bytes,
+    advance: Callable[[int], None] | None = None,
+) -> StagedBundle:
+    """Stage ``<stem>.bat``: ``header`` and then the finished zip at ``zip_path`` (written by
+    :func:`stage_bundle`, still staged or not) with its offsets moved by the header's length.
+
+    The bytes are those ``stage_bundle(..., header=header)`` writes from the same entries, made
+    without reading a member: the members are copied by the kernel and only the central
+    directory is written again (:mod:`.sfxcopy`). For a split bundle, write the .bat in full.
+    """
+    name = bundle_filename(stem, "zip", header)
+    check_filename(name)
+    tmp = _new_staging(out_dir)
+    try:
+        target = tmp / name
+        with open(target, "wb") as dst:
+            write_sfx_from_zip(zip_path, dst, header, advance)
+        return StagedBundle(out_dir, name, tmp, [target], 0)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise _write_failed(exc, out_dir / name) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

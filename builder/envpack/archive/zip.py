@@ -1,11 +1,11 @@
-"""The zip container: the writer (every member stored, one timestamp) and its reader."""
+"""The zip container: the writer (every member stored and aligned, one timestamp; the format
+itself is :mod:`.zipwriter`'s) and its reader."""
 
 from __future__ import annotations
 
 import io
 import stat
 import struct
-import time
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,36 +19,23 @@ from envpack.archive.base import (
     Window,
     admit_members,
 )
+from envpack.archive.zipwriter import AlignedZipWriter
 from envpack.bundle.manifest import Entry, arcname_key, check_entries
 from envpack.errors import BundleError, first_line
-from envpack.limits import CHUNK
-
-
-def zip_info(arcname: str, size: int, epoch: int) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(arcname, date_time=time.gmtime(epoch)[:6])
-    info.compress_type = zipfile.ZIP_STORED
-    info.create_system = 3  # unix, so the permission bits below mean the same everywhere
-    info.external_attr = (0o100644 << 16) if not arcname.endswith("/") else (0o40755 << 16)
-    info.file_size = size
-    return info
 
 
 def write_zip_entries(
-    zf: zipfile.ZipFile,
+    zw: AlignedZipWriter,
     top: str,
     entries: Sequence[Entry],
     epoch: int,
     advance: Callable[[int], None] | None = None,
 ) -> None:
+    """Add every entry under ``top/``, in :func:`arcname_key` order (the epoch is ``zw``'s)."""
     check_entries(entries)
     for pending in sorted(entries, key=arcname_key):
         entry = pending.ready()  # waits here for a package still downloading
-        info = zip_info(f"{top}/{entry.arcname}", entry.size, epoch)
-        with entry.open() as src, zf.open(info, "w") as dst:
-            while chunk := src.read(CHUNK):
-                dst.write(chunk)
-                if advance is not None:
-                    advance(len(chunk))
+        zw.add(f"{top}/{entry.arcname}", entry)
 
 
 def write_zip_stream(
@@ -59,14 +46,15 @@ def write_zip_stream(
     header: bytes = b"",
     advance: Callable[[int], None] | None = None,
 ) -> None:
-    """The same bytes as zipfile's ``"a"`` mode, written to a seekable stream.
+    """The bundle as a zip (see :mod:`.zipwriter`) written to ``fp`` after ``header``.
 
     The header goes first and the zip's offsets count from the start of the stream (absolute),
-    exactly as zipfile's ``"a"`` mode on a non-zip file produces.
+    as zipfile's ``"a"`` mode on a non-zip file, or ``zip -A``, produces.
     """
     fp.write(header)
-    with zipfile.ZipFile(fp, "w", allowZip64=True) as zf:
-        write_zip_entries(zf, top, entries, epoch, advance)
+    zw = AlignedZipWriter(fp, epoch, advance)
+    write_zip_entries(zw, top, entries, epoch, advance)
+    zw.close()
 
 
 class ZipBundleReader(BundleReader):
@@ -118,8 +106,22 @@ class ZipBundleReader(BundleReader):
             name = info.filename[len(prefix) :] if info.filename.startswith(prefix) else None
             if name not in self._members or name in self._damaged:
                 continue
-            if info.header_offset + 30 + info.compress_size > bound:
+            if self._data_start(info) + info.compress_size > bound:
                 self._damaged[name] = "overlaps the member after it in the archive (zip bomb?)"
+
+    def _data_start(self, info: zipfile.ZipInfo) -> int:
+        """Where the member's data starts: after its *local* header's name and extra field,
+        whose length need not be the central directory's (the writer's alignment padding is
+        only in the local one). A local header that cannot be read counts as bare (30 bytes):
+        opening the member then says what is wrong with it."""
+        fp = self._zf.fp
+        assert fp is not None
+        fp.seek(info.header_offset)
+        head = fp.read(30)
+        if len(head) != 30 or head[:4] != b"PK\x03\x04":
+            return info.header_offset + 30
+        name_len, extra_len = struct.unpack("<HH", head[26:30])
+        return int(info.header_offset + 30 + name_len + extra_len)
 
     def _size_problem(self, info: zipfile.ZipInfo) -> str | None:
         if info.flag_bits & 0x1:

@@ -1,0 +1,127 @@
+"""Copy a byte range from one open file to another, in the kernel when it can.
+
+A bundle is mostly package files copied verbatim, so the copy is most of a warm build. Asked in
+this order: ``os.copy_file_range`` (no bytes pass through user space, and on XFS/btrfs with the
+blocks aligned the filesystem may share them instead of copying: a reflink), ``os.sendfile``
+(regular file to regular file on Linux), then ``pread``/``pwrite`` through one reused buffer.
+A method the kernel or filesystem refuses (another filesystem, an old kernel, a FUSE mount) is
+dropped for the rest of that copy and the next one is asked; errors that are about the data or
+the disk (ENOSPC, EIO) are raised as they are.
+
+Both ends are file descriptors with explicit offsets: neither file's position is used or moved
+(except sendfile's destination, which is positioned first).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable
+
+from envpack.limits import CHUNK
+
+# One system call's share: large enough that calls cost nothing, small enough that a progress
+# bar moves (copy_file_range caps one call near 2 GiB anyway).
+COPY_STEP = 64 << 20
+
+# What a kernel or filesystem answers when it cannot do this kind of copy (as opposed to a
+# failure of the disk): try the next method.
+_UNSUPPORTED = frozenset(
+    {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EBADF}
+)
+
+Method = Callable[[int, int, int, int, int], int]
+
+
+def _by_copy_file_range(src: int, src_off: int, dst: int, dst_off: int, count: int) -> int:
+    return os.copy_file_range(src, dst, count, src_off, dst_off)
+
+
+def _by_sendfile(src: int, src_off: int, dst: int, dst_off: int, count: int) -> int:
+    os.lseek(dst, dst_off, os.SEEK_SET)
+    return os.sendfile(dst, src, src_off, count)
+
+
+class _ReadWrite:
+    """The plain copy: one buffer for the whole copy, allocated only if it comes to this."""
+
+    def __init__(self) -> None:
+        self._buf: bytearray | None = None
+
+    def __call__(self, src: int, src_off: int, dst: int, dst_off: int, count: int) -> int:
+        if self._buf is None:
+            self._buf = bytearray(CHUNK)
+        view = memoryview(self._buf)[: min(count, len(self._buf))]
+        got = pread_into(src, view, src_off)
+        done = 0
+        while done < got:
+            done += _pwrite(dst, view[done:got], dst_off + done)
+        return got
+
+
+def pread_into(fd: int, view: memoryview, offset: int) -> int:
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [view], offset)
+    os.lseek(fd, offset, os.SEEK_SET)  # pragma: no cover - systems without preadv
+    data = os.read(fd, len(view))  # pragma: no cover
+    view[: len(data)] = data  # pragma: no cover
+    return len(data)  # pragma: no cover
+
+
+def _pwrite(fd: int, view: memoryview, offset: int) -> int:
+    if hasattr(os, "pwrite"):
+        return os.pwrite(fd, view, offset)
+    os.lseek(fd, offset, os.SEEK_SET)  # pragma: no cover - systems without pwrite
+    return os.write(fd, view)  # pragma: no cover
+
+
+def copy_methods() -> list[Method]:
+    """The methods this system offers, best first (the plain copy is always last)."""
+    methods: list[Method] = []
+    if hasattr(os, "copy_file_range"):
+        methods.append(_by_copy_file_range)
+    if hasattr(os, "sendfile"):
+        methods.append(_by_sendfile)
+    methods.append(_ReadWrite())
+    return methods
+
+
+def copy_range(
+    src: int,
+    src_off: int,
+    dst: int,
+    dst_off: int,
+    count: int,
+    advance: Callable[[int], None] | None = None,
+    methods: list[Method] | None = None,
+) -> int:
+    """Copy ``count`` bytes of ``src`` from ``src_off`` to ``dst`` at ``dst_off``.
+
+    Returns the number of bytes copied: ``count``, or fewer when ``src`` ends first (the caller
+    says what that means). ``advance`` is called with each step's byte count. ``methods`` (from
+    :func:`copy_methods`) is consumed as methods fail, so a caller copying several ranges between
+    the same two files can pass one list and not ask a refused method again.
+    """
+    methods = copy_methods() if methods is None else methods
+    done = 0
+    while done < count:
+        method = methods[0]
+        step = min(COPY_STEP, count - done)
+        try:
+            n = method(src, src_off + done, dst, dst_off + done, step)
+        except OSError as exc:
+            if exc.errno in _UNSUPPORTED and len(methods) > 1:
+                methods.pop(0)
+                continue
+            raise
+        if n == 0:
+            if len(methods) == 1:
+                break  # a plain read found the end of src
+            # A kernel path that copies nothing may mean the end of src or a filesystem that
+            # does not do it (some FUSE mounts); the plain read tells which.
+            methods.pop(0)
+            continue
+        done += n
+        if advance is not None:
+            advance(n)
+    return done
