@@ -23,19 +23,34 @@ def snapshot(folder: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.parametrize("form", ["whole", "split"])
 def test_disk_full_in_the_sfx_keeps_the_old_pair(
-    tmp_path: Path, server: ChannelServer, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+    form: str,
+    tmp_path: Path,
+    server: ChannelServer,
+    cache_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     recipe = write_recipe(tmp_path / "demo.yaml", [server.url], ["tool"])
     dist = tmp_path / "dist"
-    assert run_cli("build", recipe, "-o", dist).exit_code == 0
+    split = ["--split", "1M"] if form == "split" else []
+    assert run_cli("build", recipe, "-o", dist, "--sfx", *split).exit_code == 0
     before = snapshot(dist)
-    assert set(before) == {"demo-win-64.zip", "demo-win-64-setup.bat"}
+    if form == "whole":
+        assert set(before) == {"demo-win-64.zip", "demo-win-64-setup.bat"}
+    else:
+        assert {"demo-win-64/demo-win-64.zip.001", "demo-win-64-setup/join.bat"} <= set(before)
 
     write_recipe(recipe, [server.url], ["tool", "docs"])  # a different bundle this time
     real = envpack.archive.write.write_zip_stream
 
-    def full_disk_for_the_bat(
+    # A whole .bat is the zip copied behind its header (archive.sfxcopy); one in parts is
+    # written again from the entries: the disk fills up in either.
+    def full_disk_copying(zip_path: Path, dst: Any, header: bytes, advance: Any = None) -> None:
+        dst.write(header)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def full_disk_writing(
         fp: Any, top: str, entries: Any, epoch: int, header: bytes = b"", advance: Any = None
     ) -> None:
         if header:
@@ -43,13 +58,18 @@ def test_disk_full_in_the_sfx_keeps_the_old_pair(
             raise OSError(errno.ENOSPC, "No space left on device")
         real(fp, top, entries, epoch, header, advance)
 
-    monkeypatch.setattr(envpack.archive.write, "write_zip_stream", full_disk_for_the_bat)
-    result = run_cli("build", recipe, "-o", dist)
+    monkeypatch.setattr(envpack.archive.write, "write_sfx_from_zip", full_disk_copying)
+    monkeypatch.setattr(envpack.archive.write, "write_zip_stream", full_disk_writing)
+    result = run_cli("build", recipe, "-o", dist, "--sfx", *split)
     assert result.exit_code == 7, result.output
     assert "disk full while writing" in result.stderr
     assert "demo-win-64-setup.bat" in result.stderr
     assert snapshot(dist) == before  # the old zip and the old .bat, nothing new, no temp
-    assert sorted(p.name for p in dist.iterdir()) == ["demo-win-64-setup.bat", "demo-win-64.zip"]
+    names = sorted(p.name for p in dist.iterdir())
+    if form == "whole":
+        assert names == ["demo-win-64-setup.bat", "demo-win-64.zip"]
+    else:
+        assert names == ["demo-win-64", "demo-win-64-setup"]
 
 
 def test_a_killed_builds_staging_folder_is_removed_by_the_next(

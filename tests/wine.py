@@ -415,7 +415,7 @@ def build_demo(std_channel: Path, work: Path) -> Demo:
         mp.setenv("ENVPACK_CACHE_DIR", str(work / "cache"))
         mp.setattr(envpack.bundle.layout, "render_setup", spy)
         recipe = write_recipe(work / "demo.yaml", [server.url], ["tool", "docs"], extra)
-        result = run_cli("build", recipe, "-o", work / "dist", "--micromamba-exe", exe)
+        result = run_cli("build", recipe, "-o", work / "dist", "--micromamba-exe", exe, "--sfx")
     assert result.exit_code == 0, result.output
     _DEMO = Demo(
         name="demo",

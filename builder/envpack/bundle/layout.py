@@ -4,10 +4,12 @@ the install scripts and the manifest, as Entries (see :func:`bundle_entries`).""
 from __future__ import annotations
 
 import re
+import threading
 import urllib.parse
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from envpack import __version__
 from envpack.bundle.manifest import Entry, json_bytes, manifest_files
@@ -23,6 +25,7 @@ from envpack.bundle.stubs import (
     render_sfx_header,
     to_crlf,
 )
+from envpack.errors import BundleError
 from envpack.lock.lockfile import PlatformLock
 from envpack.lock.record import LockedPackage, lock_sha256
 from envpack.lock.wheel import WheelRecord, wheels_txt
@@ -158,32 +161,66 @@ class BundleSettings:
     epoch: int | None = None
 
 
-def bundle_entries(
-    pl: PlatformLock,
-    settings: BundleSettings,
-    paths: dict[LockedPackage, Path],
-    tools: list[tuple[str, bytes]],
-    epoch: int,
-    wheel_paths: dict[WheelRecord, Path] | None = None,
-) -> tuple[list[Entry], StubContext]:
-    platform = pl.platform
-    name = settings.name
-    entries: list[Entry] = []
-    pkg_rel: list[str] = []
-    installed = 0
-    longest = 0
-    extract = 0  # the longest path micromamba extracts to, relative to its package cache
-    env_files: list[tuple[str, bytes]] = []  # packages' etc/conda/env_vars.d/*.json
-    for r in pl.packages:
-        rel = f"channel/{r.subdir}/{r.fn}"
-        entries.append(Entry.from_file(rel, paths[r], r.size, r.sha256))
-        pkg_rel.append(rel)
+@dataclass(frozen=True)
+class PackageFacts:
+    """What the bundle's other files need from inside the packages (read once all are in)."""
+
+    installed: int = 0  # bytes once installed (README.txt, setup.bat's free-space check)
+    longest: int = 0  # the longest path a package installs
+    extract: int = 0  # the longest path micromamba extracts to, relative to its package cache
+    env_files: tuple[tuple[str, bytes], ...] = ()  # packages' etc/conda/env_vars.d/*.json
+
+
+def package_facts(
+    records: Sequence[LockedPackage], paths: Mapping[LockedPackage, Path]
+) -> PackageFacts:
+    installed = longest = extract = 0
+    env_files: list[tuple[str, bytes]] = []
+    for r in records:
         info = package_info(paths[r])
         if info.env_vars_files:
             env_files.extend(read_package_files(paths[r], info.env_vars_files))
         installed += info.installed_size
         longest = max(longest, info.longest_path)
         extract = max(extract, len(extraction_dir(r)) + 1 + info.longest_path)
+    return PackageFacts(installed, longest, extract, tuple(env_files))
+
+
+def package_member(record: LockedPackage) -> str:
+    return f"channel/{record.subdir}/{record.fn}"
+
+
+def bundle_entries(
+    pl: PlatformLock,
+    settings: BundleSettings,
+    paths: Mapping[LockedPackage, Path],
+    tools: list[tuple[str, bytes]],
+    epoch: int,
+    wheel_paths: Mapping[WheelRecord, Path] | None = None,
+) -> tuple[list[Entry], StubContext]:
+    """Every file of the bundle, its packages already in the cache (``paths``)."""
+    packages = [Entry.from_file(package_member(r), paths[r], r.size, r.sha256) for r in pl.packages]
+    facts = package_facts(pl.packages, paths)
+    rest, ctx = other_entries(pl, settings, packages, facts, tools, epoch, wheel_paths or {})
+    return packages + rest, ctx
+
+
+def other_entries(
+    pl: PlatformLock,
+    settings: BundleSettings,
+    packages: list[Entry],
+    facts: PackageFacts,
+    tools: list[tuple[str, bytes]],
+    epoch: int,
+    wheel_paths: Mapping[WheelRecord, Path],
+) -> tuple[list[Entry], StubContext]:
+    """Every file of the bundle but its packages (``packages``, in ``pl.packages`` order):
+    repodata, env.txt, tools, scripts, wheels, SBOM, README.txt, setup.bat and the manifest."""
+    platform = pl.platform
+    name = settings.name
+    entries: list[Entry] = []
+    pkg_rel = [e.arcname for e in packages]
+    installed, longest, extract = facts.installed, facts.longest, facts.extract
     for subdir in sorted({platform, "noarch"}):
         recs = [r for r in pl.packages if r.subdir == subdir]
         entries.append(
@@ -196,7 +233,7 @@ def bundle_entries(
     entries += scripts
     post = [e.arcname for e in scripts]
     for w in sorted(pl.pypi):
-        src = (wheel_paths or {})[w]
+        src = wheel_paths[w]
         entries.append(Entry.from_file(f"{WHEELS_DIR}/{w.filename}", src, w.size, w.sha256))
     if pl.pypi:
         entries.append(Entry.from_bytes(WHEELS_TXT, wheels_txt(list(pl.pypi)).encode("ascii")))
@@ -226,7 +263,9 @@ def bundle_entries(
         explicit_file="env.txt",
         channel_dir="channel",
         micromamba_files=tuple(t for t, _ in tools),
-        files=tuple((win(e.arcname), e.size) for e in sorted(entries, key=lambda e: e.arcname)),
+        files=tuple(
+            (win(e.arcname), e.size) for e in sorted([*packages, *entries], key=lambda e: e.arcname)
+        ),
         packages=tuple(win(p) for p in pkg_rel),
         installed_size=installed,
         longest_path=longest,
@@ -236,7 +275,7 @@ def bundle_entries(
         variables=settings.variables,
         envpack_version=__version__,
         longest_extract=extract,
-        package_variables=env_vars_d(env_files),
+        package_variables=env_vars_d(list(facts.env_files)),
         lock_sha256=lock_sha256(pl),
     )
     if posix:
@@ -268,7 +307,84 @@ def bundle_entries(
             "post_install": post,
         },
         **extra,
-        "files": manifest_files(entries),
+        "files": manifest_files([*packages, *entries]),
     }
     entries.append(Entry.from_bytes("envpack.json", json_bytes(manifest)))
     return entries, ctx
+
+
+# --------------------------------------------------------------------------- streamed layout
+
+
+class LateFiles:
+    """The bundle's files besides its packages, made once, when first asked for: after every
+    package has arrived (``make`` waits for them), which is when the writers reach the first of
+    these files, since every container writes the packages first (``arcname_key``)."""
+
+    def __init__(self, names: list[str], make: Callable[[], tuple[list[Entry], StubContext]]):
+        self.names = names
+        self._make = make
+        self._lock = threading.Lock()
+        self._made: tuple[dict[str, Entry], StubContext] | None = None
+
+    def _result(self) -> tuple[dict[str, Entry], StubContext]:
+        with self._lock:
+            if self._made is None:
+                entries, ctx = self._make()
+                made = {e.arcname: e for e in entries}
+                if sorted(made) != sorted(self.names):
+                    # The names come from a dry run of the same layout: a difference is a bug.
+                    raise BundleError(
+                        "internal error: the bundle's files changed once the packages arrived "
+                        f"({', '.join(sorted(set(made) ^ set(self.names)))})"
+                    )
+                self._made = (made, ctx)
+            return self._made
+
+    def entry(self, arcname: str) -> Entry:
+        return self._result()[0][arcname]
+
+    def context(self) -> StubContext:
+        return self._result()[1]
+
+
+@dataclass(frozen=True)
+class LateEntry(Entry):
+    """A file whose bytes depend on what the packages hold (README.txt's installed size,
+    setup.bat, envpack.json): only its name is known up front (``size`` and ``sha256`` are not:
+    0 and ""); :meth:`ready`, which the writers call just before writing it, makes it."""
+
+    late: LateFiles | None = field(default=None, compare=False, repr=False)
+
+    def ready(self) -> Entry:
+        assert self.late is not None
+        return self.late.entry(self.arcname)
+
+    def open(self) -> IO[bytes]:
+        return self.ready().open()
+
+
+def streamed_entries(
+    pl: PlatformLock,
+    settings: BundleSettings,
+    pending: Mapping[LockedPackage, Callable[[], tuple[Path, int | None]]],
+    tools: list[tuple[str, bytes]],
+    epoch: int,
+    arrived: Callable[[], tuple[Mapping[LockedPackage, Path], Mapping[WheelRecord, Path]]],
+) -> tuple[list[Entry], LateFiles]:
+    """The entries of :func:`bundle_entries` for packages still downloading: each package a
+    pending Entry (``pending[record]`` waits for it), every other file a :class:`LateEntry`
+    made once ``arrived()`` returns every package's and wheel's file. The writers write each
+    package as soon as it and those before it are in; the same bytes as bundle_entries."""
+    packages = [Entry(package_member(r), r.size, r.sha256, pending=pending[r]) for r in pl.packages]
+    # The other files' names do not depend on what the packages hold: a dry run finds them.
+    dry_wheels = {w: Path(w.filename) for w in pl.pypi}
+    dry, _ = other_entries(pl, settings, packages, PackageFacts(), tools, epoch, dry_wheels)
+
+    def make() -> tuple[list[Entry], StubContext]:
+        paths, wheel_paths = arrived()
+        facts = package_facts(pl.packages, paths)
+        return other_entries(pl, settings, packages, facts, tools, epoch, wheel_paths)
+
+    late = LateFiles([e.arcname for e in dry], make)
+    return [*packages, *(LateEntry(e.arcname, 0, "", late=late) for e in dry)], late
