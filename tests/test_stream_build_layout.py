@@ -1,0 +1,105 @@
+"""layout.streamed_entries gives the bytes of bundle_entries in every container, asks for each
+package in the order the writers write them, and makes the other files once, after the last."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from envpack.archive.write import write_bundle
+from envpack.bundle.layout import BundleSettings, bundle_entries, streamed_entries
+from envpack.fetch.download import Fetcher, FetchOptions
+from envpack.lock.lockfile import PlatformLock, read_lock
+from envpack.lock.record import LockedPackage
+from envpack.lock.wheel import WheelRecord
+
+from conftest import run_cli
+
+EPOCH = 1700000000
+TOOLS = [("micromamba.exe", b"MZ stand-in"), ("vcruntime140.dll", b"dll")]
+SETTINGS = BundleSettings(
+    name="demo",
+    default_prefix="%LOCALAPPDATA%\\envs\\demo",
+    variables=(("A_VAR", "1"),),
+)
+
+
+@pytest.fixture
+def cached(
+    recipe: Path, tmp_path: Path, cache_dir: Path
+) -> tuple[PlatformLock, dict[LockedPackage, Path]]:
+    result = run_cli("build", recipe, "-o", tmp_path / "first")
+    assert result.exit_code == 0, result.output
+    pl = read_lock(recipe.with_name("demo.lock.yaml")).for_platform("win-64")
+    fetcher = Fetcher(FetchOptions(cache_dir=cache_dir, offline=True))
+    return pl, fetcher.fetch_all(sorted(pl.packages))
+
+
+def wheel(tmp_path: Path) -> tuple[WheelRecord, Path]:
+    data = b"PK not really a wheel"
+    path = tmp_path / "six-1.16.0-py2.py3-none-any.whl"
+    path.write_bytes(data)
+    record = WheelRecord(
+        name="six",
+        version="1.16.0",
+        filename=path.name,
+        url=f"https://example.invalid/{path.name}",
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+    )
+    return record, path
+
+
+@pytest.mark.parametrize("platform", ["win-64", "linux-64"])
+def test_streamed_entries_write_the_same_bytes(
+    platform: str, cached: tuple[PlatformLock, dict[LockedPackage, Path]], tmp_path: Path
+) -> None:
+    pl, paths = cached
+    whl, whl_path = wheel(tmp_path)
+    pl = replace(pl, platform=platform, pypi=(whl,))
+    asked: list[str] = []
+
+    def pending(record: LockedPackage) -> Callable[[], tuple[Path, int | None]]:
+        def wait() -> tuple[Path, int | None]:
+            asked.append(record.fn)
+            return paths[record], None
+
+        return wait
+
+    def arrived() -> tuple[dict[LockedPackage, Path], dict[WheelRecord, Path]]:
+        asked.append("every package in")
+        return paths, {whl: whl_path}
+
+    script = (
+        ("hello.sh", b"echo hello\n") if platform == "linux-64" else ("hello.bat", b"@echo\r\n")
+    )
+    settings = replace(SETTINGS, post_install=(script,))
+    plain, ctx = bundle_entries(pl, settings, paths, TOOLS, EPOCH, {whl: whl_path})
+    streamed, late = streamed_entries(
+        pl, settings, {r: pending(r) for r in pl.packages}, TOOLS, EPOCH, arrived
+    )
+    assert sorted(e.arcname for e in streamed) == sorted(e.arcname for e in plain)
+    assert asked == []  # nothing waited for before the writer asks
+    formats = ["tar"] if platform == "linux-64" else ["zip", "7z"]
+    for fmt in formats:
+        a = write_bundle(tmp_path / fmt / "plain", "demo", "demo", plain, EPOCH, fmt)
+        b = write_bundle(tmp_path / fmt / "streamed", "demo", "demo", streamed, EPOCH, fmt)
+        assert a[0].read_bytes() == b[0].read_bytes(), fmt
+    assert late.context() == ctx
+    # The first container asked for the packages in member order (noarch first), then for the
+    # rest once; later containers wrote the files already made.
+    first = [
+        "docs-0.1-pyh0.conda",
+        "libzlib-1.3.1-h2466b09_2.conda",
+        "tool-2.0-h1234_0.conda",
+        "ucrt-10.0.22621.0-h57928b3_0.conda",
+        "vc-14.3-hcf57466_18.conda",
+        "vc14_runtime-14.38.33130-h82b7239_18.conda",
+        "every package in",
+    ]
+    assert asked[: len(first)] == first
+    assert asked.count("every package in") == 1
