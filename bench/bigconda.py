@@ -116,3 +116,49 @@ def write_streamed_conda(
         _component(zf, f"info-{stem}.tar.zst", members)  # type: ignore[arg-type]
     tmp.replace(out)
     return out
+
+
+def repodata_record(package: Path) -> dict[str, object]:
+    """The package's repodata entry, as rattler's indexer writes it: ``info/index.json`` plus the
+    file's size, md5 and sha256 (one read of the file, both hashes at once).
+
+    Used instead of rattler's indexer for the scale channel: that one held the 4.5 GiB package in
+    memory (8 GB peak RSS, about 3 minutes for 10 GB, measured here)."""
+    stem = package.name[: -len(".conda")]
+    record: dict[str, object] = {}
+    with (
+        zipfile.ZipFile(package) as zf,
+        zf.open(f"info-{stem}.tar.zst") as raw,
+        zstd.ZstdFile(raw) as plain,
+        tarfile.open(fileobj=plain, mode="r|") as tar,
+    ):
+        for member in tar:
+            if member.name == "info/index.json":
+                extracted = tar.extractfile(member)
+                assert extracted is not None
+                record = json.loads(extracted.read())
+                break
+    md5, sha256 = hashlib.md5(), hashlib.sha256()
+    with package.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(CHUNK), b""):
+            md5.update(chunk)
+            sha256.update(chunk)
+    record.update(md5=md5.hexdigest(), sha256=sha256.hexdigest(), size=package.stat().st_size)
+    return record
+
+
+def write_repodata(channel: Path, records: dict[str, dict[str, object]]) -> None:
+    """``<subdir>/repodata.json`` for every subdir (noarch and win-64 at least) from the
+    records, keyed by file name."""
+    subdirs = {"noarch", "win-64"} | {str(r["subdir"]) for r in records.values()}
+    for subdir in sorted(subdirs):
+        packages = {fn: r for fn, r in sorted(records.items()) if r["subdir"] == subdir}
+        repodata = {
+            "info": {"subdir": subdir},
+            "packages": {},
+            "packages.conda": packages,
+            "repodata_version": 1,
+            "v3": {},
+        }
+        (channel / subdir).mkdir(parents=True, exist_ok=True)
+        (channel / subdir / "repodata.json").write_text(json.dumps(repodata, indent=1) + "\n")

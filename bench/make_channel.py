@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from bigconda import write_streamed_conda  # noqa: E402
+from bigconda import repodata_record, write_repodata, write_streamed_conda  # noqa: E402
 
 from channel_factory import Pkg, build_package, index_channel  # noqa: E402
 
@@ -175,6 +175,10 @@ def _build_one(pkg: PlannedPkg, channel: str, streamed: bool = False) -> str:
     return pkg.fn
 
 
+def _record(path: str) -> dict[str, object]:
+    return repodata_record(Path(path))
+
+
 def ensure_channel(
     work: Path,
     scale: Scale,
@@ -201,18 +205,21 @@ def ensure_channel(
     workers = jobs or os.cpu_count() or 1
     # largest first, so that one big package does not start last and run alone
     ordered = sorted(missing, key=lambda p: -p.size)
-    if workers > 1 and len(ordered) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(_build_one, p, str(channel), scale.streamed) for p in ordered]
-            for n, fut in enumerate(futures, 1):
-                fut.result()
-                if n % 25 == 0:
-                    log(f"  {n}/{len(ordered)} packages ({time.perf_counter() - start:.0f} s)")
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_build_one, p, str(channel), scale.streamed) for p in ordered]
+        for n, fut in enumerate(futures, 1):
+            fut.result()
+            if n % 25 == 0:
+                log(f"  {n}/{len(ordered)} packages ({time.perf_counter() - start:.0f} s)")
+        if scale.streamed:
+            # bigconda's own index: rattler's held a 4.5 GiB package in memory
+            paths = [str(channel / p.subdir / p.fn) for p in pkgs]
+            records = dict(zip((p.fn for p in pkgs), pool.map(_record, paths), strict=True))
+    if scale.streamed:
+        write_repodata(channel, records)
     else:
-        for p in ordered:
-            _build_one(p, str(channel), scale.streamed)
-    (channel / "win-64").mkdir(exist_ok=True)
-    index_channel(channel)
+        (channel / "win-64").mkdir(exist_ok=True)
+        index_channel(channel)
     done.write_text(json.dumps({"scale": scale.name, "packages": len(pkgs)}) + "\n")
     if missing:
         log(f"channel ready in {time.perf_counter() - start:.0f} s")

@@ -199,3 +199,33 @@ def test_streamed_conda_is_a_valid_package(tmp_path: Path) -> None:
             "metadata.json",
             "pkg-huge-1.0-h0_0.tar.zst",
         ]
+
+
+def test_streamed_channel_repodata_is_rattlers(tmp_path: Path) -> None:
+    """The scale channel is indexed by bigconda (rattler's indexer held a 4.5 GiB package in
+    memory): its repodata.json must say what rattler's says of the same files."""
+    load_bench()
+    from make_channel import SCALES, ensure_channel
+
+    from channel_factory import index_channel
+
+    channel, pkgs = ensure_channel(tmp_path / "work", SCALES["scale-tiny"], log=lambda _: None)
+    copy = tmp_path / "copy"
+    shutil.copytree(channel, copy)
+    for subdir in ("win-64", "noarch"):
+        (copy / subdir / "repodata.json").unlink()
+    index_channel(copy)
+    for subdir in ("win-64", "noarch"):
+        ours = json.loads((channel / subdir / "repodata.json").read_text())
+        theirs = json.loads((copy / subdir / "repodata.json").read_text())
+        for record in theirs["packages.conda"].values():
+            del record["indexed_timestamp"]  # when rattler ran
+        assert ours == theirs, subdir
+    assert (
+        sum(
+            len(json.loads((channel / s / "repodata.json").read_text())["packages.conda"])
+            for s in ("win-64", "noarch")
+        )
+        == len(pkgs)
+        == 5
+    )
