@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import envpack.archive.sfxcopy as sfxcopy
+import envpack.archive.zipwriter as zipwriter
 from envpack.archive.kcopy import copy_range
 from envpack.archive.write import stage_sfx_from_zip, write_bundle
 from envpack.archive.zip import write_zip_stream
@@ -272,3 +273,62 @@ def test_real_kernel_copy_of_a_member_over_4_gib(tmp_path: Path) -> None:
         assert listing.returncode == 0 and f" {BIG} " in listing.stdout
     finally:
         shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- every zip64 path
+
+
+def test_every_zip64_path_with_lowered_thresholds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With zip64 from 1 KiB and 4 members on, a small bundle takes every zip64 path (local and
+    central extras, offsets, the end record and its locator) and every reader still takes it,
+    plain, self-extracting, and made from the zip."""
+    monkeypatch.setattr(zipwriter, "ZIP64_AT", 1 << 10)
+    monkeypatch.setattr(zipwriter, "ZIP64_COUNT_AT", 4)
+    src = tmp_path / "src"
+    src.mkdir()
+    entries = []
+    for i, size in enumerate([10, 5000, 70_000, 1 << 20]):
+        path = src / f"p{i}-1-0.conda"
+        path.write_bytes(bytes([i + 1]) * size)
+        entries.append(Entry.from_file(f"channel/win-64/{path.name}", path, size, "0" * 64))
+    entries += [
+        Entry.from_bytes("README.txt", b"r" * 2000),
+        Entry.from_bytes("envpack.json", b"{}"),
+    ]
+    (plain,) = write_bundle(tmp_path / "z", "b", "top", entries, EPOCH)
+    (full,) = write_bundle(tmp_path / "s", "b-setup", "top", entries, EPOCH, header=HEADER)
+    staged = stage_sfx_from_zip(plain, tmp_path / "c", "b-setup", HEADER)
+    try:
+        (made,) = staged.commit()
+    finally:
+        staged.discard()
+    assert made.read_bytes() == full.read_bytes()
+    raw = plain.read_bytes()
+    assert raw.count(b"PK\x06\x06") == 1 and raw.count(b"PK\x06\x07") == 1
+    # the 5000-byte member's local header carries both sizes in a zip64 extra
+    with zipfile.ZipFile(plain) as zf:
+        info = zf.getinfo("top/channel/win-64/p1-1-0.conda")
+        at = info.header_offset
+    assert raw[at + 18 : at + 26] == b"\xff" * 8
+    name_len = len(info.filename)
+    assert raw[at + 30 + name_len : at + 30 + name_len + 20] == struct.pack(
+        "<HHQQ", 1, 16, 5000, 5000
+    )
+    for archive in (plain, made):
+        with zipfile.ZipFile(archive) as zf:
+            assert zf.testzip() is None
+            assert [i.file_size for i in zf.infolist()] == [10, 5000, 70_000, 1 << 20, 2000, 2]
+        dest = tmp_path / f"x-{archive.suffix[1:]}"
+        dest.mkdir()
+        subprocess.run(
+            [_tool("bsdtar"), "-xf", str(archive), "-C", str(dest)], check=True, timeout=120
+        )
+        for e in entries:
+            want = e.data if e.data is not None else e.source.read_bytes()  # type: ignore[union-attr]
+            assert (dest / "top" / e.arcname).read_bytes() == want, e.arcname
+        tested = subprocess.run(
+            [_tool("7zz"), "t", str(archive)], capture_output=True, text=True, timeout=120
+        )
+        assert tested.returncode == 0 and "Everything is Ok" in tested.stdout, tested.stdout

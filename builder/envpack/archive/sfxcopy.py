@@ -53,12 +53,13 @@ def read_directory(path: Path, fh: IO[bytes]) -> tuple[list[Member], int]:
     if sig != END_SIG or disk or cd_disk or comment or n_here != count:
         raise _not_ours(path, "no plain end record at its end")
     end_at = size - END.size
-    if count == LIMIT16 or LIMIT32 in (cd_size, cd_offset):
-        if end_at < LOCATOR64.size + END64.size:
-            raise _not_ours(path, "a ZIP64 end record is missing")
+    locator = b""
+    if end_at >= LOCATOR64.size + END64.size:
         fh.seek(end_at - LOCATOR64.size)
-        lsig, _, end64_at, _ = LOCATOR64.unpack(fh.read(LOCATOR64.size))
-        if lsig != LOCATOR64_SIG or end64_at != end_at - LOCATOR64.size - END64.size:
+        locator = fh.read(LOCATOR64.size)
+    if locator[:4] == LOCATOR64_SIG:
+        _, _, end64_at, _ = LOCATOR64.unpack(locator)
+        if end64_at != end_at - LOCATOR64.size - END64.size:
             raise _not_ours(path, "a ZIP64 locator that does not point before it")
         fh.seek(end64_at)
         fields = END64.unpack(fh.read(END64.size))
@@ -66,6 +67,8 @@ def read_directory(path: Path, fh: IO[bytes]) -> tuple[list[Member], int]:
             raise _not_ours(path, "a ZIP64 end record is missing")
         count, cd_size, cd_offset = fields[7], fields[9], fields[10]
         end_at = end64_at
+    elif count == LIMIT16 or LIMIT32 in (cd_size, cd_offset):
+        raise _not_ours(path, "a ZIP64 end record is missing")
     if cd_offset + cd_size != end_at or cd_size > MAX_DIRECTORY:
         raise _not_ours(path, "its central directory is not where its end record says")
     fh.seek(cd_offset)

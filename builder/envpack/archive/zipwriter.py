@@ -48,8 +48,12 @@ from envpack.limits import CHUNK
 ALIGN = 4096
 ALIGN_EXTRA_ID = 0xD935  # Android zipalign's extra field: u16 alignment, then padding
 ZIP64_EXTRA_ID = 0x0001
-LIMIT32 = 0xFFFFFFFF
+LIMIT32 = 0xFFFFFFFF  # what a 32-bit field holds when the zip64 extra has the value
 LIMIT16 = 0xFFFF
+# From which value zip64 is used (APPNOTE: the field's all-ones value and above). Names of their
+# own so that a test can lower them and take every zip64 path with a small bundle.
+ZIP64_AT = LIMIT32
+ZIP64_COUNT_AT = LIMIT16
 VERSION = 20  # 2.0: stored members, folders
 VERSION64 = 45  # 4.5: ZIP64
 UNIX = 3  # "version made by" host: the attribute bits below are Unix mode bits
@@ -102,7 +106,7 @@ def local_header(m: Member) -> bytes:
     extra = b""
     size = m.size
     version = VERSION
-    if m.size >= LIMIT32:
+    if m.size >= ZIP64_AT:
         extra = struct.pack("<HHQQ", ZIP64_EXTRA_ID, 16, m.size, m.size)
         size = LIMIT32
         version = VERSION64
@@ -133,11 +137,11 @@ def central_directory(members: Sequence[Member], base: int, cd_start: int) -> by
     for m in members:
         fields: list[int] = []
         size = m.size
-        if m.size >= LIMIT32:
+        if m.size >= ZIP64_AT:
             fields += [m.size, m.size]
             size = LIMIT32
         offset = base + m.offset
-        if offset >= LIMIT32:
+        if offset >= ZIP64_AT:
             fields.append(offset)
             offset = LIMIT32
         extra = struct.pack(f"<HH{len(fields)}Q", ZIP64_EXTRA_ID, 8 * len(fields), *fields)
@@ -170,7 +174,7 @@ def central_directory(members: Sequence[Member], base: int, cd_start: int) -> by
     cd_size = out.tell()
     cd_offset = base + cd_start
     count = len(members)
-    if count >= LIMIT16 or cd_size >= LIMIT32 or cd_offset >= LIMIT32:
+    if count >= ZIP64_COUNT_AT or cd_size >= ZIP64_AT or cd_offset >= ZIP64_AT:
         end64_at = cd_offset + cd_size
         out.write(
             END64.pack(
