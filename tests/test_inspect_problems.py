@@ -55,7 +55,7 @@ def test_diff_names_an_unsafe_member_and_exits_8(bundle: Path, tmp_path: Path) -
 
 
 def test_inspect_of_a_changed_sfx_header(recipe: Path, tmp_path: Path, cache_dir: Path) -> None:
-    assert run_cli("build", recipe, "-o", tmp_path / "dist").exit_code == 0
+    assert run_cli("build", recipe, "-o", tmp_path / "dist", "--sfx").exit_code == 0
     sfx = tmp_path / "dist" / "demo-win-64-setup.bat"
     evil = tmp_path / "evil-setup.bat"
     evil.write_bytes(b"@start calc.exe\r\n" + sfx.read_bytes())

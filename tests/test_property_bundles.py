@@ -59,7 +59,7 @@ def bundles(std_channel: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
         mp.setenv("ENVPACK_CACHE_DIR", str(work / "cache"))
         mp.delenv("SOURCE_DATE_EPOCH", raising=False)
         zipped = write_recipe(work / "demo.yaml", [server.url], ["tool", "docs"])
-        result = run_cli("build", str(zipped), "-o", str(work / "dist"))
+        result = run_cli("build", str(zipped), "-o", str(work / "dist"), "--sfx")
         assert result.exit_code == 0, result.output
         seven = write_recipe(
             work / "seven.yaml", [server.url], ["tool", "docs"], "envpack:\n  format: 7z\n"
