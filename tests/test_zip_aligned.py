@@ -50,6 +50,16 @@ def make_entries(folder: Path) -> list[Entry]:
     return entries
 
 
+def with_crcs(entries: list[Entry]) -> list[Entry]:
+    """The entries with their CRC-32 known, as a download leaves them."""
+    return [
+        Entry(e.arcname, e.size, e.sha256, source=e.source, crc32=zlib.crc32(e.source.read_bytes()))
+        if e.source is not None
+        else e
+        for e in entries
+    ]
+
+
 def data_offset(path: Path, info: zipfile.ZipInfo) -> int:
     """Where the member's data starts, from its local header (whose extra is not the central one)."""
     with path.open("rb") as fh:
@@ -134,14 +144,28 @@ def test_split_parts_join_to_the_same_zip(tmp_path: Path) -> None:
     check_zip(joined, entries)
 
 
-def test_a_plain_stream_gets_the_same_bytes(tmp_path: Path) -> None:
-    """No file descriptor to copy into (a BytesIO): read/write, and the same bytes."""
+class NoSeek(io.BytesIO):
+    """A stream that cannot go back (a pipe): the CRC must be known before the header."""
+
+    def seekable(self) -> bool:
+        return False
+
+    def seek(self, *args: Any) -> int:
+        raise io.UnsupportedOperation("seek")
+
+
+@pytest.mark.parametrize("crcs", [False, True], ids=["crc-unknown", "crc-known"])
+def test_every_kind_of_output_gets_the_same_bytes(tmp_path: Path, crcs: bool) -> None:
+    """Part files (copy_from), a real file (its descriptor), a BytesIO (plain writes), a stream
+    that cannot seek (the CRC read first): one set of bytes, with or without known CRCs."""
     entries = make_entries(tmp_path / "src")
+    if crcs:
+        entries = with_crcs(entries)
     (whole,) = write_bundle(tmp_path / "w", "b", "top", entries, EPOCH, header=HEADER)
-    buf = io.BytesIO()
-    write_zip_stream(buf, "top", entries, EPOCH, HEADER)
-    assert buf.getvalue() == whole.read_bytes()
-    with (tmp_path / "f.bat").open("wb") as fh:  # a real file: copied into by its descriptor
+    for buf in (io.BytesIO(), NoSeek()):
+        write_zip_stream(buf, "top", entries, EPOCH, HEADER)
+        assert buf.getvalue() == whole.read_bytes()
+    with (tmp_path / "f.bat").open("wb") as fh:
         write_zip_stream(fh, "top", entries, EPOCH, HEADER)
     assert (tmp_path / "f.bat").read_bytes() == whole.read_bytes()
 
@@ -153,7 +177,7 @@ def test_a_plain_stream_gets_the_same_bytes(tmp_path: Path) -> None:
 def test_kernel_copy_falls_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refuse: str
 ) -> None:
-    entries = make_entries(tmp_path / "src")
+    entries = with_crcs(make_entries(tmp_path / "src"))  # known CRCs: the bodies are copied
     (want,) = write_bundle(tmp_path / "w", "b", "top", entries, EPOCH)
     calls: list[str] = []
 

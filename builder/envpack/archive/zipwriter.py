@@ -37,7 +37,7 @@ import struct
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO
 
 from envpack.archive.kcopy import copy_range, pread_into
@@ -66,6 +66,7 @@ END = struct.Struct("<4sHHHHIIH")
 END64 = struct.Struct("<4sQBBHIIQQQQ")
 LOCATOR64 = struct.Struct("<4sIQI")
 LOCAL_SIG = b"PK\x03\x04"
+CRC_AT = 14  # the CRC-32's offset in a local header
 CENTRAL_SIG = b"PK\x01\x02"
 END_SIG = b"PK\x05\x06"
 END64_SIG = b"PK\x06\x06"
@@ -243,9 +244,23 @@ class AlignedZipWriter:
             found = os.fstat(fd).st_size
             if found != entry.size:
                 raise _changed(entry, found)
-            crc = file_crc32(fd, entry.size) if entry.crc32 is None else entry.crc32
-            self._header(raw, flags, crc, entry.size)
-            copied = self._body(fd, entry.size)
+            if entry.crc32 is not None:
+                self._header(raw, flags, entry.crc32, entry.size)
+                copied = self._body(fd, entry.size)
+            elif self._fp.seekable():
+                # No CRC yet: one pass that reads, sums and writes (as zipfile does), then the
+                # CRC goes into the header; reading to sum and then kernel-copying is two.
+                at = self._base + self._pos
+                self._header(raw, flags, 0, entry.size)
+                copied, crc = _copy_to_stream(fd, self._fp, entry.size, self._advance)
+                end = self._fp.tell()
+                self._fp.seek(at + CRC_AT)
+                self._fp.write(struct.pack("<I", crc))
+                self._fp.seek(end)
+                self._members[-1] = replace(self._members[-1], crc32=crc)
+            else:
+                self._header(raw, flags, file_crc32(fd, entry.size), entry.size)
+                copied = self._body(fd, entry.size)
         if copied != entry.size:
             raise _changed(entry, copied)
         self._pos += entry.size
@@ -266,7 +281,7 @@ class AlignedZipWriter:
         try:
             dst = fp.fileno()
         except (OSError, io.UnsupportedOperation, AttributeError):
-            return _copy_to_stream(src, fp, size, self._advance)
+            return _copy_to_stream(src, fp, size, self._advance)[0]
         fp.flush()
         at = fp.tell()
         done = copy_range(src, 0, dst, at, size, self._advance)
@@ -303,16 +318,19 @@ def file_crc32(fd: int, size: int) -> int:
 
 def _copy_to_stream(
     src: int, fp: IO[bytes], size: int, advance: Callable[[int], None] | None
-) -> int:
+) -> tuple[int, int]:
+    """Copy ``size`` bytes of ``src`` to ``fp`` through one buffer: (bytes copied, their CRC-32)."""
     buf = bytearray(CHUNK)
     view = memoryview(buf)
     done = 0
+    crc = 0
     while done < size:
         n = pread_into(src, view[: min(len(buf), size - done)], done)
         if n == 0:
             break
         fp.write(view[:n])
+        crc = zlib.crc32(view[:n], crc)
         done += n
         if advance is not None:
             advance(n)
-    return done
+    return done, crc
