@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 import envpack.archive.kcopy as kcopy
+from envpack.archive.readers import open_bundle
 from envpack.archive.write import write_bundle
 from envpack.archive.zip import write_zip_stream
 from envpack.bundle.manifest import Entry
@@ -283,3 +284,34 @@ def test_bsdtar_and_7zz_read_it(tmp_path: Path, form: str) -> None:
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert "Everything is Ok" in tested.stdout
     assert f"Files: {len(entries)}" in tested.stdout
+
+
+def test_overlap_is_measured_from_the_local_headers_data_start(tmp_path: Path) -> None:
+    """A member whose data runs one byte into the next member's header is caught, although its
+    local header is 4 KiB long (the padding): counting a bare 30-byte header would miss it."""
+    entries = [*make_entries(tmp_path / "src"), Entry.from_bytes("envpack.json", b"{}\n")]
+    (path,) = write_bundle(tmp_path / "o", "b", "top", entries, EPOCH)
+    name = "top/channel/win-64/pkg5-1.0-0.conda"  # 100,000 bytes, then pkg6's header
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(name)
+        after = min(i.header_offset for i in zf.infolist() if i.header_offset > info.header_offset)
+    start = data_offset(path, info)
+    assert start - info.header_offset > 4000  # the padding
+    lie = after - start + 1  # one byte into the next local header
+    assert info.header_offset + 30 + lie <= after  # what a bare-header count would accept
+    raw = bytearray(path.read_bytes())
+    at = info.header_offset
+    raw[at + 18 : at + 26] = struct.pack("<II", lie, lie)
+    central = raw.find(b"PK\x01\x02")
+    while raw[central + 46 : central + 46 + len(name)] != name.encode():
+        central = raw.find(b"PK\x01\x02", central + 4)
+    raw[central + 20 : central + 28] = struct.pack("<II", lie, lie)
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(bytes(raw))
+    with open_bundle(bad) as reader:
+        assert reader.damaged("channel/win-64/pkg5-1.0-0.conda") == (
+            "overlaps the member after it in the archive (zip bomb?)"
+        )
+        assert reader.damaged("channel/win-64/pkg4-1.0-0.conda") is None
+    with open_bundle(path) as reader:
+        assert all(reader.damaged(n) is None for n in reader.names())
