@@ -273,6 +273,12 @@ def test_bsdtar_and_7zz_read_it(tmp_path: Path, form: str) -> None:
     ).stdout.splitlines()
     assert len(listing) == len(entries)
     assert any(line.endswith("top/channel/win-64/pkg6-1.0-0.conda") for line in listing)
+    if not header:  # read as a stream too: from the local headers alone, no directory
+        streamed = subprocess.run(
+            [bsdtar, "-tf", "-"], input=path.read_bytes(), capture_output=True, timeout=120
+        )
+        assert streamed.returncode == 0, streamed.stderr
+        assert len(streamed.stdout.splitlines()) == len(entries)
     dest = tmp_path / "x"
     dest.mkdir()
     subprocess.run([bsdtar, "-xf", str(path), "-C", str(dest)], check=True, timeout=120)

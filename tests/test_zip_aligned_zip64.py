@@ -316,6 +316,11 @@ def test_every_zip64_path_with_lowered_thresholds(
     assert raw[at + 30 + name_len : at + 30 + name_len + 20] == struct.pack(
         "<HHQQ", 1, 16, 5000, 5000
     )
+    streamed = subprocess.run(
+        [_tool("bsdtar"), "-tvf", "-"], input=raw, capture_output=True, timeout=120
+    )  # the local headers alone (their zip64 extras), no directory
+    assert streamed.returncode == 0, streamed.stderr
+    assert b" 1048576 " in streamed.stdout and len(streamed.stdout.splitlines()) == 6
     for archive in (plain, made):
         with zipfile.ZipFile(archive) as zf:
             assert zf.testzip() is None
