@@ -16,6 +16,7 @@ from bench_common import Report, Row
 from nginx_server import find_nginx
 
 ROOT = Path(__file__).resolve().parents[1]
+STATS = "times are medians (min–max), ratios the median of back-to-back pairs"
 
 
 def _first_line(argv: list[str], pattern: str) -> str:
@@ -92,8 +93,8 @@ def markdown(
     if scale_mode:
         title = "envpack benchmark results: 10 GB scale"
         other = (
-            "The scale mode runs on its own (`python bench/run.py --scale10g`: about 35 GB of "
-            "disk and a quarter of an hour); the default run's table is in RESULTS.md."
+            "The scale mode runs on its own (`python bench/run.py --scale10g`: about 31 GB of "
+            "free disk and ten minutes); the default run's table is in RESULTS.md."
         )
     else:
         title = "envpack benchmark results"
@@ -111,7 +112,7 @@ Written by `bench/run.py`; see bench/README.md for what each row compares and ho
 - Tools: {c["tools"]}
 - envpack: {c["envpack"]}
 - Channel: {c["scale"]}, served by nginx on 127.0.0.1
-- Repetitions: {c["reps"]}; times are medians (min–max), ratios the median of back-to-back pairs
+- Repetitions: {c["reps"]}; {c.get("stats", STATS)}
 - Crashes: {c["deaths"]}{signal_names(report.crashes)}
 
 {table(report.rows)}

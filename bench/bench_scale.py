@@ -192,6 +192,10 @@ def run_scale(cfg: Config, log: Callable[[str], None], *, keep: bool = False) ->
             + ("; channel kept" if keep else "; channel deleted after the run")
         ),
         reps=f"{cfg.reps} per measure",
+        stats=(
+            "times are medians (min–max); RSS is the median peak, and its ratio the 10 GB "
+            "figure over the 1.5 GB one, both of this run"
+        ),
     )
     return report
 
@@ -355,7 +359,13 @@ def _scale_rows(
     for kind, label in labels.items():
         big, little = samples["full"][kind], samples["small"][kind]
         big_mb, little_mb = rss_mb(big), rss_mb(little)
-        note = f"{total / MB / med(big):.0f} MB/s over {total / MB:.0f} MB"
+        # inspect does not read the package bytes: a rate would mean nothing
+        note = ""
+        if kind != "inspect":
+            note = (
+                f"{total / MB / med(big):.0f} MB/s "
+                f"({small_total / MB / med(little):.0f} MB/s at {small_total / MB:.0f} MB)"
+            )
         if kind == "warm":
             note += f"; `cp` of the same package files {secs(cp)} ({med(big) / med(cp):.2f}x)"
         if kind == "cold":
@@ -365,7 +375,8 @@ def _scale_rows(
                 f"the largest {listing.largest / MB:.0f} MB{zip64}"
             )
         if big_mb is None or little_mb is None:
-            note += "; no /usr/bin/time (apt-get install time): no memory figures"
+            note += "; " if note else ""
+            note += "no /usr/bin/time (apt-get install time): no memory figures"
             ref = f"{secs(little)} at {small_total / MB:.0f} MB"
             goal = f"peak RSS < {RSS_LIMIT_MB} MB, flat"
             rows.append(Row(f"scale_{kind}", label, secs(big), ref, "", goal, "n/a", note))
