@@ -365,7 +365,7 @@ def _build_rows(
     r_sfx = second_container_cost(warm["sfx"], warm["envpack"])
     one = written.get("warm", [])
     # The zip alone: anything else (a -setup.bat) means the default still writes two containers.
-    one_container = len([n for n in one if not n.endswith(".json")]) == 1
+    one_container = one == ["benchfull-win-64.zip"]
     default_wrote = ", ".join(one) or "nothing"
     curl_ref = f"{secs(got['curl'])} curl --parallel-max 8"
     has_bsdtar = "bsdtar" in warm
