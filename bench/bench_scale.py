@@ -24,6 +24,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from bench_common import (
     BenchError,
@@ -141,7 +142,7 @@ def file_sha256(path: Path) -> str:
         return sha256_of(fh)
 
 
-def zip_members(source: Path | io.BufferedReader) -> tuple[int, int]:
+def zip_members(source: Path | IO[bytes]) -> tuple[int, int]:
     """(member count, largest member's size) from the central directory."""
     with zipfile.ZipFile(source) as zf:
         infos = zf.infolist()
