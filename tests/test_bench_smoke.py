@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import itertools
 import json
 import re
 import shutil
@@ -229,3 +230,37 @@ def test_streamed_channel_repodata_is_rattlers(tmp_path: Path) -> None:
         == len(pkgs)
         == 5
     )
+
+
+def test_joined_parts_read_as_the_whole_file(tmp_path: Path) -> None:
+    """The scale mode's split check reads NAME.001, NAME.002, ... as one file without writing
+    it: the bytes, seeks across part boundaries and a zip's central directory must all hold."""
+    load_bench()
+    import io
+
+    from bench_scale import JoinedParts, count_7zz, sha256_of, zip_members
+
+    whole = tmp_path / "whole.zip"
+    with zipfile.ZipFile(whole, "w") as zf:
+        for i in range(7):
+            zf.writestr(f"pkgs/m{i}.bin", bytes([i]) * (1000 + 97 * i))
+    data = whole.read_bytes()
+    cuts = [0, 1, 1500, 1501, 4096, len(data)]  # a one-byte part, a boundary inside a header
+    parts = []
+    for n, (a, b) in enumerate(itertools.pairwise(cuts), 1):
+        part = tmp_path / f"whole.zip.{n:03d}"
+        part.write_bytes(data[a:b])
+        parts.append(part)
+    with io.BufferedReader(JoinedParts(parts), 64) as joined:
+        assert joined.read() == data
+        joined.seek(1499)
+        assert joined.read(3) == data[1499:1502]
+        joined.seek(-10, io.SEEK_END)
+        assert joined.read() == data[-10:]
+        assert zip_members(joined) == (7, 1000 + 97 * 6)
+        joined.seek(0)
+        assert sha256_of(joined) == hashlib.sha256(data).hexdigest()
+    summary = "2026-11-29 11:59:00  10555000000  10555000000  85 files, 3 folders\n"
+    assert count_7zz("...\n" + summary) == 88
+    assert count_7zz("--- 12 files\n") == 12
+    assert count_7zz("ERROR: cannot open\n") is None
