@@ -39,8 +39,11 @@ rem command's output: that runs a child cmd.exe, which runs the user's AutoRun (
 rem init" hook prints errors, one with "cd /d" changes what a relative command sees); a
 rem command's output goes to a scratch file that FOR /F then reads. DIRCMD is cleared, so
 rem that "dir" prints what is parsed here whatever the user's defaults (/s, /p, /-b...).
+rem While micromamba runs, a second copy of this script prints its progress (see :heartbeat);
+rem it waits with ping.exe, the one wait every Windows has that works with input redirected.
 setlocal EnableExtensions DisableDelayedExpansion
 set "DIRCMD="
+if defined EP_HEARTBEAT goto :heartbeat
 rem Scratch files for command output, before the work folder exists.
 set "EP_SCRATCH=%TEMP%"
 if not defined EP_SCRATCH set "EP_SCRATCH=%TMP%"
@@ -380,7 +383,7 @@ rem inherited CONDA_*, MAMBA_* or PYTHON* variable (all cleared inside this setl
 @@CLEAR_VARS@@
 call :clear_prefixed 2>nul
 >>"%EP_LOG%" echo command: @@MICROMAMBA_COMMAND@@
-echo setup: installing into "%EP_PREFIX%" (this can take a few minutes)
+echo setup: installing into "%EP_PREFIX%" (this can take a few minutes; progress every few seconds)
 rem For micromamba's run only: its root prefix and package cache in the work folder; every proxy
 rem pointed at a closed port, because a package that fails its md5 is otherwise fetched again
 rem from its URL despite --offline (measured with 2.8.1); and its home in the work folder, so
@@ -396,6 +399,14 @@ mkdir "%EP_WORK%\tmp" >nul 2>&1
 set "EP_MMTMP="
 for %%T in ("%EP_WORK%\tmp") do set "EP_MMTMP=%%~sT"
 if not "%EP_MMTMP: =%"=="%EP_MMTMP%" set "EP_MMTMP="
+rem Progress lines while it runs: packages unpacked and installed, from a background copy of
+rem this script (:hb_start, :heartbeat), which has ended before step.log is read (:hb_wait).
+set "EP_HB_SELF=%EP_BUNDLE%@@SELF@@"
+set "EP_HB_SAY=setup"
+set "EP_HB_MODE=install"
+set "EP_HB_TOTAL=@@PACKAGE_COUNT@@"
+set "EP_HB_BASE=0"
+call :hb_start
 setlocal
 @@MICROMAMBA_ENV@@
 if defined EP_MMTMP set "TMP=%EP_MMTMP%"
@@ -405,6 +416,7 @@ pushd "%EP_WORK%"
 set "EP_MMRC=%ERRORLEVEL%"
 popd
 endlocal & set "EP_MMRC=%EP_MMRC%"
+call :hb_wait
 type "%EP_WORK%\step.log" >>"%EP_LOG%"
 >>"%EP_LOG%" echo micromamba exit code: %EP_MMRC%
 rem From here until success the prefix carries a marker: a rerun replaces it without /FORCE.
@@ -511,6 +523,7 @@ rmdir /s /q "%EP_WORK%\bin" >nul 2>&1
 rmdir /s /q "%EP_WORK%\home" >nul 2>&1
 rmdir /s /q "%EP_WORK%\tmp" >nul 2>&1
 del /f /q "%EP_WORK%\step.log" >nul 2>&1
+call :hb_clean
 if exist "%EP_PREFIX%\envpack-install.log" rmdir /s /q "%EP_WORK%" >nul 2>&1
 if "%EP_RC%"=="0" goto :finish_console
 if exist "%EP_PREFIX%\envpack-install.log" echo setup: log: "%EP_PREFIX%\envpack-install.log"
@@ -574,4 +587,5 @@ type "%EP_WORK%\step.log" >>"%EP_LOG%"
 >>"%EP_LOG%" echo post-install exit code: %EP_PIRC%
 goto :eof
 
+@@HEARTBEAT@@
 rem Nothing after this line is run.

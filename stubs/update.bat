@@ -34,8 +34,12 @@ rem
 rem An update is marked in the prefix (.envpack-update) before micromamba starts. A run that
 rem finds this update's marker finishes the update (every package it needs is in this bundle):
 rem an interrupted update is never left as a silent mix of both locks.
+rem
+rem While micromamba runs, a second copy of this script prints its progress (see :heartbeat).
 setlocal EnableExtensions DisableDelayedExpansion
 set "DIRCMD="
+if defined EP_HEARTBEAT goto :heartbeat
+set "EP_HB_SELF=%~f0"
 set "EP_RC=1"
 set "EP_LOG="
 set "EP_PREFIX="
@@ -245,6 +249,12 @@ if not "%EP_MMTMP: =%"=="%EP_MMTMP%" set "EP_MMTMP="
 if not defined EP_RM goto :removed
 echo update: removing%EP_RM%
 >>"%EP_LOG%" echo removing:%EP_RM%
+set "EP_HB_SAY=update"
+set "EP_HB_MODE=remove"
+set "EP_HB_TOTAL=0"
+for %%N in (%EP_RM%) do set /a "EP_HB_TOTAL+=1"
+call :hb_base
+call :hb_start
 setlocal
 @@MICROMAMBA_ENV@@
 if defined EP_MMTMP set "TMP=%EP_MMTMP%"
@@ -254,6 +264,7 @@ pushd "%EP_WORK%"
 set "EP_MMRC=%ERRORLEVEL%"
 popd
 endlocal & set "EP_MMRC=%EP_MMRC%"
+call :hb_wait
 type "%EP_WORK%\step.log" >>"%EP_LOG%"
 >>"%EP_LOG%" echo micromamba remove exit code: %EP_MMRC%
 if "%EP_MMRC%"=="0" goto :removed
@@ -326,6 +337,7 @@ if not defined EP_LOG goto :finish_console
 if not "%EP_RC%"=="0" >>"%EP_LOG%" echo result: FAILED, exit code %EP_RC%
 >>"%EP_LOG%" echo finished: %DATE% %TIME%
 if exist "%EP_PREFIX%\" copy /b /y "%EP_LOG%" "%EP_PREFIX%\envpack-update.log" >nul 2>&1
+call :hb_clean
 if exist "%EP_PREFIX%\envpack-update.log" rmdir /s /q "\\?\%EP_WORK%" >nul 2>&1
 if exist "%EP_PREFIX%\envpack-update.log" rmdir /s /q "%EP_WORK%" >nul 2>&1
 if "%EP_RC%"=="0" goto :finish_console
@@ -376,3 +388,5 @@ endlocal & set "EP_PIRC=%EP_PIRC%"
 type "%EP_WORK%\step.log" >>"%EP_LOG%"
 >>"%EP_LOG%" echo post-install exit code: %EP_PIRC%
 goto :eof
+
+@@HEARTBEAT@@

@@ -30,6 +30,15 @@
  * the code) exits with that code after recording, before touching anything. STANDIN_NOOP=1 exits
  * 0 without installing anything (a micromamba that "succeeds" without doing its job);
  * STANDIN_SKIP=<file name> installs every package but that one and exits 0.
+ * Slowed down: STANDIN_SLOW_MS=<ms> makes it work step by step, as the real one does on a big
+ * environment, so that setup.bat's progress lines can be watched: after each package passes its
+ * check it is "unpacked" (an empty folder with info\index.json where 2.8.1 extracts it, in the
+ * package cache: <scheme>\<host and path, ":" as "_">\<subdir>\<name-version-build>), then it
+ * waits that long; each conda-meta record is followed by the same wait. Without it nothing is
+ * unpacked and nothing waits. STANDIN_PACE=<file> adds two pauses, after the first package is
+ * unpacked and after half the records are written: each lasts until FILE has been rewritten four
+ * times (setup.bat's heartbeat rewrites its listing of conda-meta once per count), so that the
+ * heartbeat is seen counting at both points however slow the machine (no timing in the tests).
  *
  * The flags it accepts are builder/envpack/mamba_cli.py's install flags; tests/test_stubs_static.py
  * checks that the two lists agree.
@@ -499,6 +508,65 @@ static int refetch(const char *url, const char *md5) {
     return 99;
 }
 
+/* Every missing folder of path, as CreateDirectory cannot. */
+static void mkdirs(wchar_t *path) {
+    for (wchar_t *c = path; *c; c++) {
+        if ((*c == L'\\' || *c == L'/') && c > path && c[-1] != L':') {
+            wchar_t keep = *c;
+            *c = 0;
+            CreateDirectoryW(path, NULL);
+            *c = keep;
+        }
+    }
+    CreateDirectoryW(path, NULL);
+}
+
+/* STANDIN_SLOW_MS: "unpack" a checked package where 2.8.1 extracts it (mamba#4163), beside the
+ * package file in the cache: <cache>\<scheme>\<host/path of the URL's folder, ':' as '_'>\<dist>. */
+static void unpack_slowly(const wchar_t *cached, const char *url, const char *fn, int ms) {
+    if (ms < 0 || !cached) return;
+    const char *sep = strstr(url, "://");
+    if (!sep) return;
+    char *where = percent_decode(sep + 3, strlen(sep + 3));
+    char *slash = strrchr(where, '/');
+    if (slash) *slash = 0;
+    for (char *c = where; *c; c++) {
+        if (*c == ':') *c = '_';
+        if (*c == '/') *c = '\\';
+    }
+    char *stem = stem_of(fn);
+    char rel[8192];
+    snprintf(rel, sizeof rel, "%.*s\\%s\\%s\\info", (int)(sep - url), url, where, stem);
+    wchar_t *dir = _wcsdup(cached);
+    wchar_t *last = wcsrchr(dir, L'\\');
+    if (last) *last = 0;
+    wchar_t *wrel = wide(rel, -1);
+    wchar_t *info = join(dir, wrel);
+    mkdirs(info);
+    wchar_t *index = join(info, L"index.json");
+    write_file(index, "{}\n", 3, FALSE);
+    free(index); free(info); free(wrel); free(dir); free(stem); free(where);
+    if (ms > 0) Sleep((DWORD)ms);
+}
+
+/* STANDIN_PACE: wait until the file has been rewritten four times (at most ten minutes). */
+static void pace(void) {
+    const wchar_t *file = _wgetenv(L"STANDIN_PACE");
+    if (!file || !*file) return;
+    WIN32_FILE_ATTRIBUTE_DATA a;
+    FILETIME seen = {0, 0};
+    if (GetFileAttributesExW(file, GetFileExInfoStandard, &a)) seen = a.ftLastWriteTime;
+    int changes = 0;
+    for (int i = 0; i < 10 * 60 * 20 && changes < 4; i++) {
+        Sleep(50);
+        if (!GetFileAttributesExW(file, GetFileExInfoStandard, &a)) continue;
+        if (CompareFileTime(&a.ftLastWriteTime, &seen) != 0) {
+            seen = a.ftLastWriteTime;
+            changes++;
+        }
+    }
+}
+
 static int create(const wchar_t *prefix, const wchar_t *file, const wchar_t *platform,
                   const wchar_t *cmdline) {
     size_t len;
@@ -519,6 +587,8 @@ static int create(const wchar_t *prefix, const wchar_t *file, const wchar_t *pla
     static pkg_t pkgs[4096];
     int n = parse_explicit(text, pkgs, 4096);
     if (n < 0) return 1;
+    const wchar_t *slow_env = _wgetenv(L"STANDIN_SLOW_MS");
+    int slow = slow_env && *slow_env ? _wtoi(slow_env) : -1;
 
     /* like micromamba: the prefix and its history exist before the packages are checked */
     CreateDirectoryW(prefix, NULL);
@@ -564,6 +634,10 @@ static int create(const wchar_t *prefix, const wchar_t *file, const wchar_t *pla
             free(data);
             good = !_stricmp(hex, pkgs[i].md5);
         }
+        if (good && slow >= 0) {
+            unpack_slowly(path, pkgs[i].url, pkgs[i].fn, slow);
+            if (i == 0) pace();
+        }
         free(path);
         free(fn);
         if (!good) {
@@ -597,6 +671,11 @@ static int create(const wchar_t *prefix, const wchar_t *file, const wchar_t *pla
         snprintf(line, sizeof line, "+%s\n", pkgs[i].url);
         puts_(&h, line);
         printf("Linking %s-%s-%s\n", stem, version, build);
+        if (slow > 0) {
+            fflush(stdout);
+            Sleep((DWORD)slow);
+        }
+        if (slow >= 0 && i == n / 2) pace();
     }
     write_file(history, h.p ? h.p : "", h.len, TRUE);
     say("\nTransaction finished\n");

@@ -218,6 +218,13 @@ def micromamba_env_lines() -> str:
     return "\n".join(lines)
 
 
+def heartbeat() -> str:
+    """The subroutines that print progress while micromamba runs (stubs/heartbeat.bat), shared
+    by setup.bat and update.bat: both start a background copy of themselves around each
+    micromamba step (``call :hb_start`` ... ``call :hb_wait``)."""
+    return load_template("heartbeat.bat")
+
+
 def _arch_check(platform: str) -> str:
     archs = ARCHITECTURES.get(platform)
     if archs is None:
@@ -404,6 +411,7 @@ def _common_values(ctx: StubContext) -> dict[str, str]:
         "POST_INSTALL": _post_install(ctx),
         "PIP_STEP": _pip_step(ctx),
         "WRITE_PREFIX_FILES": _write_prefix_files(ctx),
+        "HEARTBEAT": heartbeat(),
         **_multi_values(ctx),
     }
 

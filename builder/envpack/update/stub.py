@@ -20,7 +20,7 @@ from envpack.bundle.mamba_cli import (
     PLATFORM_OPTION,
     PREFIX_OPTION,
 )
-from envpack.bundle.stubs import fill, load_template, micromamba_env_lines, to_crlf
+from envpack.bundle.stubs import fill, heartbeat, load_template, micromamba_env_lines, to_crlf
 from envpack.errors import BundleError
 from envpack.lock.record import LockedPackage
 
@@ -117,6 +117,12 @@ def _install_step(ctx: UpdateContext) -> str:
         [
             f"echo update: installing {len(plan.carried)} packages",
             f'>>"%EP_LOG%" echo command: {_command(argv)}',
+            # progress lines while micromamba runs (stubs/heartbeat.bat)
+            'set "EP_HB_SAY=update"',
+            'set "EP_HB_MODE=install"',
+            f'set "EP_HB_TOTAL={len(plan.carried)}"',
+            "call :hb_base",
+            "call :hb_start",
             "setlocal",
             micromamba_env_lines(),
             'if defined EP_MMTMP set "TMP=%EP_MMTMP%"',
@@ -126,6 +132,7 @@ def _install_step(ctx: UpdateContext) -> str:
             'set "EP_MMRC=%ERRORLEVEL%"',
             "popd",
             'endlocal & set "EP_MMRC=%EP_MMRC%"',
+            "call :hb_wait",
             'type "%EP_WORK%\\step.log" >>"%EP_LOG%"',
             '>>"%EP_LOG%" echo micromamba install exit code: %EP_MMRC%',
             'if "%EP_MMRC%"=="0" goto :installed',
@@ -225,6 +232,7 @@ def values(ctx: UpdateContext) -> dict[str, str]:
         "CHECK_TARGET": "\n".join(target),
         "INSTALL_TOOLS": "\n".join(tools) or "rem (the environment keeps its micromamba)",
         "POST_INSTALL": _post_install(ctx),
+        "HEARTBEAT": heartbeat(),
     }
 
 
