@@ -567,3 +567,123 @@ def test_deep_trees_are_removed_by_their_long_path_form() -> None:
     assert 'rmdir /s /q "\\\\?\\%EP_WORK%\\pkgs" >nul 2>&1' in text
     (uninstall,) = [t for name, t in prefix_files(CTX) if name == "uninstall.bat"]
     assert 'rmdir /s /q "\\\\?\\%EP_PREFIX%" >nul 2>&1' in uninstall
+
+
+# ------------------------------------------------------------------ progress while micromamba runs
+# (tests/test_setup_progress.py runs it under wine; these are what wine cannot show)
+
+HB_START = 'start "" /b "%ComSpec%" /d /v:off /c %%EP_HB_Q%%'
+
+
+@pytest.fixture(scope="module")
+def update_bat(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A real update bundle's update.bat (tests/update_factory.py), CRLF text."""
+    from update_factory import build_full, build_update, extract, make_versions
+
+    base = tmp_path_factory.mktemp("static-update")
+    v = make_versions(base / "versions")
+    build_full(v, "v1")
+    (zipped,) = build_update(v, "v2", v.bundles["v1"], base / "dist")
+    return (extract(zipped, base / "update") / "update.bat").read_bytes().decode()
+
+
+def test_progress_child_runs_no_autorun_and_gets_no_path_on_its_line(update_bat: str) -> None:
+    """The heartbeat is a second cmd.exe. /d: the user's AutoRun (a broken "conda init" hook)
+    never runs in it; /v:off: a "!" of the bundle's path stays. The path is not on START's line,
+    where a "&" in it would split the line: the child expands %EP_HB_Q%, the path in quotes."""
+    scripts = {
+        "setup.bat": render_setup(CTX).decode(),
+        "sfx header": render_sfx_header(CTX).decode(),
+        "update.bat": update_bat,
+    }
+    for name, text in scripts.items():
+        lines = [line for _, line in code_lines(text)]
+        starts = [line for line in lines if re.match(r"^start\b", line, re.IGNORECASE)]
+        assert starts == [HB_START], name
+        assert 'set EP_HB_Q="%EP_HB_SELF%"' in lines, name
+        # the copy started is this very script (in the sfx: the setup.bat it unpacked)
+        self_set = [line for line in lines if line.startswith('set "EP_HB_SELF=')]
+        expected = (
+            'set "EP_HB_SELF=%~f0"'
+            if name == "update.bat"
+            else 'set "EP_HB_SELF=%EP_BUNDLE%setup.bat"'
+        )
+        assert self_set == [expected], name
+    # no other cmd.exe is started without /d anywhere
+    for name, text in all_scripts():
+        for number, line in code_lines(text.replace("\n", "\r\n")):
+            for call in re.findall(r'"%(?:ComSpec|ENVPACK_SHELL_COMSPEC)%"( /.*)', line, re.I):
+                assert call.startswith(" /d "), f"{name}:{number}: {line}"
+
+
+def test_progress_is_dispatched_before_anything_runs(update_bat: str) -> None:
+    """The background copy goes to :heartbeat from its first lines: it never switches the code
+    page, reads arguments, asks a question or writes a file of the install."""
+    for name, text in (("setup.bat", render_setup(CTX).decode()), ("update.bat", update_bat)):
+        lines = [line for _, line in code_lines(text)]
+        assert lines[1:4] == [
+            "setlocal EnableExtensions DisableDelayedExpansion",
+            'set "DIRCMD="',
+            "if defined EP_HEARTBEAT goto :heartbeat",
+        ], name
+
+
+def micromamba_runs(text: str) -> list[int]:
+    """Indexes (in ``lines``) of the lines that run micromamba.exe."""
+    return [
+        i
+        for i, line in enumerate(text.split("\r\n"))
+        if re.match(r'^"%EP_WORK%\\bin\\micromamba\.exe" (create|install|remove) ', line)
+    ]
+
+
+def test_marker_then_progress_then_micromamba_then_its_log(update_bat: str) -> None:
+    """Each micromamba run sits between :hb_start and :hb_wait, with nothing between :hb_wait and
+    micromamba but the end of its setlocal, and step.log is read only after :hb_wait (the
+    heartbeat's last act is hb.end, which :hb_wait waits for): the heartbeat's probe of step.log
+    and the script's reading of it never meet. The marker is written before any of it."""
+    for name, text, marker in (
+        ("setup.bat", render_setup(CTX).decode(), 'type nul >"%EP_WORK%\\.envpack-incomplete"'),
+        ("update.bat", update_bat, '>"%EP_MARKER%" echo %EP_OLD% %EP_NEW%'),
+    ):
+        lines = text.split("\r\n")
+        runs = micromamba_runs(text)
+        assert len(runs) == (1 if name == "setup.bat" else 2), name
+        first_marker = lines.index(marker)
+        for run in runs:
+            start = max(i for i in range(run) if lines[i] == "call :hb_start")
+            assert first_marker < start, name
+            assert "setlocal" in lines[start:run], name
+            after = lines[run + 1 : run + 6]
+            assert after == [
+                'set "EP_MMRC=%ERRORLEVEL%"',
+                "popd",
+                'endlocal & set "EP_MMRC=%EP_MMRC%"',
+                "call :hb_wait",
+                'type "%EP_WORK%\\step.log" >>"%EP_LOG%"',
+            ], (name, after)
+            # nothing reads or writes step.log between the start and micromamba
+            assert not any("step.log" in line for line in lines[start + 1 : run]), name
+
+
+def test_heartbeat_ends_with_hb_end_and_probes_step_log_without_writing() -> None:
+    text = (stubs_dir() / "heartbeat.bat").read_bytes().decode()
+    lines = [line for _, line in code_lines(text)]
+    loop = lines.index(":heartbeat")
+    end = lines.index('type nul >"%EP_WORK%\\hb.end"')
+    assert lines[end + 1] == "exit /b 0"
+    assert all(not line.startswith("echo") for line in lines[loop:end])
+    # hb.end is written in one place only: after the loop, the heartbeat's last act
+    assert sum('>"%EP_WORK%\\hb.end"' in line for line in lines) == 1
+    # the probe opens step.log for appending and writes nothing to it
+    probe = lines[lines.index(":hb_probe") + 1]
+    assert probe == 'call :hb_free >>"%EP_WORK%\\step.log"'
+    free = lines[lines.index(":hb_free") + 1 : lines.index(":hb_free") + 3]
+    assert free == ['type nul >"%EP_WORK%\\hb.free"', "goto :eof"]
+    # its waits are ping.exe by full path (timeout.exe fails with redirected input, choice is
+    # not on every Windows), and its stop checks both signals
+    waits = [line for line in lines if "ping.exe" in line]
+    assert waits and all('"%SystemRoot%\\System32\\ping.exe" -n ' in line for line in waits)
+    tick = lines[lines.index(":hb_tick") :]
+    assert 'if exist "%EP_WORK%\\mm.done" goto :hb_stop' in tick
+    assert 'if exist "%EP_WORK%\\hb.free" goto :hb_stop' in tick
