@@ -354,6 +354,68 @@ if [ -n "$EP_COPYFAIL" ]; then
     finish 9
 fi
 
+# Progress while micromamba runs: its output goes to step.log and it says nothing before it ends,
+# minutes on a big environment. This loop, in the background, prints a line every few seconds:
+# the seconds since micromamba started, the packages unpacked into the work folder's package
+# cache (a folder holding info/, at most 12 levels down: micromamba 2.6 and later extract to
+# pkgs/<scheme>/<host>/<channel path>/<subdir>/<package>, older ones to pkgs/<package>; the walk
+# never enters a package) and the records in conda-meta; when the counts have changed (at most
+# one line per 5 s), otherwise every 30 s. micromamba stays in the foreground: Ctrl-C stops it as
+# before. The loop ends when mm.done appears (written once micromamba returns; the script waits
+# for the loop before it goes on) or when this script is gone: sh runs a background job of a
+# script with SIGINT ignored, so after Ctrl-C it ends at its next check, printing nothing more.
+ep_hb_walk() {
+    if [ -d "$1/info" ]; then
+        EP_HB_U=$((EP_HB_U + 1))
+        return 0
+    fi
+    if [ "$2" -ge 12 ]; then return 0; fi
+    # the list is expanded before the loop starts: the recursive call may reuse EP_HB_D
+    for EP_HB_D in "$1"/*/; do
+        if [ -d "$EP_HB_D" ]; then ep_hb_walk "${EP_HB_D%/}" $(($2 + 1)); fi
+    done
+}
+ep_hb_now() {
+    EP_HB_NOW=$(date +%s 2>/dev/null)
+    case $EP_HB_NOW in '' | *[!0-9]*) EP_HB_NOW= ;; esac
+}
+EP_HB_PARENT=$$
+ep_heartbeat() {
+    set +f
+    EP_HB_TICK=0
+    EP_HB_SHOWN=0
+    EP_HB_SEEN='0 0'
+    ep_hb_now
+    EP_HB_T0=$EP_HB_NOW
+    while :; do
+        # no terminal or pipe of the caller held by a sleep left behind when this loop ends
+        sleep 2 >/dev/null 2>&1
+        EP_HB_TICK=$((EP_HB_TICK + 1))
+        if [ -e "$EP_WORK/mm.done" ] || ! kill -0 "$EP_HB_PARENT" 2>/dev/null; then return 0; fi
+        EP_HB_U=0
+        if [ -d "$EP_WORK/pkgs" ]; then ep_hb_walk "$EP_WORK/pkgs" 1; fi
+        EP_HB_L=0
+        for EP_HB_F in "$EP_PREFIX"/conda-meta/*.json; do
+            if [ -f "$EP_HB_F" ]; then EP_HB_L=$((EP_HB_L + 1)); fi
+        done
+        ep_hb_now
+        if [ -n "$EP_HB_NOW" ] && [ -n "$EP_HB_T0" ]; then
+            EP_HB_S=$((EP_HB_NOW - EP_HB_T0))
+        else
+            EP_HB_S=$((EP_HB_TICK * 2))
+        fi
+        EP_HB_AGE=$((EP_HB_S - EP_HB_SHOWN))
+        if [ "$EP_HB_U $EP_HB_L" = "$EP_HB_SEEN" ]; then
+            if [ "$EP_HB_AGE" -lt 30 ]; then continue; fi
+        elif [ "$EP_HB_AGE" -lt 5 ]; then
+            continue
+        fi
+        EP_HB_SEEN="$EP_HB_U $EP_HB_L"
+        EP_HB_SHOWN=$EP_HB_S
+        say "$EP_HB_S s: $EP_HB_U of $EP_PACKAGE_COUNT packages unpacked, $EP_HB_L of $EP_PACKAGE_COUNT installed"
+    done
+}
+
 # micromamba sees only the bundle, in a subshell: its root prefix and package cache in the work
 # folder, given relative to it (micromamba reads both variables as YAML, "[" + value + "]": a
 # ",", " #", "[" or "{" of a full path would split, cut or break them; it makes them absolute
@@ -362,7 +424,9 @@ fi
 # md5 is otherwise fetched again from its URL despite --offline: measured with 2.8.1); and HOME,
 # the XDG folders and TMPDIR in the work folder, so that micromamba's registry of environments
 # (~/.conda/environments.txt) and any cache stay out of the user's home.
-say "installing into \"$EP_PREFIX\" (this can take a few minutes)"
+say "installing into \"$EP_PREFIX\" (this can take a few minutes; progress every few seconds)"
+ep_heartbeat &
+EP_HB_PID=$!
 (
     cd "$EP_WORK" || exit 9
     for EP_VAR in $(env | sed -n 's/^\(CONDA_[A-Za-z0-9_]*\)=.*$/\1/p; s/^\(MAMBA_[A-Za-z0-9_]*\)=.*$/\1/p'); do
@@ -378,6 +442,9 @@ say "installing into \"$EP_PREFIX\" (this can take a few minutes)"
     "$@"
 ) >"$EP_WORK/step.log" 2>&1
 EP_MMRC=$?
+: >"$EP_WORK/mm.done"
+wait "$EP_HB_PID"
+rm -f "$EP_WORK/mm.done"
 cat "$EP_WORK/step.log" >>"$EP_LOG" 2>/dev/null
 log "micromamba exit code: $EP_MMRC"
 # From here until success the prefix carries a marker: a rerun replaces it without --force.
