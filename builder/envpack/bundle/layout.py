@@ -376,7 +376,20 @@ def streamed_entries(
     pending Entry (``pending[record]`` waits for it), every other file a :class:`LateEntry`
     made once ``arrived()`` returns every package's and wheel's file. The writers write each
     package as soon as it and those before it are in; the same bytes as bundle_entries."""
-    packages = [Entry(package_member(r), r.size, r.sha256, pending=pending[r]) for r in pl.packages]
+
+    def read_early(record: LockedPackage) -> Callable[[], tuple[Path, int | None]]:
+        def wait() -> tuple[Path, int | None]:
+            path, crc = pending[record]()
+            # Read its info/ now, while later packages still arrive: package_info keeps it
+            # beside the package, so the facts cost little once the last one is in.
+            package_info(path)
+            return path, crc
+
+        return wait
+
+    packages = [
+        Entry(package_member(r), r.size, r.sha256, pending=read_early(r)) for r in pl.packages
+    ]
     # The other files' names do not depend on what the packages hold: a dry run finds them.
     dry_wheels = {w: Path(w.filename) for w in pl.pypi}
     dry, _ = other_entries(pl, settings, packages, PackageFacts(), tools, epoch, dry_wheels)
