@@ -28,11 +28,9 @@ deletes the part file; only a kill leaves one, to be resumed by the next run.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -40,12 +38,13 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import BinaryIO
 
 from envpack.channels import Channel, credentialed_url, file_url_to_path, redact
 from envpack.errors import ChecksumError, DownloadError, EnvpackError
 from envpack.fetch.batch import Batch, Skipped
-from envpack.fetch.http import make_client
+from envpack.fetch.direct import DirectTransport
+from envpack.fetch.http import Body, Fatal, HttpxTransport, Retryable, Sockets, proxy_configured
 from envpack.fetch.http import ssl_context as ssl_context  # where it was before
 from envpack.fetch.partfile import (
     Digest,
@@ -63,14 +62,15 @@ from envpack.fetch.progress import NullProgress, Progress
 from envpack.limits import CHUNK
 from envpack.lock.record import LockedPackage
 
-if TYPE_CHECKING:
-    import httpx
-
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 MIN_RATE = 1024  # bytes per second, averaged over `timeout` seconds
 DEFAULT_MAX_SIZE = 4 << 30
 MAX_SIZE_VAR = "ENVPACK_MAX_PACKAGE_SIZE"
 STOP_GRACE = 1.0  # seconds the workers get to notice a stop before their files are removed
+# Bytes hashed and written at a time: 64 KiB stays in a core's cache from the socket read
+# through the three hashes to the write; 1 MiB buffers cost more CPU (measured, FINDINGS.md).
+BUFFER = 64 << 10
+_buffers = threading.local()  # one buffer per download thread, reused: no allocation per read
 
 
 @dataclass(frozen=True)
@@ -130,40 +130,35 @@ class Fetcher:
         self.max_size = max_package_size(options)
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._client: httpx.Client | None = None
-        self._sockets: list[Any] = []  # every connection opened, to shut down on stop()
+        self._sockets = Sockets(self._stop)  # every connection opened, to shut down on stop()
+        self._direct: DirectTransport | None = None
+        self._httpx: HttpxTransport | None = None
+        self._proxied: bool | None = None  # whether a proxy is configured: httpx then
         self._entries: set[EntryLock] = set()  # cache entries being written right now
         self._batches: set[Batch] = set()  # every start() whose downloads are not all done
         # Records that arrived without a size or sha256, completed from what was downloaded.
         self.completed: dict[LockedPackage, LockedPackage] = {}
 
-    def _http(self) -> httpx.Client:
+    def _transport(self, coded: bool = False) -> DirectTransport | HttpxTransport:
+        """httpx when a proxy is configured (or for a body a server coded anyway), else the
+        standard library's http.client, which reads bodies with less CPU (see :mod:`.direct`)."""
         with self._lock:
-            if self._client is None:
-                self._client = make_client(self.options.timeout, self.options.concurrency)
-            return self._client
+            if self._proxied is None:
+                self._proxied = proxy_configured()
+            if self._proxied or coded:
+                if self._httpx is None:
+                    opts = self.options
+                    self._httpx = HttpxTransport(opts.timeout, opts.concurrency, self._sockets)
+                return self._httpx
+            if self._direct is None:
+                self._direct = DirectTransport(self.options.timeout, self._sockets)
+            return self._direct
 
     def stop(self) -> None:
-        """End every download soon: workers see the flag between chunks and while waiting, and
+        """End every download soon: workers see the flag between reads and while waiting, and
         a read blocked on a silent server is woken by shutting its connection down."""
         self._stop.set()
-        with self._lock:
-            sockets = list(self._sockets)
-        for sock in sockets:
-            # OSError: already closed, or detached by TLS (its TLS socket is in the list too).
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    def _trace(self, event: str, info: dict[str, Any]) -> None:
-        # httpcore's documented "trace" extension reports each new connection's stream.
-        if event.endswith((".connect_tcp.complete", ".start_tls.complete")):
-            stream = info.get("return_value")
-            sock = stream.get_extra_info("socket") if stream is not None else None
-            if sock is not None:
-                with self._lock:
-                    self._sockets.append(sock)
-                if self._stop.is_set():
-                    self.stop()
+        self._sockets.shutdown_all()
 
     def start(self, records: Sequence[LockedPackage]) -> dict[LockedPackage, Future[Path]]:
         """Start fetching every record into the cache and return at once: a future per record,
@@ -220,11 +215,12 @@ class Fetcher:
         with self._lock:
             self._batches.discard(batch)
             idle = not self._batches
-            client, self._client = (self._client, None) if idle else (None, self._client)
-            if idle:
-                self._sockets.clear()
-        if client is not None:
-            client.close()
+            transports = [self._direct, self._httpx] if idle else []
+        for transport in transports:
+            if transport is not None:
+                transport.close()
+        if idle:
+            self._sockets.clear()
 
     def cancel(self) -> None:
         """As a failure does: drop the downloads not begun, let running ones finish into the
@@ -370,7 +366,7 @@ class Fetcher:
             try:
                 if not (record.size and have == record.size):
                     digest = self._stream(url, entry, digest, record)
-            except _Retryable as exc:
+            except Retryable as exc:
                 progressed = entry.part.is_file() and entry.part.stat().st_size > have
                 idle = 0 if progressed or not exc.stalled else idle + 1
                 if attempt > self.options.retries or idle >= 2:
@@ -407,61 +403,41 @@ class Fetcher:
 
     def _stream(self, url: str, entry: EntryLock, digest: Digest, record: LockedPackage) -> Digest:
         """Append the rest of the file to the part file; return the digest of the whole part."""
-        import httpx
-
         have = digest.size
         headers = {"Range": f"bytes={have}-"} if have else {}
         public = redact(url)
         expected = 0
         try:
-            request = self._http().build_request(
-                "GET", url, headers=headers, extensions={"trace": self._trace}
-            )
-            resp = self._http().send(request, stream=True)
+            body = self._transport().get(url, headers, self._stop)
+            if body.header("Content-Encoding") not in ("", "identity"):
+                # Coded although asked not to: httpx decodes it, as it always did.
+                body.close()
+                body = self._transport(coded=True).get(url, headers, self._stop)
             try:
-                self._check_status(resp.status_code, record, entry, have, public)
-                if resp.status_code == 200 and have:
+                self._check_status(body.status, record, entry, have, public)
+                if body.status == 200 and have:
                     # The server ignored the Range header: start over.
                     entry.part.unlink()
                     digest = Digest()
-                length = resp.headers.get("Content-Length", "")
-                if length.isdigit() and resp.headers.get("Content-Encoding", "identity") in (
-                    "identity",
-                    "",
-                ):
+                length = body.header("Content-Length")
+                if length.isdigit() and body.header("Content-Encoding") in ("identity", ""):
                     expected = digest.size + int(length)
                     self._check_announced(record, expected, public)
-                self._receive(resp, entry, digest, record, public)
+                self._receive(body, entry, digest, record, public)
             finally:
-                resp.close()
-        except httpx.TransportError as exc:
-            if self._stop.is_set():
-                raise Stopped from None
-            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
-                # Retrying cannot fix trust; say what will.
-                raise DownloadError(
-                    f"{record.fn}: download failed from {public}: the server's TLS certificate is "
-                    "not trusted; name your CA bundle in SSL_CERT_FILE or REQUESTS_CA_BUNDLE"
-                ) from None
-            if isinstance(exc, httpx.TimeoutException):
-                raise _Retryable(
-                    f"no data for {self.options.timeout:g} s ({type(exc).__name__}; see --timeout)",
-                    stalled=True,
-                ) from None
-            raise _Retryable(
-                f"{type(exc).__name__}: {redact(str(exc)) or 'connection error'}",
-                truncated=isinstance(exc, httpx.RemoteProtocolError),
-            ) from None
+                body.close()
+        except Fatal as exc:
+            raise DownloadError(f"{record.fn}: download failed from {public}: {exc}") from None
         want = record.size or expected
         if digest.size < want:
-            raise _Retryable(f"got {digest.size} of {want} bytes", truncated=True)
+            raise Retryable(f"got {digest.size} of {want} bytes", truncated=True)
         return digest
 
     def _check_status(
         self, status: int, record: LockedPackage, entry: EntryLock, have: int, public: str
     ) -> None:
         if status in RETRY_STATUS:
-            raise _Retryable(f"HTTP {status}")
+            raise Retryable(f"HTTP {status}")
         if status == 416 and have:
             # The part file already holds all the server has.
             entry.part.unlink(missing_ok=True)
@@ -470,7 +446,7 @@ class Fetcher:
                     f"{record.fn}: truncated download from {public}: the server has "
                     f"only {have} of the {record.size} bytes the lock records"
                 )
-            raise _Retryable("HTTP 416 for a resumed download: starting over")
+            raise Retryable("HTTP 416 for a resumed download: starting over")
         if status == 404:
             raise DownloadError(
                 f"{record.fn}: not found (HTTP 404) at {public}; the channel may have "
@@ -502,36 +478,47 @@ class Fetcher:
         )
 
     def _receive(
-        self,
-        resp: httpx.Response,
-        entry: EntryLock,
-        digest: Digest,
-        record: LockedPackage,
-        public: str,
+        self, body: Body, entry: EntryLock, digest: Digest, record: LockedPackage, public: str
     ) -> None:
+        """Read the body into the part file: into one reused buffer, hashed and written each
+        time it fills (or the body ends), with the stop flag and the rate floor checked after
+        every network read."""
         limit = record.size or self.max_size
         window = max(self.options.timeout, 0.001)
+        view = _buffer()
         started, at_start = time.monotonic(), digest.size
         try:
-            with entry.part.open("ab") as fh:
-                for chunk in resp.iter_bytes():  # as read: re-chunking costs a copy per read
-                    if self._stop.is_set():
-                        raise Stopped
-                    if digest.size + len(chunk) > limit:
-                        # Not one byte past the size: the rest cannot make the hash right.
-                        raise self._oversize(record, public)
-                    digest.update(chunk)
-                    fh.write(chunk)
-                    self.progress.advance(len(chunk))
-                    elapsed = time.monotonic() - started
-                    if elapsed >= window:
-                        if digest.size - at_start < MIN_RATE * elapsed:
-                            rate = (digest.size - at_start) / elapsed
-                            raise _Retryable(
-                                f"too slow: {rate:.0f} bytes/s over {elapsed:.0f} s "
-                                f"(under {MIN_RATE} bytes/s; see --timeout)",
-                            )
-                        started, at_start = time.monotonic(), digest.size
+            with entry.part.open("ab", buffering=0) as fh:
+                filled, n = 0, 1
+                try:
+                    while n:
+                        # One byte past the size at most: enough to know it is too long.
+                        room = min(len(view), limit - digest.size - filled + 1)
+                        n = body.readinto(view[filled : filled + room])
+                        filled += n
+                        if self._stop.is_set():
+                            raise Stopped
+                        if digest.size + filled > limit:
+                            # Not one byte past the size: the rest cannot make the hash right.
+                            raise self._oversize(record, public)
+                        if filled == len(view) or (filled and not n):
+                            _absorb(digest, view[:filled], fh)
+                            self.progress.advance(filled)
+                            filled = 0
+                        elapsed = time.monotonic() - started
+                        if elapsed >= window:
+                            got = digest.size + filled - at_start
+                            if got < MIN_RATE * elapsed:
+                                raise Retryable(
+                                    f"too slow: {got / elapsed:.0f} bytes/s over {elapsed:.0f} s "
+                                    f"(under {MIN_RATE} bytes/s; see --timeout)",
+                                )
+                            started, at_start = time.monotonic(), digest.size + filled
+                except Retryable:
+                    # What did arrive is kept for the next attempt's Range request.
+                    _absorb(digest, view[:filled], fh)
+                    self.progress.advance(filled)
+                    raise
         except OSError as exc:
             raise _disk_error(exc, entry.part) from None
 
@@ -572,8 +559,17 @@ def wait_for(future: Future[Path]) -> Path:
                 raise  # the download's own timeout, not the wait's
 
 
-class _Retryable(Exception):
-    def __init__(self, message: str, truncated: bool = False, stalled: bool = False) -> None:
-        super().__init__(message)
-        self.truncated = truncated
-        self.stalled = stalled  # nothing arrived: a second such attempt ends the download
+def _buffer() -> memoryview:
+    view: memoryview | None = getattr(_buffers, "view", None)
+    if view is None:
+        view = _buffers.view = memoryview(bytearray(BUFFER))
+    return view
+
+
+def _absorb(digest: Digest, data: memoryview, fh: BinaryIO) -> None:
+    """Hash and write ``data``; the hashes cover exactly what the part file holds."""
+    if not data:
+        return
+    digest.update(data)
+    while data:
+        data = data[fh.write(data) or 0 :]
