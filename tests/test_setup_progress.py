@@ -249,3 +249,31 @@ def test_update_heartbeat_counts_removals_and_ends_when_step_log_is_free(
     assert (work / "hb.free").is_file()  # it ended because step.log was free...
     assert not (work / "mm.done").exists()  # ...not because update.bat said so
     shutil.rmtree(work)
+
+
+@pytest.mark.parametrize(
+    ("time_value", "seconds"),
+    [
+        ("09:05:07.12", "32707"),  # Windows' %TIME%: H:MM:SS.cc, 24 hours
+        (" 9:05:07.12", "32707"),  # before 10 o'clock the hour has a space, not a zero
+        ("13.05.07,12", "47107"),  # a locale's own separators
+        ("08:09:08,00", "29348"),  # "08" and "09" are no octal numbers here
+        ("11:48 AM", ""),  # wine's %TIME%: not read (the heartbeat counts its waits instead)
+    ],
+)
+def test_heartbeat_clock_reads_time(
+    wine: Wine, tmp_path: Path, time_value: str, seconds: str
+) -> None:
+    """:hb_clock, the heartbeat's seconds, on the forms %TIME% takes (a TIME variable that is set
+    hides the built-in one, in cmd.exe as in wine)."""
+    fragment = (Path(__file__).parents[1] / "stubs" / "heartbeat.bat").read_bytes()
+    script = tmp_path / "clock.bat"
+    script.write_bytes(
+        b"@echo off\r\nsetlocal EnableExtensions DisableDelayedExpansion\r\n"
+        + f'set "TIME={time_value}"\r\n'.encode()
+        + b"call :hb_clock\r\necho NOW=[%EP_HB_NOW%]\r\nexit /b 0\r\n"
+        + fragment
+    )
+    result = wine.run_bat(script)
+    assert result.rc == 0, result.out
+    assert f"NOW=[{seconds}]" in result.out, result.out
