@@ -4,6 +4,8 @@ package in the order the writers write them, and makes the other files once, aft
 from __future__ import annotations
 
 import hashlib
+import json
+import zipfile
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -103,3 +105,32 @@ def test_streamed_entries_write_the_same_bytes(
     ]
     assert asked[: len(first)] == first
     assert asked.count("every package in") == 1
+
+
+def test_a_wheel_the_lock_gave_no_size_ships_with_the_downloaded_one(
+    cached: tuple[PlatformLock, dict[LockedPackage, Path]], tmp_path: Path
+) -> None:
+    pl, paths = cached
+    whl, whl_path = wheel(tmp_path)
+    unsized = replace(whl, size=0)  # an imported lock's wheel: the index gave no size
+    pl = replace(pl, pypi=(unsized,))
+    shipped = {whl: whl_path}  # what the pipeline passes: the record with the download's size
+
+    def arrived() -> tuple[dict[LockedPackage, Path], dict[WheelRecord, Path]]:
+        return paths, shipped
+
+    def pending(record: LockedPackage) -> Callable[[], tuple[Path, int | None]]:
+        return lambda: (paths[record], None)
+
+    plain, _ = bundle_entries(pl, SETTINGS, paths, TOOLS, EPOCH, shipped)
+    streamed, _ = streamed_entries(
+        pl, SETTINGS, {r: pending(r) for r in pl.packages}, TOOLS, EPOCH, arrived
+    )
+    a = write_bundle(tmp_path / "plain", "demo", "demo", plain, EPOCH)
+    b = write_bundle(tmp_path / "streamed", "demo", "demo", streamed, EPOCH)
+    assert a[0].read_bytes() == b[0].read_bytes()
+    with zipfile.ZipFile(a[0]) as zf:
+        manifest = json.loads(zf.read("demo/envpack.json"))
+    member = "wheels/six-1.16.0-py2.py3-none-any.whl"
+    assert manifest["files"][member]["size"] == 21
+    assert [w["size"] for w in manifest["lock"]["pypi"]] == [21]

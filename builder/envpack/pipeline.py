@@ -513,7 +513,8 @@ def _fetch_wheels(
 ) -> dict[WheelRecord, Path]:
     rep.info(f"{pl.platform}: fetching {len(pl.pypi)} wheels")
     fetched = fetch_wheels(pl.pypi, fetcher.options, pip_indexes, rep.progress())
-    return {w: path for w, (_, path) in fetched.items()}
+    # Keyed by the record to ship: the lock's, with the downloaded size when it gave none.
+    return {w if w.size else replace(w, size=done.size): p for w, (done, p) in fetched.items()}
 
 
 def _epoch(pl: PlatformLock, settings: BundleSettings) -> int:

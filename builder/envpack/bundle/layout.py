@@ -7,7 +7,7 @@ import re
 import threading
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
@@ -199,10 +199,18 @@ def bundle_entries(
     wheel_paths: Mapping[WheelRecord, Path] | None = None,
 ) -> tuple[list[Entry], StubContext]:
     """Every file of the bundle, its packages already in the cache (``paths``)."""
+    pl = with_wheels(pl, wheel_paths or {})
     packages = [Entry.from_file(package_member(r), paths[r], r.size, r.sha256) for r in pl.packages]
     facts = package_facts(pl.packages, paths)
     rest, ctx = other_entries(pl, settings, packages, facts, tools, epoch, wheel_paths or {})
     return packages + rest, ctx
+
+
+def with_wheels(pl: PlatformLock, wheel_paths: Mapping[WheelRecord, Path]) -> PlatformLock:
+    """``pl`` with its wheels as shipped (``wheel_paths``'s records, by file name): a lock may
+    give a wheel no size (an index need not announce it); the download then did."""
+    shipped = {w.filename: w for w in wheel_paths}
+    return replace(pl, pypi=tuple(shipped.get(w.filename, w) for w in pl.pypi))
 
 
 def other_entries(
@@ -374,7 +382,8 @@ def streamed_entries(
 ) -> tuple[list[Entry], LateFiles]:
     """The entries of :func:`bundle_entries` for packages still downloading: each package a
     pending Entry (``pending[record]`` waits for it), every other file a :class:`LateEntry`
-    made once ``arrived()`` returns every package's and wheel's file. The writers write each
+    made once ``arrived()`` returns every package's and wheel's file (the wheels keyed by the
+    records to ship, see :func:`with_wheels`). The writers write each
     package as soon as it and those before it are in; the same bytes as bundle_entries."""
 
     def read_early(record: LockedPackage) -> Callable[[], tuple[Path, int | None]]:
@@ -397,7 +406,8 @@ def streamed_entries(
     def make() -> tuple[list[Entry], StubContext]:
         paths, wheel_paths = arrived()
         facts = package_facts(pl.packages, paths)
-        return other_entries(pl, settings, packages, facts, tools, epoch, wheel_paths)
+        done = with_wheels(pl, wheel_paths)
+        return other_entries(done, settings, packages, facts, tools, epoch, wheel_paths)
 
     late = LateFiles([e.arcname for e in dry], make)
     return [*packages, *(LateEntry(e.arcname, 0, "", late=late) for e in dry)], late
