@@ -35,13 +35,13 @@ HEADER = b"@echo off\r\nexit /b 0\r\n"
 
 
 def test_local_header_below_and_at_the_limit() -> None:
-    small = local_header(Member(b"a", 0, 0x12345678, 0xFFFFFFFE, 0, 0x6355, 0x512D))
+    small = local_header(Member(b"a", 0, 0x12345678, 0xFFFFFFFE, 0, 0x6355, 0x512D), True)
     assert small[:30] == struct.pack(
         "<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0, 0, 0x6355, 0x512D, 0x12345678,
         0xFFFFFFFE, 0xFFFFFFFE, 1, 4096 - 31,
     )  # fmt: skip
     assert small[31:37] == struct.pack("<HHH", 0xD935, 4096 - 31 - 4, 4096)
-    big = local_header(Member(b"a", 0, 0x12345678, 0xFFFFFFFF, 0, 0x6355, 0x512D))
+    big = local_header(Member(b"a", 0, 0x12345678, 0xFFFFFFFF, 0, 0x6355, 0x512D), True)
     assert big[:30] == struct.pack(
         "<4sHHHHHIIIHH", b"PK\x03\x04", 45, 0, 0, 0x6355, 0x512D, 0x12345678,
         0xFFFFFFFF, 0xFFFFFFFF, 1, 4096 - 31,
@@ -49,6 +49,10 @@ def test_local_header_below_and_at_the_limit() -> None:
     assert big[31:51] == struct.pack("<HHQQ", 1, 16, 0xFFFFFFFF, 0xFFFFFFFF)
     assert big[51:57] == struct.pack("<HHH", 0xD935, 4096 - 31 - 20 - 4, 4096)
     assert len(big) == len(small) == 4096
+    # a member made in memory is not padded: the zip64 extra alone, or nothing
+    plain = local_header(Member(b"a", 0, 0x12345678, 0xFFFFFFFF, 8, 0x6355, 0x512D), False)
+    assert plain == big[:28] + struct.pack("<H", 20) + b"a" + big[31:51]
+    assert len(local_header(Member(b"a", 0, 1, 10, 8, 0x6355, 0x512D), False)) == 31
 
 
 def test_central_directory_zip64_fields_only_where_they_overflow() -> None:

@@ -1,10 +1,12 @@
-"""The bundle's zip writer: every member stored, its data aligned to 4 KiB, its body kernel-copied.
+"""The bundle's zip writer: every member stored, the packages' data aligned to 4 KiB, their
+bodies kernel-copied.
 
 Why not :mod:`zipfile`: zipfile pushes every byte through Python (read, CRC, write) and cannot
-align. Here a member's CRC-32 is known before its body is written (from the download, else by
-reading the file once), so the local header is written first with the final CRC and sizes and
-the body follows by :func:`.kcopy.copy_range`; nothing is patched afterwards, so the output need
-not even be seekable.
+align. Here a package's CRC-32 is usually known before its body is written (the download kept
+it), so the local header is written first with the final CRC and sizes and the body follows by
+:func:`.kcopy.copy_range`, nothing patched afterwards. Without a known CRC the body is read,
+summed and written in one pass and the CRC patched into the header (a stream that cannot seek
+gets the file read once for its CRC first).
 
 Layout of one member, every field fixed by its entry and the bundle's epoch (deterministic)::
 
@@ -12,11 +14,12 @@ Layout of one member, every field fixed by its entry and the bundle's epoch (det
                   one DOS time, CRC-32, sizes)
     name
     zip64 extra (id 0x0001: size, size)   only when the size is 0xFFFFFFFF or more
-    alignment extra (id 0xD935: u16 4096, then zeros)   what Android's zipalign writes
+    alignment extra (id 0xD935: u16 4096, then zeros)   what Android's zipalign writes;
+                                          packages and wheels only (ALIGNED_SUFFIXES)
     data                                  at an offset from the zip's start divisible by 4096
 
 Aligned data lets a filesystem with reflinks (XFS, btrfs) share the package's blocks with the
-cached file instead of copying them, and costs under 4 KiB per member. Offsets are counted from
+cached file instead of copying them, and costs under 4 KiB per package. Offsets are counted from
 the start of the file, with a self-extracting header before the zip included (absolute, what
 zipfile and Info-ZIP's ``zip -A`` produce); the alignment is counted from where the zip starts,
 so the zip inside a ``-setup.bat`` is the plain zip's bytes shifted by the header's length and
@@ -47,6 +50,10 @@ from envpack.limits import CHUNK
 
 ALIGN = 4096
 ALIGN_EXTRA_ID = 0xD935  # Android zipalign's extra field: u16 alignment, then padding
+# The members copied from the download cache, whose blocks a reflink can share: only they are
+# aligned. The files made in memory (setup.bat, envpack.json, ...) could never share a block,
+# and padding them would add up to 4 KiB each (a quarter of an update bundle's overhead).
+ALIGNED_SUFFIXES = (".conda", ".tar.bz2", ".whl")
 ZIP64_EXTRA_ID = 0x0001
 LIMIT32 = 0xFFFFFFFF  # what a 32-bit field holds when the zip64 extra has the value
 LIMIT16 = 0xFFFF
@@ -102,8 +109,14 @@ def encode_name(name: str) -> tuple[bytes, int]:
         return name.encode("utf-8"), UTF8_FLAG
 
 
-def local_header(m: Member) -> bytes:
-    """The local header, name and extras of ``m``: its data follows at an aligned offset."""
+def is_aligned(name: str) -> bool:
+    """Whether the member ``name`` gets its data aligned (see ALIGNED_SUFFIXES)."""
+    return name.endswith(ALIGNED_SUFFIXES)
+
+
+def local_header(m: Member, align: bool) -> bytes:
+    """The local header, name and extras of ``m``; with ``align``, its data follows at an
+    offset from the zip's start divisible by ALIGN."""
     extra = b""
     size = m.size
     version = VERSION
@@ -111,9 +124,10 @@ def local_header(m: Member) -> bytes:
         extra = struct.pack("<HHQQ", ZIP64_EXTRA_ID, 16, m.size, m.size)
         size = LIMIT32
         version = VERSION64
-    before_pad = m.offset + LOCAL.size + len(m.name) + len(extra) + 6
-    pad = -before_pad % ALIGN
-    extra += struct.pack("<HHH", ALIGN_EXTRA_ID, 2 + pad, ALIGN) + bytes(pad)
+    if align:
+        before_pad = m.offset + LOCAL.size + len(m.name) + len(extra) + 6
+        pad = -before_pad % ALIGN
+        extra += struct.pack("<HHH", ALIGN_EXTRA_ID, 2 + pad, ALIGN) + bytes(pad)
     head = LOCAL.pack(
         LOCAL_SIG,
         version,
@@ -231,7 +245,7 @@ class AlignedZipWriter:
             if len(entry.data) != entry.size:
                 raise BundleError(f"{entry.arcname}: {len(entry.data)} bytes, not {entry.size}")
             crc = zlib.crc32(entry.data)
-            self._header(raw, flags, crc, entry.size)
+            self._header(raw, flags, crc, entry.size, is_aligned(name))
             self._fp.write(entry.data)
             if self._advance is not None and entry.data:
                 self._advance(len(entry.data))
@@ -239,19 +253,20 @@ class AlignedZipWriter:
             return
         if entry.source is None:
             raise BundleError(f"internal error: {entry.arcname} has neither bytes nor a file")
+        align = is_aligned(name)
         with open(entry.source, "rb", buffering=0) as src:
             fd = src.fileno()
             found = os.fstat(fd).st_size
             if found != entry.size:
                 raise _changed(entry, found)
             if entry.crc32 is not None:
-                self._header(raw, flags, entry.crc32, entry.size)
+                self._header(raw, flags, entry.crc32, entry.size, align)
                 copied = self._body(fd, entry.size)
             elif self._fp.seekable():
                 # No CRC yet: one pass that reads, sums and writes (as zipfile does), then the
                 # CRC goes into the header; reading to sum and then kernel-copying is two.
                 at = self._base + self._pos
-                self._header(raw, flags, 0, entry.size)
+                self._header(raw, flags, 0, entry.size, align)
                 copied, crc = _copy_to_stream(fd, self._fp, entry.size, self._advance)
                 end = self._fp.tell()
                 self._fp.seek(at + CRC_AT)
@@ -259,15 +274,15 @@ class AlignedZipWriter:
                 self._fp.seek(end)
                 self._members[-1] = replace(self._members[-1], crc32=crc)
             else:
-                self._header(raw, flags, file_crc32(fd, entry.size), entry.size)
+                self._header(raw, flags, file_crc32(fd, entry.size), entry.size, align)
                 copied = self._body(fd, entry.size)
         if copied != entry.size:
             raise _changed(entry, copied)
         self._pos += entry.size
 
-    def _header(self, name: bytes, flags: int, crc: int, size: int) -> None:
+    def _header(self, name: bytes, flags: int, crc: int, size: int, align: bool) -> None:
         m = Member(name, flags, crc, size, self._pos, self._dostime, self._dosdate)
-        head = local_header(m)
+        head = local_header(m, align)
         self._fp.write(head)
         self._pos += len(head)
         self._members.append(m)
