@@ -513,8 +513,9 @@ def _fetch_wheels(
 ) -> dict[WheelRecord, Path]:
     rep.info(f"{pl.platform}: fetching {len(pl.pypi)} wheels")
     fetched = fetch_wheels(pl.pypi, fetcher.options, pip_indexes, rep.progress())
-    # Keyed by the record to ship: the lock's, with the downloaded size when it gave none.
-    return {w if w.size else replace(w, size=done.size): p for w, (done, p) in fetched.items()}
+    # Keyed by the record to ship: the lock's, or when it gave no size (a wheel imported from a
+    # conda-lock or pixi.lock), the downloaded file's size and requires-python.
+    return {w if w.size else done: p for w, (done, p) in fetched.items()}
 
 
 def _epoch(pl: PlatformLock, settings: BundleSettings) -> int:
