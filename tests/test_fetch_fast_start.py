@@ -115,15 +115,10 @@ def test_one_failure_fails_every_unresolved_future_like_fetch_all(
     held: tuple[HeldServer, list[Path]], tmp_path: Path
 ) -> None:
     server, pkgs = held
-    release = server.hold(pkgs[0].name)
     missing = record_for(pkgs[1], f"{server.url}/a-missing.conda", name="a", fn="a-missing.conda")
-    records = [rec(pkgs[0], server.url), missing, *(rec(p, server.url) for p in pkgs[2:])]
-    # Two at a time: the held download and the missing one run, the rest wait their turn.
-    futures = fetcher(tmp_path / "cache", concurrency=2).start(records)
-    assert server.arrived[pkgs[0].name].wait(WAIT)
-    # The failure is not reported while a download still runs into the cache.
-    assert not futures[missing].done()
-    release.set()
+    records = [missing, *(rec(p, server.url) for p in pkgs[2:])]
+    # One at a time: the missing one fails before any other begins.
+    futures = fetcher(tmp_path / "cache", concurrency=1).start(records)
     with pytest.raises(DownloadError) as first:
         futures[missing].result(timeout=WAIT)
     assert "a-missing.conda: not found (HTTP 404)" in str(first.value)
@@ -131,12 +126,29 @@ def test_one_failure_fails_every_unresolved_future_like_fetch_all(
         with pytest.raises(DownloadError) as err:
             futures[r].result(timeout=WAIT)
         assert err.value is first.value  # one failure, whichever future is waited on
-    assert all(server.hits[p.name] == 0 for p in pkgs[2:])  # the queued ones never started
-    # The running one finished into the cache, ready for the next run.
-    assert cache_path(tmp_path / "cache", records[0]).read_bytes() == pkgs[0].read_bytes()
+    assert all(server.hits[p.name] == 0 for p in pkgs[2:])  # the queued ones never began
     with pytest.raises(DownloadError) as again:
-        fetcher(tmp_path / "other", concurrency=2).fetch_all(records)
+        fetcher(tmp_path / "other", concurrency=1).fetch_all(records)
     assert str(again.value) == str(first.value)
+
+
+def test_a_failure_is_reported_once_running_downloads_end(
+    held: tuple[HeldServer, list[Path]], tmp_path: Path
+) -> None:
+    server, pkgs = held
+    release = server.hold(pkgs[0].name)
+    missing = record_for(pkgs[1], f"{server.url}/a-missing.conda", name="a", fn="a-missing.conda")
+    running = rec(pkgs[0], server.url)
+    futures = fetcher(tmp_path / "cache", concurrency=2).start([running, missing])
+    assert server.arrived[pkgs[0].name].wait(WAIT)
+    # The missing one fails at once; while the other still runs, nobody hears of it.
+    assert not futures[missing].done()
+    release.set()
+    with pytest.raises(DownloadError, match="a-missing.conda: not found"):
+        futures[missing].result(timeout=WAIT)
+    # The running one finished into the cache, ready for the next run (its own future has
+    # the path or, if it ended after the failure, the failure).
+    assert cache_path(tmp_path / "cache", running).read_bytes() == pkgs[0].read_bytes()
 
 
 def test_halt_stops_a_started_fetch_and_leaves_no_part(
