@@ -1,9 +1,15 @@
 """Fetching packages into the shared cache: concurrent, streaming, resumable, verified, stoppable.
 
 A cached file lives at ``<cache>/pkgs/<sha256>/<fn>`` and only ever gets there by an atomic rename
-after its size, sha256 and md5 were checked while streaming; the hashes measured then are kept
-beside it (see :mod:`.partfile`), so a warm build checks every hash the lock records against
-them without reading the file again (``verify_cache`` re-hashes the file itself).
+after its size, sha256 and md5 were checked while streaming; the hashes measured then, and its
+CRC-32 for the zip writer (:func:`envpack.fetch.cache.read_crc32`), are kept beside it (see
+:mod:`.partfile`), so a warm build checks every hash the lock records against them without
+reading the file again (``verify_cache`` re-hashes the file itself, and keeps its CRC-32 too).
+
+:meth:`Fetcher.start` starts every download and returns a future per record at once, so a
+caller can use each package as it lands; :meth:`Fetcher.fetch_all` is start, then wait. Bodies
+are read with http.client (:mod:`.direct`), or with httpx when a proxy is configured
+(:mod:`.http`), into one reused buffer (:mod:`.receive`).
 
 How long a download may take (``FetchOptions.timeout``, the CLI's ``--timeout`` /
 ``ENVPACK_TIMEOUT``, default 60 s):
@@ -20,15 +26,15 @@ A record without a size (imported from conda-lock v1 or ``@EXPLICIT``) is read u
 ``ENVPACK_MAX_PACKAGE_SIZE`` bytes (default 4 GiB); a record with a size is read up to that size
 and not one byte more.
 
-On the first failure, queued downloads are dropped and running ones finish into the cache. Ctrl-C
-(:meth:`Fetcher.stop`) ends every download within a second: workers check it between chunks and
-while they wait, and their connections are shut down under them. Every failure and interrupt
-deletes the part file; only a kill leaves one, to be resumed by the next run.
+On the first failure, queued downloads are dropped and running ones finish into the cache (see
+:mod:`.batch`). Ctrl-C (:meth:`Fetcher.halt`) ends every download within a second: workers
+check it between reads and while they wait, and their connections are shut down under them.
+Every failure and interrupt deletes the part file; only a kill leaves one, to be resumed by the
+next run.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import threading
@@ -38,13 +44,12 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO
 
 from envpack.channels import Channel, credentialed_url, file_url_to_path, redact
 from envpack.errors import ChecksumError, DownloadError, EnvpackError
 from envpack.fetch.batch import Batch, Skipped
 from envpack.fetch.direct import DirectTransport
-from envpack.fetch.http import Body, Fatal, HttpxTransport, Retryable, Sockets, proxy_configured
+from envpack.fetch.http import Fatal, HttpxTransport, Retryable, Sockets, proxy_configured
 from envpack.fetch.http import ssl_context as ssl_context  # where it was before
 from envpack.fetch.partfile import (
     Digest,
@@ -59,18 +64,15 @@ from envpack.fetch.partfile import (
     write_verified,
 )
 from envpack.fetch.progress import NullProgress, Progress
+from envpack.fetch.receive import MIN_RATE as MIN_RATE
+from envpack.fetch.receive import copy_file, disk_error, receive
 from envpack.limits import CHUNK
 from envpack.lock.record import LockedPackage
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
-MIN_RATE = 1024  # bytes per second, averaged over `timeout` seconds
 DEFAULT_MAX_SIZE = 4 << 30
 MAX_SIZE_VAR = "ENVPACK_MAX_PACKAGE_SIZE"
 STOP_GRACE = 1.0  # seconds the workers get to notice a stop before their files are removed
-# Bytes hashed and written at a time: 64 KiB stays in a core's cache from the socket read
-# through the three hashes to the write; 1 MiB buffers cost more CPU (measured, FINDINGS.md).
-BUFFER = 64 << 10
-_buffers = threading.local()  # one buffer per download thread, reused: no allocation per read
 
 
 @dataclass(frozen=True)
@@ -106,13 +108,6 @@ def _incomplete(record: LockedPackage) -> bool:
     """Imported records may lack a size, a sha256 (``@EXPLICIT`` with md5) or an md5 (``conda list
     --explicit --sha256``); the download completes them, and env.txt needs the md5."""
     return not (record.sha256 and record.md5 and record.size)
-
-
-def _disk_error(exc: OSError, path: Path) -> DownloadError:
-    """A failed write into the cache: DownloadError, as every cache write (see errors.py)."""
-    if exc.errno == errno.ENOSPC:
-        return DownloadError(f"disk full while writing {path}; free some space and build again")
-    return DownloadError(f"cannot write {path}: {exc.strerror}")
 
 
 class Fetcher:
@@ -332,19 +327,15 @@ class Fetcher:
         if not src.is_file():
             raise DownloadError(f"{record.fn}: not found in local channel ({src})")
         digest = Digest()
-        limit = record.size or self.max_size
-        try:
-            with src.open("rb") as fin, entry.part.open("wb") as fout:
-                while chunk := fin.read(CHUNK):
-                    if self._stop.is_set():
-                        raise Stopped
-                    if digest.size + len(chunk) > limit:
-                        raise self._oversize(record, src.as_uri())
-                    digest.update(chunk)
-                    fout.write(chunk)
-                    self.progress.advance(len(chunk))
-        except OSError as exc:
-            raise _disk_error(exc, entry.part) from None
+        copy_file(
+            src,
+            entry.part,
+            digest,
+            record.size or self.max_size,
+            self._stop,
+            self.progress.advance,
+            lambda: self._oversize(record, src.as_uri()),
+        )
         self._finish(record, entry, digest, src.as_uri())
 
     def _pause(self, seconds: float) -> None:
@@ -423,7 +414,16 @@ class Fetcher:
                 if length.isdigit() and body.header("Content-Encoding") in ("identity", ""):
                     expected = digest.size + int(length)
                     self._check_announced(record, expected, public)
-                self._receive(body, entry, digest, record, public)
+                receive(
+                    body,
+                    entry.part,
+                    digest,
+                    record.size or self.max_size,
+                    max(self.options.timeout, 0.001),
+                    self._stop,
+                    self.progress.advance,
+                    lambda: self._oversize(record, public),
+                )
             finally:
                 body.close()
         except Fatal as exc:
@@ -477,51 +477,6 @@ class Fetcher:
             f"for a package whose size the lock does not record; set {MAX_SIZE_VAR} to allow more"
         )
 
-    def _receive(
-        self, body: Body, entry: EntryLock, digest: Digest, record: LockedPackage, public: str
-    ) -> None:
-        """Read the body into the part file: into one reused buffer, hashed and written each
-        time it fills (or the body ends), with the stop flag and the rate floor checked after
-        every network read."""
-        limit = record.size or self.max_size
-        window = max(self.options.timeout, 0.001)
-        view = _buffer()
-        started, at_start = time.monotonic(), digest.size
-        try:
-            with entry.part.open("ab", buffering=0) as fh:
-                filled, n = 0, 1
-                try:
-                    while n:
-                        # One byte past the size at most: enough to know it is too long.
-                        room = min(len(view), limit - digest.size - filled + 1)
-                        n = body.readinto(view[filled : filled + room])
-                        filled += n
-                        if self._stop.is_set():
-                            raise Stopped
-                        if digest.size + filled > limit:
-                            # Not one byte past the size: the rest cannot make the hash right.
-                            raise self._oversize(record, public)
-                        if filled == len(view) or (filled and not n):
-                            _absorb(digest, view[:filled], fh)
-                            self.progress.advance(filled)
-                            filled = 0
-                        elapsed = time.monotonic() - started
-                        if elapsed >= window:
-                            got = digest.size + filled - at_start
-                            if got < MIN_RATE * elapsed:
-                                raise Retryable(
-                                    f"too slow: {got / elapsed:.0f} bytes/s over {elapsed:.0f} s "
-                                    f"(under {MIN_RATE} bytes/s; see --timeout)",
-                                )
-                            started, at_start = time.monotonic(), digest.size + filled
-                except Retryable:
-                    # What did arrive is kept for the next attempt's Range request.
-                    _absorb(digest, view[:filled], fh)
-                    self.progress.advance(filled)
-                    raise
-        except OSError as exc:
-            raise _disk_error(exc, entry.part) from None
-
     def _finish(self, record: LockedPackage, entry: EntryLock, digest: Digest, source: str) -> None:
         hashes = digest.hashes()
         wrong = mismatch(record, hashes)
@@ -536,7 +491,7 @@ class Fetcher:
             write_verified(entry.dest, hashes)
             os.replace(entry.part, entry.dest)
         except OSError as exc:
-            raise _disk_error(exc, entry.dest) from None
+            raise disk_error(exc, entry.dest) from None
         if _incomplete(record):
             self._complete(record, hashes)
 
@@ -557,19 +512,3 @@ def wait_for(future: Future[Path]) -> Path:
         except FutureTimeout:
             if future.done():
                 raise  # the download's own timeout, not the wait's
-
-
-def _buffer() -> memoryview:
-    view: memoryview | None = getattr(_buffers, "view", None)
-    if view is None:
-        view = _buffers.view = memoryview(bytearray(BUFFER))
-    return view
-
-
-def _absorb(digest: Digest, data: memoryview, fh: BinaryIO) -> None:
-    """Hash and write ``data``; the hashes cover exactly what the part file holds."""
-    if not data:
-        return
-    digest.update(data)
-    while data:
-        data = data[fh.write(data) or 0 :]
