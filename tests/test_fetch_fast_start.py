@@ -151,6 +151,28 @@ def test_a_failure_is_reported_once_running_downloads_end(
     assert cache_path(tmp_path / "cache", running).read_bytes() == pkgs[0].read_bytes()
 
 
+def test_cancel_drops_what_has_not_begun_and_waits_for_what_runs(
+    held: tuple[HeldServer, list[Path]], tmp_path: Path
+) -> None:
+    server, pkgs = held
+    release = server.hold(pkgs[0].name)
+    running, queued = rec(pkgs[0], server.url), rec(pkgs[1], server.url)
+    f = fetcher(tmp_path / "cache", concurrency=1)
+    futures = f.start([running, queued])
+    assert server.arrived[pkgs[0].name].wait(WAIT)
+    canceller = threading.Thread(target=f.cancel)
+    canceller.start()
+    canceller.join(0.5)
+    assert canceller.is_alive()  # held: the running download cannot have ended
+    release.set()
+    canceller.join(WAIT)
+    assert not canceller.is_alive()
+    assert cache_path(tmp_path / "cache", running).read_bytes() == pkgs[0].read_bytes()
+    with pytest.raises(Exception, match="the build stopped before this package was fetched"):
+        futures[queued].result(timeout=WAIT)
+    assert server.hits[pkgs[1].name] == 0
+
+
 def test_halt_stops_a_started_fetch_and_leaves_no_part(
     held: tuple[HeldServer, list[Path]], tmp_path: Path
 ) -> None:

@@ -132,5 +132,9 @@ class Batch:
     def wait_workers(self, timeout: float | None = None) -> bool:
         """Wait until no worker of this batch is running (at most ``timeout`` seconds);
         True if none is."""
-        wait(self.running(), timeout=timeout)
-        return self.ended.wait(0 if timeout is not None else None)
+        if timeout is not None:
+            wait(self.running(), timeout=timeout)
+            return self.ended.is_set()
+        while not self.ended.wait(0.5):
+            pass  # short steps: on Windows, Ctrl-C reaches a main thread only between them
+        return True

@@ -224,8 +224,12 @@ class Fetcher:
             batches = list(self._batches)
         for batch in batches:
             batch.drop_queued(Skipped("the build stopped before this package was fetched"))
-        for batch in batches:
-            batch.wait_workers()
+        try:
+            for batch in batches:
+                batch.wait_workers()
+        except BaseException:
+            self.halt()  # Ctrl-C while waiting: stop them now
+            raise
 
     def halt(self) -> None:
         """Ctrl-C: stop every download now; remove the files of any worker that does not answer
