@@ -358,9 +358,11 @@ class LateFiles:
 
 @dataclass(frozen=True)
 class LateEntry(Entry):
-    """A file whose bytes depend on what the packages hold (README.txt's installed size,
-    setup.bat, envpack.json): only its name is known up front (``size`` and ``sha256`` are not:
-    0 and ""); :meth:`ready`, which the writers call just before writing it, makes it."""
+    """A file of the bundle other than a package, made with all the others once every package
+    is in (README.txt's installed size, setup.bat and envpack.json depend on what the packages
+    hold). Only its name is known up front: ``size`` and ``sha256`` are 0 and "" until
+    :meth:`ready`, which the writers call just before writing it (they read nothing else of an
+    entry before that, and write every package first)."""
 
     late: LateFiles | None = field(default=None, compare=False, repr=False)
 
@@ -383,8 +385,8 @@ def streamed_entries(
     """The entries of :func:`bundle_entries` for packages still downloading: each package a
     pending Entry (``pending[record]`` waits for it), every other file a :class:`LateEntry`
     made once ``arrived()`` returns every package's and wheel's file (the wheels keyed by the
-    records to ship, see :func:`with_wheels`). The writers write each
-    package as soon as it and those before it are in; the same bytes as bundle_entries."""
+    records to ship, see :func:`with_wheels`). The writers write each package as soon as it and
+    those before it are in; the bytes are bundle_entries's."""
 
     def read_early(record: LockedPackage) -> Callable[[], tuple[Path, int | None]]:
         def wait() -> tuple[Path, int | None]:
