@@ -1,5 +1,6 @@
 """What a bundle holds, before any container: packages, repodata, env.txt, SBOM, README,
-the install scripts and the manifest, as Entries (see :func:`bundle_entries`)."""
+the install scripts and the manifest, as Entries: :func:`bundle_entries` for packages in the cache,
+:func:`streamed_entries` for packages still downloading (the bundle written while they arrive)."""
 
 from __future__ import annotations
 
