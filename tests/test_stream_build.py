@@ -221,4 +221,6 @@ def test_ctrl_c_while_writing_exits_130_and_leaves_nothing(
     assert stderr.decode().splitlines()[-1] == "envpack: interrupted"
     assert stdout == b""
     assert list(out.iterdir()) == []  # the staged zip is gone
-    assert not [p for p in cache_dir.rglob("*") if p.name.endswith((".part", HELD))]
+    # No part, lock or temp file in the cache, and the held package never arrived.
+    left = [p for p in cache_dir.rglob("*") if p.name.endswith((".part", ".lock", ".tmp", HELD))]
+    assert left == []
