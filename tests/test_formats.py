@@ -23,7 +23,6 @@ from built_bundle import Built, build_bundle, random_entry
 from envpack import archive as formats
 from envpack import limits
 from envpack.archive import open_bundle
-from envpack.archive.zip import write_zip_entries
 from envpack.bundle.manifest import Entry
 from envpack.errors import BundleError, RecipeError
 
@@ -67,16 +66,24 @@ def test_zip_through_write_bundle_is_byte_identical(built: Built, tmp_path: Path
     out = formats.write_bundle(tmp_path / "z", "demo-win-64", built.top, built.entries, built.epoch)
     assert [p.name for p in out] == ["demo-win-64.zip"]
     assert out[0].read_bytes() == built.zip_path.read_bytes()
-    # the self-extracting form: the same bytes as zipfile's "a"-mode append after the header
+    # the self-extracting form: the header, then the zip moved by its length with the central
+    # directory's offsets (what `zip -A` makes), the bytes stage_sfx_from_zip makes from the zip
     header = b"@echo off\r\nexit /b 0\r\n"
     sfx = formats.write_bundle(
         tmp_path / "s", "demo-win-64-setup", built.top, built.entries, built.epoch, header=header
     )
     assert [p.name for p in sfx] == ["demo-win-64-setup.bat"]
-    (tmp_path / "ref.bat").write_bytes(header)
-    with zipfile.ZipFile(tmp_path / "ref.bat", "a", allowZip64=True) as zf:
-        write_zip_entries(zf, built.top, built.entries, built.epoch)
-    assert sfx[0].read_bytes() == (tmp_path / "ref.bat").read_bytes()
+    raw, body = sfx[0].read_bytes(), out[0].read_bytes()
+    with zipfile.ZipFile(sfx[0]) as zs, zipfile.ZipFile(out[0]) as zp:
+        assert zs.infolist()[0].header_offset == len(header)
+        assert raw[: len(header)] == header
+        assert raw[len(header) : zs.start_dir] == body[: zp.start_dir]
+    staged = formats.stage_sfx_from_zip(out[0], tmp_path / "r", "demo-win-64-setup", header)
+    try:
+        (ref,) = staged.commit()
+    finally:
+        staged.discard()
+    assert raw == ref.read_bytes()
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["demo-win-64-setup.bat"]
 
 

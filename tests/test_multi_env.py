@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import struct
 import zipfile
 from collections.abc import Iterator
 from dataclasses import replace
@@ -115,8 +116,11 @@ def test_verify_passes_and_names_a_flipped_shared_package(built: Built, tmp_path
     with zipfile.ZipFile(bad) as zf:
         info = zf.getinfo(name)
     data = bytearray(bad.read_bytes())
-    # a byte in the middle of the stored member's data (stored: no compression)
-    offset = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    # a byte in the middle of the stored member's data (stored: no compression); the data
+    # starts after the LOCAL header's name and extra (the alignment padding is only there)
+    at = info.header_offset
+    name_len, extra_len = struct.unpack("<HH", data[at + 26 : at + 30])
+    offset = at + 30 + name_len + extra_len
     data[offset + info.file_size // 2] ^= 0xFF
     bad.write_bytes(bytes(data))
     result = run_cli("verify", bad)

@@ -180,7 +180,9 @@ def test_crc_error_in_the_archive(bundle: Path, tmp_path: Path) -> None:
     raw = bytearray(bundle.read_bytes())
     with zipfile.ZipFile(bundle) as zf:
         info = zf.getinfo("demo/README.txt")
-    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    at = info.header_offset
+    name_len, extra_len = struct.unpack("<HH", raw[at + 26 : at + 30])
+    start = at + 30 + name_len + extra_len  # the local header's own lengths
     raw[start + 5] ^= 0x01
     bad = tmp_path / "bad.zip"
     bad.write_bytes(bytes(raw))

@@ -1,8 +1,9 @@
 """ZIP64: the bundle and its self-extracting form stay readable once offsets and counts need it.
 
-Real >4 GiB bundles are a benchmark matter; here zipfile's ZIP64 thresholds are lowered so every
-entry and the central directory take the ZIP64 path, and real libarchive (bsdtar, the library of
-Windows' tar.exe) must still read both forms. Plain concatenation would fail exactly here.
+Real >4 GiB bundles are a benchmark matter; here the zip writer's ZIP64 thresholds are lowered
+so every entry and the central directory take the ZIP64 path, and real libarchive (bsdtar, the
+library of Windows' tar.exe) must still read both forms. Plain concatenation would fail exactly
+here.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+import envpack.archive.zipwriter as zipwriter
+
 from channel_factory import file_sha256
 from conftest import run_cli
 
@@ -24,10 +27,10 @@ from conftest import run_cli
 def test_zip64_bundle_and_sfx_read_by_libarchive(
     recipe: Path, tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(zipfile, "ZIP64_LIMIT", 1 << 10)
-    monkeypatch.setattr(zipfile, "ZIP_FILECOUNT_LIMIT", 4)
+    monkeypatch.setattr(zipwriter, "ZIP64_AT", 1 << 10)
+    monkeypatch.setattr(zipwriter, "ZIP64_COUNT_AT", 4)
     out = tmp_path / "out"
-    result = run_cli("build", recipe, "-o", out)
+    result = run_cli("build", recipe, "-o", out, "--sfx")
     assert result.exit_code == 0, result.output
     bundle, sfx = out / "demo-win-64.zip", out / "demo-win-64-setup.bat"
     assert b"PK\x06\x06" in bundle.read_bytes()  # a ZIP64 end-of-central-directory record

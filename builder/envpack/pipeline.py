@@ -38,6 +38,7 @@ from envpack.lock.record import LockedPackage, MicromambaArtifact
 from envpack.lock.wheel import WheelRecord
 from envpack.options import LOCK_MODES, BuildOptions, LockOptions, NullReporter, Reporter
 from envpack.platforms import virtual_packages
+from envpack.pypi.credentials import lock_file_indexes
 from envpack.pypi.fetch import fetch_wheels
 from envpack.pypi.plan import index_urls, lock_pip
 from envpack.pypi.requirements import parse_pip_list
@@ -305,13 +306,15 @@ def build_from_bundle(
 
 def build_from_lock_file(path: Path, options: BuildOptions, rep: Reporter) -> BuildResult:
     """Ship an existing conda-lock / pixi / @EXPLICIT / envpack lock without re-solving."""
-    from envpack.lock.importers import load_lock_file, secret_channels
+    from envpack.lock.importers import load_lock_file, secret_channels, skipped_note
 
     imported = load_lock_file(path, options.lock.platform)
     # Tokens and passwords in the file's URLs never enter the lock; they only reach the fetcher.
     secrets = secret_channels(path)
+    # The wheels' index credentials: the file's own URLs, PIP_*/UV_* variables, .netrc.
+    indexes = lock_file_indexes(path)
     for skipped in imported.extra.get("skipped", ()):
-        rep.info(f"warning: {path.name}: skipped {skipped} (not a conda package)")
+        rep.info(skipped_note(path, skipped))
     result = BuildResult()
     for platform in sorted(imported.platforms):
         pl = imported.platforms[platform]
@@ -320,7 +323,9 @@ def build_from_lock_file(path: Path, options: BuildOptions, rep: Reporter) -> Bu
         elif pl.micromamba is None:
             pl = replace(pl, micromamba=_solve_micromamba_from(pl, options, rep, secrets))
         result.outputs.extend(
-            build_from_lock(imported.with_platform(pl), platform, options, rep, channels=secrets)
+            build_from_lock(
+                imported.with_platform(pl), platform, options, rep, None, secrets, indexes
+            )
         )
         result.packages += len(pl.packages)
         result.total_bytes += sum(r.size for r in pl.packages)
@@ -364,6 +369,7 @@ def build_from_lock(
     reporter: Reporter | None = None,
     tools: list[tuple[str, bytes]] | None = None,
     channels: Sequence[Channel] = (),
+    pip_indexes: Sequence[str] = (),
 ) -> list[Path]:
     """Build one platform's bundle from a lock alone (an imported lock, or an old bundle's)."""
     pl = lock.for_platform(platform)
@@ -372,7 +378,7 @@ def build_from_lock(
     )
     container = _platform_container(options, platform, None, None)
     return build_platform(
-        pl, settings, options, reporter or NullReporter(), channels, tools, container
+        pl, settings, options, reporter or NullReporter(), channels, tools, container, pip_indexes
     )
 
 
