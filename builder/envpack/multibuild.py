@@ -15,6 +15,7 @@ from typing import Any
 
 from envpack.archive.readers import open_bundle
 from envpack.archive.write import stage_bundle
+from envpack.assemble import make_fetcher
 from envpack.bundle.layout import BundleSettings, default_prefix
 from envpack.bundle.manifest import source_date_epoch
 from envpack.bundle.multi import Environment, multi_bundle_entries, pool_lock
@@ -32,7 +33,6 @@ from envpack.pipeline import (
     build,
     bundle_settings,
     lock,
-    make_fetcher,
     with_recipe_sfx,
 )
 from envpack.resolve.recipe import Recipe

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from envpack.archive import stage_bundle
+from envpack.assemble import make_fetcher
 from envpack.bundle.layout import BundleSettings, default_prefix
 from envpack.bundle.manifest import source_date_epoch
 from envpack.channels import Channel
@@ -20,7 +21,7 @@ from envpack.fetch.micromamba_exe import extract_micromamba
 from envpack.lock.lockfile import Lock, PlatformLock
 from envpack.lock.record import LockedPackage
 from envpack.options import BuildOptions, NullReporter, Reporter
-from envpack.pipeline import BuildResult, bundle_settings, lock, make_fetcher
+from envpack.pipeline import BuildResult, bundle_settings, lock
 
 from .layout import update_entries
 from .plan import Base, UpdatePlan, _micromamba_id, plan_update, read_base
