@@ -32,14 +32,14 @@ from conftest import run_cli
 EPOCH = "1700000000"
 ZLIB_OF_RECORD = "1.2.13"  # Debian 12's; the 7z goldens hold for it only
 GOLDEN = {
-    "zip": "1445c4c9a1cba5b22bf25439a887920627cfc2693b088df0b9894ded179e652f",
-    "sfx": "2face5f4ed6d4a7b2acfa0f2823ba26ffc0516ba2b547a3d4d0aad5d4349b559",
-    "7z": "19065e32a17a44612f852c7baa325e8ef3e5a314f778c4b4b65e0761c3b23cd0",
-    "split.001": "c41d65260710f0d6f10ff7e2f33021f6eadb1b937c16d615c52869d581596cb4",
-    "split.002": "545458224ce6840a351f68f5815fb5d39e462ea95fae51c183fd4005c094a7ee",
-    "split-sfx.001": "970962bd455d3fd03e7953148e8d154e203bfa51aab3d860e4336ee065b553b6",
-    "tar": "53e143cd37e53f44f9b209e91d6242910b91698f2b1211a55673f39974f6e573",
-    "sfx-sh": "35d72a308e6541bd0d2d9ab8a4afe637dbf37b41d7dd0c56fa704d013c5e3fd2",
+    "zip": "98736941afd916ddc864e4fade16499c178d9f31bce2d2276a1286e9f5f8d907",
+    "sfx": "c81163063191601ce68e716dd44b1310a1090aadced6772a13dce6c229ec35b0",
+    "7z": "7c2ab203f3f01a0efb9e1c078cb1c029349b91b130effefe823b00b7a861af17",
+    "split.001": "4579e709c754f2abf247fdbbae0823f4fb92b13295963fece720703b5afd9241",
+    "split.002": "545e8d57f817da9ce61c940d3e5de9c82a191475d2afce9b5773ea0493164a7b",
+    "split-sfx.001": "4db6a892f400ea90add08197f189f59419df30bda67723d8b6465af034c75f07",
+    "tar": "97388c66d2dec48478d50a8a9bf241d8ea747dd9ea2e8cbab803e35eaaada1de",
+    "sfx-sh": "58a01710fd47384efc772ee02a4765a96be219e9d048a8fbfd0cd634086fe253",
 }
 
 
@@ -161,7 +161,7 @@ def test_golden_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     got: dict[str, str] = {}
 
     out = tmp_path / "whole"
-    result = run_cli("build", lock, "-o", out, *common)
+    result = run_cli("build", lock, "-o", out, "--sfx", *common)
     assert result.exit_code == 0, result.output
     got["zip"] = sha(out / "golden-win-64.zip")
     got["sfx"] = sha(out / "golden-win-64-setup.bat")
@@ -172,7 +172,7 @@ def test_golden_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     got["7z"] = sha(out / "golden-win-64.7z")
 
     out = tmp_path / "split"
-    result = run_cli("build", lock, "-o", out, "--split", "1M", *common)
+    result = run_cli("build", lock, "-o", out, "--split", "1M", "--sfx", *common)
     assert result.exit_code == 0, result.output
     got["split.001"] = sha(out / "golden-win-64" / "golden-win-64.zip.001")
     got["split.002"] = sha(out / "golden-win-64" / "golden-win-64.zip.002")
