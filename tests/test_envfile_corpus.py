@@ -40,11 +40,18 @@ FILES = sorted(str(p.relative_to(CORPUS)) for p in CORPUS.rglob("*.y*ml"))
 # The python versions tried first for an unpinned or loosely pinned python (uv needs a real one).
 PYTHONS = ("3.12", "3.11", "3.10", "3.9")
 _NUMBER = re.compile(r"\d+(?:\.\d+)*")
+# Files whose pins name the builds of one platform are locked for that platform (as their own
+# "# platform:" header says); every other file for win-64.
+PLATFORMS = {"conda_lock-0.13.2/tests/test-cuda/conda-linux-64.lock.yml": "linux-64"}
+
+
+def _platform(name: str) -> str:
+    return PLATFORMS.get(name, "win-64")
 
 
 def test_the_corpus_has_every_file() -> None:
     # Literal: a file lost from the corpus (or a glob that stops finding them) fails here.
-    assert len(FILES) == 21
+    assert len(FILES) == 23
     for project in {f.split("/", 1)[0] for f in FILES}:
         licences = [p.name for p in (CORPUS / project).iterdir() if p.name.startswith("LICENSE")]
         assert licences, f"{project}: its licence text is not beside its files"
@@ -114,14 +121,16 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """One channel and one index for the whole corpus: per file, a version of each name its
     specs accept (no dependencies, except pip on python, as conda-forge's pip has)."""
     root = tmp_path_factory.mktemp("corpus")
-    pkgs: dict[tuple[str, str, str], Pkg] = {}
+    pkgs: dict[tuple[str, str, str, str], Pkg] = {}
     dists: dict[tuple[str, str], Dist] = {}
     for name in FILES:
-        recipe = load_recipe(CORPUS / name, platform="win-64")
+        subdir = _platform(name)
+        recipe = load_recipe(CORPUS / name, platform=subdir)
         for conda_name, specs in _conda_specs(recipe).items():
             version, build = _conda_pick(conda_name, specs)
             depends = ["python"] if conda_name == "pip" else []
-            pkgs[(conda_name, version, build)] = Pkg(conda_name, version, build, depends=depends)
+            pkg = Pkg(conda_name, version, build, depends=depends, subdir=subdir)
+            pkgs[(conda_name, version, build, subdir)] = pkg
         by_project: dict[str, list[Requirement]] = {}
         for req in _pip_requirements(recipe):
             by_project.setdefault(str(canonicalize_name(req.name)), []).append(req)
@@ -161,12 +170,12 @@ def _local_copy(source: Path, dest: Path, served: Served) -> tuple[Path, int]:
     return dest, dropped
 
 
-def _lock(recipe_path: Path, tmp_path: Path) -> Lock:
-    exe = tmp_path / "micromamba.exe"
-    exe.write_bytes(b"MZ stand-in micromamba")
+def _lock(recipe_path: Path, tmp_path: Path, platform: str = "win-64") -> Lock:
+    exe = tmp_path / ("micromamba.exe" if platform.startswith("win-") else "micromamba")
+    exe.write_bytes(b"stand-in micromamba")
     options = LockOptions(
         recipe=recipe_path,
-        platform="win-64",
+        platform=platform,
         micromamba_exe=exe,
         cache_dir=tmp_path / "cache",
         lock_file=tmp_path / "env.lock.yaml",
@@ -180,13 +189,14 @@ def test_each_file_loads_and_locks(
 ) -> None:
     monkeypatch.setenv("ENVPACK_CACHE_DIR", str(tmp_path / "cache"))
     source = CORPUS / name
-    recipe = load_recipe(source, platform="win-64")  # as written: every spelling must read
+    platform = _platform(name)
+    recipe = load_recipe(source, platform=platform)  # as written: every spelling must read
     pip = parse_pip_list(list(recipe.pip), source)
     copy, dropped = _local_copy(source, tmp_path / "copy" / Path(name).name, served)
     assert dropped == len(pip.direct)
     if recipe.pip:
         pytest.importorskip("uv")
-    pl = _lock(copy, tmp_path).platforms["win-64"]
+    pl = _lock(copy, tmp_path, platform).platforms[platform]
     locked = {r.name for r in pl.packages}
     assert set(_conda_specs(recipe)) <= locked
     wheels = {w.name for w in pl.pypi}
@@ -195,3 +205,42 @@ def test_each_file_loads_and_locks(
         # conda first: a pip requirement conda already provides is not a wheel
         assert project in wheels or project in locked, f"{name}: pip {req} not locked"
     assert len(pl.pypi) == len({str(canonicalize_name(r.name)) for r in pip.requirements} - locked)
+
+
+def test_real_shapes_read_as_written() -> None:
+    """The shapes the corpus is for, read into the recipe as conda reads them (literal values)."""
+    gammapy = load_recipe(CORPUS / "gammapy-2.1/environment-dev.yml", platform="win-64")
+    assert dict(gammapy.variables) == {"PYTHONNOUSERSITE": "1"}
+    assert [c.given for c in gammapy.channels] == [
+        "conda-forge",
+        "https://cxc.cfa.harvard.edu/conda/sherpa",
+    ]
+    pins = load_recipe(CORPUS / "conda_lock-0.13.2/tests/test-cuda/conda-linux-64.lock.yml")
+    assert pins.specs == (
+        "_libgcc_mutex ==0.1 conda_forge",
+        "libstdcxx-ng ==11.1.0 h56837e0_8",
+        "libgomp ==11.1.0 hc902ee8_8",
+        "_openmp_mutex ==4.5 1_gnu",
+        "libgcc-ng ==11.1.0 hc902ee8_8",
+        "cudatoolkit ==11.0.3 h15472ef_8",
+        "cudnn ==8.0.5.39 ha5ca753_1",
+    )
+
+
+def test_build_pins_lock_exactly_those_builds(
+    served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """name=version=build pins for linux-64: the lock holds those builds and nothing else."""
+    monkeypatch.setenv("ENVPACK_CACHE_DIR", str(tmp_path / "cache"))
+    name = "conda_lock-0.13.2/tests/test-cuda/conda-linux-64.lock.yml"
+    copy, _ = _local_copy(CORPUS / name, tmp_path / "copy" / "pins.yml", served)
+    pl = _lock(copy, tmp_path, "linux-64").platforms["linux-64"]
+    assert {(r.name, r.version, r.build, r.subdir) for r in pl.packages} == {
+        ("_libgcc_mutex", "0.1", "conda_forge", "linux-64"),
+        ("libstdcxx-ng", "11.1.0", "h56837e0_8", "linux-64"),
+        ("libgomp", "11.1.0", "hc902ee8_8", "linux-64"),
+        ("_openmp_mutex", "4.5", "1_gnu", "linux-64"),
+        ("libgcc-ng", "11.1.0", "hc902ee8_8", "linux-64"),
+        ("cudatoolkit", "11.0.3", "h15472ef_8", "linux-64"),
+        ("cudnn", "8.0.5.39", "ha5ca753_1", "linux-64"),
+    }
