@@ -51,7 +51,7 @@ def _platform(name: str) -> str:
 
 def test_the_corpus_has_every_file() -> None:
     # Literal: a file lost from the corpus (or a glob that stops finding them) fails here.
-    assert len(FILES) == 23
+    assert len(FILES) == 24
     for project in {f.split("/", 1)[0] for f in FILES}:
         licences = [p.name for p in (CORPUS / project).iterdir() if p.name.startswith("LICENSE")]
         assert licences, f"{project}: its licence text is not beside its files"
@@ -225,6 +225,8 @@ def test_real_shapes_read_as_written() -> None:
         "cudatoolkit ==11.0.3 h15472ef_8",
         "cudnn ==8.0.5.39 ha5ca753_1",
     )
+    fastqc = "nf_core-4.2.1/nf_core/pipeline-template/modules/nf-core/fastqc/environment.yml"
+    assert load_recipe(CORPUS / fastqc, platform="win-64").specs == ("bioconda::fastqc 0.13.0.*",)
 
 
 def test_build_pins_lock_exactly_those_builds(
