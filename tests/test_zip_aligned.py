@@ -213,6 +213,25 @@ def test_kernel_copy_falls_back(
     assert ("sendfile" in calls) == ("sendfile" in refuse)
 
 
+def test_a_builder_without_copy_file_range_whose_sendfile_needs_a_socket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """macOS: no copy_file_range, and sendfile to a regular file fails with ENOTSOCK. The bundle
+    is still written (the plain copy), whether or not sendfile is offered at all."""
+    entries = with_crcs(make_entries(tmp_path / "src"))
+    (want,) = write_bundle(tmp_path / "w", "b", "top", entries, EPOCH)
+
+    def socket_only(*args: Any) -> int:
+        raise OSError(errno.ENOTSOCK, "Socket operation on non-socket")
+
+    monkeypatch.delattr(os, "copy_file_range", raising=False)
+    monkeypatch.setattr(os, "sendfile", socket_only)
+    for platform in ("darwin", "linux"):
+        monkeypatch.setattr(kcopy.sys, "platform", platform)
+        (got,) = write_bundle(tmp_path / platform, "b", "top", entries, EPOCH)
+        assert got.read_bytes() == want.read_bytes()
+
+
 def test_copy_range_reports_a_short_source(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.write_bytes(b"x" * 10_000)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 from collections.abc import Callable
 
 from envpack.limits import CHUNK
@@ -27,7 +28,15 @@ COPY_STEP = 64 << 20
 # What a kernel or filesystem answers when it cannot do this kind of copy (as opposed to a
 # failure of the disk): try the next method.
 _UNSUPPORTED = frozenset(
-    {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EBADF}
+    {
+        errno.EXDEV,
+        errno.ENOSYS,
+        errno.EINVAL,
+        errno.EOPNOTSUPP,
+        errno.ENOTSUP,
+        errno.EBADF,
+        errno.ENOTSOCK,  # macOS' and FreeBSD's sendfile write only to sockets
+    }
 )
 
 Method = Callable[[int, int, int, int, int], int]
@@ -80,7 +89,8 @@ def copy_methods() -> list[Method]:
     methods: list[Method] = []
     if hasattr(os, "copy_file_range"):
         methods.append(_by_copy_file_range)
-    if hasattr(os, "sendfile"):
+    if hasattr(os, "sendfile") and sys.platform.startswith("linux"):
+        # Only Linux's sendfile writes to a regular file; macOS' and the BSDs' need a socket.
         methods.append(_by_sendfile)
     methods.append(_ReadWrite())
     return methods
