@@ -148,3 +148,26 @@ def test_linux_bundle_is_one_tar_unless_sfx(
     result = run_cli("build", lock, "-o", out, "--micromamba-exe", exe, *flags)
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == expected
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_a_build_without_sfx_removes_the_old_installer(
+    split: bool, tmp_path: Path, server: ChannelServer, cache_dir: Path
+) -> None:
+    """An old -setup.bat beside a new zip would install the previous packages: a build without
+    --sfx removes it (whole or in parts) and says so; other files in the folder stay."""
+    out = tmp_path / "dist"
+    parts = ["--split", "1M"] if split else []
+    first = write_recipe(tmp_path / "demo.yaml", [server.url], ["tool", "docs"])
+    assert run_cli("build", first, "-o", out, "--sfx", *parts).exit_code == 0
+    old = out / "demo-win-64-setup" if split else out / "demo-win-64-setup.bat"
+    assert old.exists()
+    (out / "notes.txt").write_text("mine")
+    second = write_recipe(tmp_path / "demo.yaml", [server.url], ["tool"])
+    result = run_cli("build", second, "-o", out, *parts)
+    assert result.exit_code == 0, result.output
+    assert not old.exists()
+    assert "removed the old demo-win-64-setup" in result.output
+    assert (out / "notes.txt").read_text() == "mine"
+    expected = ["demo-win-64", "notes.txt"] if split else ["demo-win-64.zip", "notes.txt"]
+    assert sorted(p.name for p in out.iterdir()) == expected

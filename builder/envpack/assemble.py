@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from envpack.archive.write import StagedBundle, stage_bundle, stage_sfx_from_zip
+from envpack.archive.write import StagedBundle, remove_old_sfx, stage_bundle, stage_sfx_from_zip
 from envpack.bundle.layout import BundleSettings, bundle_entries, package_member, streamed_entries
 from envpack.bundle.manifest import Entry, source_date_epoch
 from envpack.bundle.shstubs import is_posix_platform, render_sfx_header_sh
@@ -186,7 +186,13 @@ def _write(
             staged.append(_stage_sfx(pl, options, staged[0], entries, context(), epoch, container))
         # Both written in full before either replaces an old one: a failure in the second
         # leaves the output folder as it was, never a new zip beside an old -setup.bat.
-        return [path for s in staged for path in s.commit()]
+        outputs = [path for s in staged for path in s.commit()]
+        if not options.sfx:
+            for old in remove_old_sfx(options.output_dir, stem):
+                rep.info(
+                    f"removed the old {old.name} (it held the previous packages; --sfx writes it)"
+                )
+        return outputs
     finally:
         for s in staged:
             s.discard()

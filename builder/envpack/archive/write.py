@@ -8,6 +8,7 @@ when every output of the build was written. File names are checked here (:func:`
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -121,6 +122,28 @@ class StagedBundle:
 
     def discard(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def remove_old_sfx(out_dir: Path, stem: str) -> list[Path]:
+    """Remove the self-extracting form an earlier build of ``stem`` left in ``out_dir``
+    (``<stem>-setup.bat``, ``-setup.sh``, or the ``<stem>-setup`` folder of its parts); return what
+    was removed. A build without ``--sfx`` calls this after committing its bundle: an old
+    installer beside a new zip would install the old packages."""
+    removed: list[Path] = []
+    for suffix in (".bat", ".sh"):
+        old = out_dir / f"{stem}-setup{suffix}"
+        if old.is_file():
+            old.unlink()
+            removed.append(old)
+    folder = out_dir / f"{stem}-setup"
+    name = f"{stem}-setup.bat"
+    if folder.is_dir() and (folder / f"{name}.001").is_file():
+        remove_stale(folder, name, 0)
+        (folder / f"{name}.001").unlink(missing_ok=True)
+        removed.append(folder)
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only when nothing but the old parts' files was in it
+    return removed
 
 
 _STAGING_RE = re.compile(r"^\.envpack-(?P<pid>\d+)-.*\.tmp$")
