@@ -91,6 +91,21 @@ def test_netrc_for_the_hosts_the_lock_names(tmp_path: Path) -> None:
     assert lock_file_indexes(path, {"NETRC": str(netrc)}) == []
 
 
+def test_a_netrc_default_entry_goes_to_no_host(tmp_path: Path) -> None:
+    """netrc's `default` login would otherwise reach every host the lock names, public ones
+    included (pip's requests sends it; envpack does not)."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text(
+        "machine idx.example.invalid login nu password np\ndefault login me password SECRET\n"
+    )
+    path = _lock_text(
+        tmp_path,
+        "url: https://idx.example.invalid/f/a-1-py3-none-any.whl\n"
+        "url: https://files.example.invalid/f/b-1-py3-none-any.whl\n",
+    )
+    assert lock_file_indexes(path, {"NETRC": str(netrc)}) == ["https://nu:np@idx.example.invalid"]
+
+
 def test_no_credentials_anywhere_is_an_empty_list(tmp_path: Path) -> None:
     path = _lock_text(tmp_path, "url: https://idx.example.invalid/f/a-1-py3-none-any.whl\n")
     env = {"PIP_INDEX_URL": "https://idx.example.invalid/simple", "HOME": str(tmp_path)}

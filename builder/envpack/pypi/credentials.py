@@ -110,7 +110,9 @@ def _netrc_urls(urls: list[str], environ: Mapping[str, str]) -> Iterator[str]:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             continue
-        found = entries.authenticators(parts.hostname)
+        # Only a `machine` entry naming the host: the `default` entry would send its password
+        # to every public host the lock names (the PyPI file host, conda channels).
+        found = entries.hosts.get(parts.hostname)
         if found is not None and found[2]:
             yield _with_userinfo(url, found[0], found[2])
 
