@@ -24,6 +24,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from envpack.errors import SolveError
 from envpack.lock.lockfile import Lock
 from envpack.options import LockOptions
 from envpack.pipeline import lock
@@ -45,13 +46,22 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)*")
 PLATFORMS = {"conda_lock-0.13.2/tests/test-cuda/conda-linux-64.lock.yml": "linux-64"}
 
 
+# Files that ask for a package no channel has, on purpose: the served channel lacks it too, and
+# the lock must fail with envpack's solve error naming it (never a spelling error).
+MISSING = {
+    "conda_store_server-2024.11.2/tests/user_journeys/test_data/broken_environment.yaml": (
+        "invalidpackagenamefaasdfagksdjfhgaskdf"
+    ),
+}
+
+
 def _platform(name: str) -> str:
     return PLATFORMS.get(name, "win-64")
 
 
 def test_the_corpus_has_every_file() -> None:
     # Literal: a file lost from the corpus (or a glob that stops finding them) fails here.
-    assert len(FILES) == 24
+    assert len(FILES) == 25
     for project in {f.split("/", 1)[0] for f in FILES}:
         licences = [p.name for p in (CORPUS / project).iterdir() if p.name.startswith("LICENSE")]
         assert licences, f"{project}: its licence text is not beside its files"
@@ -127,6 +137,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         subdir = _platform(name)
         recipe = load_recipe(CORPUS / name, platform=subdir)
         for conda_name, specs in _conda_specs(recipe).items():
+            if conda_name == MISSING.get(name):
+                continue
             version, build = _conda_pick(conda_name, specs)
             depends = ["python"] if conda_name == "pip" else []
             pkg = Pkg(conda_name, version, build, depends=depends, subdir=subdir)
@@ -196,6 +208,11 @@ def test_each_file_loads_and_locks(
     assert dropped == len(pip.direct)
     if recipe.pip:
         pytest.importorskip("uv")
+    if name in MISSING:
+        with pytest.raises(SolveError) as failed:
+            _lock(copy, tmp_path, platform)
+        assert MISSING[name] in str(failed.value)
+        return
     pl = _lock(copy, tmp_path, platform).platforms[platform]
     locked = {r.name for r in pl.packages}
     assert set(_conda_specs(recipe)) <= locked
