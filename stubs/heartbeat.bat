@@ -10,6 +10,8 @@ rem AutoRun) /v:off (a "!" in the path stays); START /B has Windows ignore Ctrl-
 rem Ctrl-C only the foreground script asks "Terminate batch job (Y/N)?". The script's own path is
 rem not on START's line: a "&" in it would split that line, and wine's start.exe drops the quotes
 rem of "/c ""path""". The child expands %%EP_HB_Q%%, the path with its quotes, itself.
+rem Its input is nul: Ctrl-Break (which START /B does not shield) must not leave it waiting at
+rem "Terminate batch job (Y/N)?" for the keys the user types next.
 rem
 rem It ends when micromamba has: the foreground writes mm.done once micromamba returns, and
 rem step.log, which cmd.exe holds open for writing without sharing while micromamba runs (and
@@ -28,6 +30,8 @@ rem cannot be read (wine gives "11:48 AM") from the number of 2-second waits.
 rem The loops are FOR /L with IF, never a backward GOTO (see the top of this script).
 :heartbeat
 set "EP_HEARTBEAT="
+rem A variable the user named TIME would hide the clock: %%TIME%% is dynamic only when unset.
+set "TIME="
 if not defined EP_WORK exit /b 0
 set "EP_HB_STOP="
 set "EP_HB_TICK=0"
@@ -176,7 +180,7 @@ if not exist "%ComSpec%" goto :eof
 if not exist "%EP_HB_SELF%" goto :eof
 set EP_HB_Q="%EP_HB_SELF%"
 set "EP_HEARTBEAT=1"
-start "" /b "%ComSpec%" /d /v:off /c %%EP_HB_Q%%
+start "" /b "%ComSpec%" /d /v:off /c %%EP_HB_Q%% <nul
 set "EP_HEARTBEAT="
 set "EP_HB_ON=1"
 goto :eof

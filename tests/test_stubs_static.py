@@ -572,7 +572,7 @@ def test_deep_trees_are_removed_by_their_long_path_form() -> None:
 # ------------------------------------------------------------------ progress while micromamba runs
 # (tests/test_setup_progress.py runs it under wine; these are what wine cannot show)
 
-HB_START = 'start "" /b "%ComSpec%" /d /v:off /c %%EP_HB_Q%%'
+HB_START = 'start "" /b "%ComSpec%" /d /v:off /c %%EP_HB_Q%% <nul'
 
 
 @pytest.fixture(scope="module")
@@ -590,7 +590,9 @@ def update_bat(tmp_path_factory: pytest.TempPathFactory) -> str:
 def test_progress_child_runs_no_autorun_and_gets_no_path_on_its_line(update_bat: str) -> None:
     """The heartbeat is a second cmd.exe. /d: the user's AutoRun (a broken "conda init" hook)
     never runs in it; /v:off: a "!" of the bundle's path stays. The path is not on START's line,
-    where a "&" in it would split the line: the child expands %EP_HB_Q%, the path in quotes."""
+    where a "&" in it would split the line: the child expands %EP_HB_Q%, the path in quotes. Its
+    input is nul, so after Ctrl-Break (which START /B does not shield) it cannot sit at "Terminate
+    batch job (Y/N)?" taking the keys the user types next."""
     scripts = {
         "setup.bat": render_setup(CTX).decode(),
         "sfx header": render_sfx_header(CTX).decode(),
