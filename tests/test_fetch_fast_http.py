@@ -248,6 +248,23 @@ def test_a_body_coded_although_asked_not_to_is_decoded(
     assert "gzip" in second  # httpx's request, as it always asked
 
 
+def test_a_coded_body_that_does_not_decode_is_one_clear_error(
+    server: Server, tmp_path: Path, pkg: Path
+) -> None:
+    """A server that says gzip and sends something else: a DownloadError naming the package and
+    the coding, no traceback, no part file left."""
+    server.routes["/bad.conda"] = lambda h, headers: h.send_body(
+        b"this is not gzip " * 64, Content_Encoding="gzip"
+    )
+    f = fetcher(tmp_path)
+    with pytest.raises(DownloadError) as caught:
+        f.fetch(record_for(pkg, f"{server.url}/bad.conda", fn="bad.conda"))
+    message = str(caught.value)
+    assert message.startswith("bad.conda: ")
+    assert "gzip" in message and "does not decode" in message
+    assert not list((tmp_path / "cache").rglob("*.part"))
+
+
 # --------------------------------------------------------------------------- proxies
 
 

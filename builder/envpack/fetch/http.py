@@ -214,6 +214,10 @@ class _HttpxBody:
                 return 0
             except httpx.TransportError as exc:
                 raise self._transport.failure(exc, self._stop) from None
+            except httpx.DecodingError as exc:
+                # The server named a coding its body is not in: sending it again will not help.
+                coding = self.header("Content-Encoding") or "coded"
+                raise Fatal(f"the server's {coding} body does not decode ({exc})") from None
         n = min(len(view), len(self._left))
         view[:n] = self._left[:n]
         self._left = self._left[n:]
