@@ -10,6 +10,9 @@ the disk (ENOSPC, EIO) are raised as they are.
 
 Both ends are file descriptors with explicit offsets: neither file's position is used or moved
 (except sendfile's destination, which is positioned first).
+
+:func:`reserve` asks the filesystem for a file's blocks before the copy: ext4 then allocates them
+once instead of page by page, and a full disk is known before the first byte is copied.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ _UNSUPPORTED = frozenset(
 )
 
 Method = Callable[[int, int, int, int, int], int]
+
+FALLOC_FL_KEEP_SIZE = 1  # <linux/falloc.h>: blocks only; the file's size is left to the writes
 
 
 def _by_copy_file_range(src: int, src_off: int, dst: int, dst_off: int, count: int) -> int:
@@ -135,3 +140,50 @@ def copy_range(
         if advance is not None:
             advance(n)
     return done
+
+
+def reserve(fd: int, offset: int, length: int) -> None:
+    """Allocate ``length`` bytes of ``fd`` from ``offset`` now, for writes that will fill them.
+
+    Measured on ext4 (bench/FINDINGS.md): copying 1.5 GB of packages into one file took 0.52 s
+    as it grew and 0.40 s into blocks reserved first, less than ``cp`` of the same files into
+    separate ones. Only Linux's ``fallocate(2)``, with ``FALLOC_FL_KEEP_SIZE``: the file keeps
+    the size its writes give it, so the bytes written are the same with or without this, and the
+    caller reserves no more than it will write (blocks reserved past the end would stay
+    allocated). Not ``os.posix_fallocate``: where the filesystem cannot (FAT, exFAT on some
+    kernels, NFSv3), glibc emulates it by writing a byte into every block, slower than the copy
+    it was meant to speed up; here such a filesystem is simply not asked. ENOSPC and EDQUOT
+    are raised: the bundle would not fit, and saying so before writing it is the point.
+    """
+    if length <= 0 or not sys.platform.startswith("linux"):
+        return
+    fallocate = _fallocate()
+    if fallocate is None:
+        return
+    if fallocate(fd, FALLOC_FL_KEEP_SIZE, offset, length) == 0:
+        return
+    import ctypes
+
+    err = ctypes.get_errno()
+    if err in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        raise OSError(err, os.strerror(err))
+    # Anything else (EOPNOTSUPP, ENOSYS, EINTR, EPERM on an append-only file...): the writes
+    # that follow allocate as they would have without this, and report their own errors.
+
+
+_FALLOCATE: list[Callable[[int, int, int, int], int] | None] = []
+
+
+def _fallocate() -> Callable[[int, int, int, int], int] | None:
+    """libc's ``fallocate``, looked up once (ctypes is imported only here: 1 ms, when writing)."""
+    if not _FALLOCATE:
+        try:
+            import ctypes
+
+            func = ctypes.CDLL(None, use_errno=True).fallocate
+            func.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+            func.restype = ctypes.c_int
+            _FALLOCATE.append(func)
+        except (OSError, AttributeError):
+            _FALLOCATE.append(None)
+    return _FALLOCATE[0]

@@ -17,7 +17,7 @@ from typing import IO, Any, BinaryIO, cast
 
 from envpack.archive.base import BundleReader, Window
 from envpack.archive.joinbat import JOIN_SCRIPT, PART_RE, read_join_vars
-from envpack.archive.kcopy import copy_methods, copy_range
+from envpack.archive.kcopy import copy_methods, copy_range, reserve
 from envpack.archive.sevenzip import SEVENZIP_MAGIC, SevenZipReader
 from envpack.archive.zip import ZipBundleReader
 from envpack.errors import BundleError, first_line
@@ -104,6 +104,20 @@ class PartWriter(io.RawIOBase):
             _, old = self._handles.popitem(last=False)
             old.close()
         return fh
+
+    def reserve(self, total: int) -> None:
+        """Reserve disk blocks for the first ``total`` bytes (see :func:`.kcopy.reserve`), in
+        each part they fall in. ``total`` must not exceed what will be written: the bundle's
+        stored bytes are a lower bound of its size."""
+        start = 0
+        while start < total:
+            if self.part_size is None:
+                index, offset, length = 0, start, total - start
+            else:
+                index, offset = divmod(start, self.part_size)
+                length = min(self.part_size - offset, total - start)
+            reserve(self._handle(index).fileno(), offset, length)
+            start += length
 
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, cast
 
 from envpack.archive.joinbat import SplitInfo, check_split_folder, remove_stale, write_split_files
+from envpack.archive.kcopy import reserve
 from envpack.archive.sevenzip import write_7z_stream
 from envpack.archive.sfxcopy import write_sfx_from_zip
 from envpack.archive.split import MAX_PARTS, PartWriter
@@ -211,6 +212,10 @@ def stage_bundle(
     try:
         writer = PartWriter(tmp, name, split)
         try:
+            if fmt != "7z":
+                # zip and tar store every entry whole after the header: at least these bytes
+                # will be written. (7z compresses the small files: its size is not known.)
+                writer.reserve(len(header) + sum(e.size for e in entries))
             if fmt == "7z":
                 write_7z_stream(cast(IO[bytes], writer), top, entries, epoch, advance)
             elif fmt == "tar":
@@ -276,6 +281,8 @@ def stage_sfx_from_zip(
     try:
         target = tmp / name
         with open(target, "wb") as dst:
+            # The members are copied as they are and their offsets only grow: never shorter.
+            reserve(dst.fileno(), 0, len(header) + zip_path.stat().st_size)
             write_sfx_from_zip(zip_path, dst, header, advance)
         return StagedBundle(out_dir, name, tmp, [target], 0)
     except OSError as exc:

@@ -1,0 +1,143 @@
+"""Blocks reserved before a bundle is written (issue 18, warm build): fallocate with KEEP_SIZE,
+never past what is written, the same bytes with or without it, and a full disk said up front."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import envpack.archive.kcopy as kcopy
+from envpack.archive.write import stage_sfx_from_zip, write_bundle
+from envpack.errors import BundleError
+from test_zip_aligned import EPOCH, HEADER, make_entries, with_crcs
+
+linux_only = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="fallocate(2) is Linux's"
+)
+
+
+def fake_fallocate(err: int, calls: list[tuple[int, int, int]]) -> Callable[..., int]:
+    """libc's fallocate as a filesystem that answers ``err`` (0: success) would."""
+
+    def call(fd: int, mode: int, offset: int, length: int) -> int:
+        calls.append((mode, offset, length))
+        if err:
+            ctypes.set_errno(err)
+            return -1
+        return 0
+
+    return call
+
+
+def outputs(paths: list[Path]) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in paths}
+
+
+@linux_only
+def test_reserve_allocates_blocks_and_keeps_the_size(tmp_path: Path) -> None:
+    target = tmp_path / "f"
+    with target.open("wb") as fh:
+        kcopy.reserve(fh.fileno(), 0, 8 << 20)
+        st = os.fstat(fh.fileno())
+    assert st.st_size == 0  # KEEP_SIZE: the writes give the file its size
+    if st.st_blocks == 0:
+        pytest.skip(f"the filesystem of {tmp_path} does not do fallocate")
+    assert st.st_blocks * 512 >= 8 << 20
+
+
+@linux_only
+@pytest.mark.parametrize("form", ["zip", "sfx", "tar", "split"])
+def test_nothing_is_reserved_past_the_end(tmp_path: Path, form: str) -> None:
+    """What is reserved is at most what is written: no output holds blocks past its end."""
+    entries = with_crcs(make_entries(tmp_path / "src"))
+    kw: dict[str, object] = {
+        "zip": {},
+        "sfx": {"header": HEADER},
+        "tar": {"fmt": "tar"},
+        "split": {"split": 1 << 20},
+    }[form]
+    paths = write_bundle(tmp_path / "o", "b", "top", entries, EPOCH, **kw)  # type: ignore[arg-type]
+    for p in paths:
+        st = p.stat()
+        block = st.st_blksize or 4096
+        assert st.st_blocks * 512 <= -(-st.st_size // block) * block, p.name
+
+
+@pytest.mark.parametrize("err", [0, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINTR])
+def test_the_same_bytes_whatever_the_filesystem_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, err: int
+) -> None:
+    """fallocate done, refused or unknown: the bundle (whole, split, with a header) is the same
+    bytes as one written without asking; the size asked for is what the zip stores at least."""
+    entries = with_crcs(make_entries(tmp_path / "src"))
+    monkeypatch.setattr(kcopy, "_FALLOCATE", [None])  # never asked: the reference bytes
+    want = {
+        split: outputs(
+            write_bundle(tmp_path / f"w{split}", "b", "top", entries, EPOCH, "zip", HEADER, split)
+        )
+        for split in (None, 1 << 20)
+    }
+    calls: list[tuple[int, int, int]] = []
+    monkeypatch.setattr(kcopy, "_FALLOCATE", [fake_fallocate(err, calls)])
+    monkeypatch.setattr(kcopy.sys, "platform", "linux")
+    for split in (None, 1 << 20):
+        got = write_bundle(tmp_path / f"g{split}", "b", "top", entries, EPOCH, "zip", HEADER, split)
+        assert outputs(got) == want[split]
+    stored = len(HEADER) + sum(e.size for e in entries)
+    # whole: one call for everything; split: one per 1 MiB part the stored bytes reach
+    assert calls[0] == (1, 0, stored)
+    parts = calls[1:]
+    assert [offset for _, offset, _ in parts] == [0] * len(parts)
+    assert sum(length for _, _, length in parts) == stored
+    assert all(length <= 1 << 20 for _, _, length in parts)
+
+
+@pytest.mark.parametrize("err", [errno.ENOSPC, errno.EDQUOT])
+def test_a_full_disk_is_said_before_writing_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, err: int
+) -> None:
+    entries = with_crcs(make_entries(tmp_path / "src"))
+    out = tmp_path / "out"
+    monkeypatch.setattr(kcopy.sys, "platform", "linux")
+    monkeypatch.setattr(kcopy, "_FALLOCATE", [fake_fallocate(err, [])])
+    with pytest.raises(BundleError) as exc:
+        write_bundle(out, "b", "top", entries, EPOCH)
+    message = str(exc.value)
+    if err == errno.ENOSPC:
+        assert message == f"disk full while writing {out / 'b.zip'}; free some space"
+    else:
+        assert message.startswith(f"cannot write {out / 'b.zip'}: ")
+    assert list(out.iterdir()) == []
+
+
+def test_a_full_disk_for_the_self_extracting_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entries = with_crcs(make_entries(tmp_path / "src"))
+    (zip_path,) = write_bundle(tmp_path / "z", "b", "top", entries, EPOCH)
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.setattr(kcopy.sys, "platform", "linux")
+    calls: list[tuple[int, int, int]] = []
+    monkeypatch.setattr(kcopy, "_FALLOCATE", [fake_fallocate(errno.ENOSPC, calls)])
+    with pytest.raises(BundleError) as exc:
+        stage_sfx_from_zip(zip_path, out, "b-setup", HEADER)
+    assert str(exc.value) == f"disk full while writing {out / 'b-setup.bat'}; free some space"
+    assert calls == [(1, 0, len(HEADER) + zip_path.stat().st_size)]
+    assert list(out.iterdir()) == []
+
+
+def test_other_systems_are_not_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[int, int, int]] = []
+    monkeypatch.setattr(kcopy, "_FALLOCATE", [fake_fallocate(errno.ENOSPC, calls)])
+    for platform in ("darwin", "win32", "freebsd14"):
+        monkeypatch.setattr(kcopy.sys, "platform", platform)
+        with (tmp_path / "f").open("wb") as fh:
+            kcopy.reserve(fh.fileno(), 0, 1 << 20)
+    assert calls == []
