@@ -1,10 +1,12 @@
 """What every benchmark of bench/ shares: running a command under the clock (sync before, a
-timeout, its own session, peak RSS from /usr/bin/time), pairs run back to back, and medians."""
+timeout, its own session, its CPU time, peak RSS from /usr/bin/time), pairs run back to back, and
+medians."""
 
 from __future__ import annotations
 
 import os
 import re
+import resource
 import shlex
 import shutil
 import signal
@@ -48,7 +50,18 @@ class Sample:
     seconds: float
     rss_kb: int | None
     stdout: str = ""
-    user_cpu: float | None = None  # seconds, from /usr/bin/time: immune to the wall clock's noise
+    # CPU seconds of the command and every descendant it waited for (getrusage of the children):
+    # immune to the wall clock's noise
+    user_cpu: float | None = None
+    sys_cpu: float | None = None
+    server_cpu: float | None = None  # nginx's CPU seconds (user + system) during the run
+
+    @property
+    def cpu(self) -> float | None:
+        """user + system CPU seconds, when known."""
+        if self.user_cpu is None or self.sys_cpu is None:
+            return None
+        return self.user_cpu + self.sys_cpu
 
 
 @dataclass
@@ -93,14 +106,23 @@ def run_timed(
     cwd: Path | None = None,
     stdin: bytes | None = None,
     rss_file: Path | None = None,
+    server_cpu: Callable[[], float] | None = None,
 ) -> Sample:
-    """Run ``argv`` to completion and time it; with ``rss_file``, also take its peak RSS."""
+    """Run ``argv`` to completion and time it, with its user and system CPU; with ``rss_file``,
+    also take its peak RSS; with ``server_cpu`` (a reading of the server's CPU seconds so far),
+    the server's CPU during the run."""
     wrapped = list(argv)
     if rss_file is not None and Path(TIME).is_file():
         rss_file.unlink(missing_ok=True)
         wrapped = [TIME, "-v", "-o", str(rss_file), *wrapped]
     # Earlier runs' dirty pages must not be flushed on this run's clock.
     os.sync()
+    # RUSAGE_CHILDREN grows when a child is reaped, by its CPU and that of every descendant it
+    # reaped: so `sh -c 'curl; cat'` counts curl and cat, and `time -v envpack` counts envpack
+    # (plus time's own, a millisecond). Nothing else is reaped meanwhile: the benchmark runs one
+    # command at a time, and nginx, its other child, lives until the end.
+    server_before = server_cpu() if server_cpu is not None else 0.0
+    usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     # A session of its own, so a timeout can end the whole tree (time -> envpack, nginx aside).
     proc = subprocess.Popen(
@@ -119,6 +141,8 @@ def run_timed(
         proc.communicate()
         raise BenchError(f"{shlex.join(argv[:3])}... took more than {timeout:.0f} s") from None
     elapsed = time.perf_counter() - start
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server = server_cpu() - server_before if server_cpu is not None else None
     if proc.returncode < 0:
         what = f"{shlex.join(list(argv)[:3])}... died of signal {-proc.returncode}"
         raise Crashed(what, -proc.returncode)
@@ -127,14 +151,18 @@ def run_timed(
         raise BenchError(
             f"{shlex.join(list(argv)[:4])}... failed (exit {proc.returncode}): {' | '.join(tail)}"
         )
-    rss = user = None
+    rss = None
     if rss_file is not None and rss_file.is_file():
-        text = rss_file.read_text()
-        m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
+        m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", rss_file.read_text())
         rss = int(m.group(1)) if m else None
-        m = re.search(r"User time \(seconds\): ([\d.]+)", text)
-        user = float(m.group(1)) if m else None
-    return Sample(elapsed, rss, out.decode("utf-8", "replace"), user)
+    return Sample(
+        elapsed,
+        rss,
+        out.decode("utf-8", "replace"),
+        user_cpu=usage.ru_utime - usage_before.ru_utime,
+        sys_cpu=usage.ru_stime - usage_before.ru_stime,
+        server_cpu=server,
+    )
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """The rows of bench/run.py that are not plain build timings: the solve against py-rattler, the
-update bundle's size and several environments in one bundle."""
+update bundle's size, several environments in one bundle, peak memory; and the second
+container's cost."""
 
 from __future__ import annotations
 
@@ -257,3 +258,50 @@ def solve_row(
         f"{counts['rattler']} packages; overhead {e - r:+.2f} s; the solve itself takes "
         f"{statistics.median(inner):.2f} s inside the reference process",
     )
+
+
+def second_container_cost(both: list[Sample], one: list[Sample]) -> float:
+    """What the second container (-setup.bat) costs, as a multiple of writing one: the median
+    over back-to-back pairs of (--sfx build - default build) / default build."""
+    return statistics.median(
+        (b.seconds - o.seconds) / o.seconds for b, o in zip(both, one, strict=True)
+    )
+
+
+def rss_rows(
+    small_mb: float | None,
+    large_mb: float | None,
+    small_total: int,
+    total: int,
+    small_note: str,
+    large_note: str,
+) -> list[Row]:
+    if large_mb is None or small_mb is None:
+        na = "n/a (no /usr/bin/time: apt-get install time)"
+        return [
+            Row("rss_small", "peak RSS, cold build of the small channel", na, "", "", "", "n/a"),
+            Row("rss_large", "peak RSS, cold build of the full channel", na, "", "", "", "n/a"),
+        ]
+    growth = large_mb / small_mb
+    return [
+        Row(
+            "rss_small",
+            f"peak RSS, cold build of {small_total / MB:.0f} MB",
+            f"{small_mb:.0f} MB",
+            "",
+            "",
+            "< 200 MB",
+            verdict(small_mb < 200),
+            small_note,
+        ),
+        Row(
+            "rss_large",
+            f"peak RSS, cold build of {total / MB:.0f} MB",
+            f"{large_mb:.0f} MB",
+            f"{small_mb:.0f} MB at {small_total / MB:.0f} MB",
+            f"{growth:.2f}x",
+            "< 200 MB, flat (≤ 1.10x)",
+            verdict(large_mb < 200 and growth <= 1.10),
+            large_note,
+        ),
+    ]

@@ -28,6 +28,42 @@ class NginxError(RuntimeError):
     pass
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a live process has used, from /proc/PID/stat;
+    0 if it is gone. Resolution: one clock tick (10 ms on Linux)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return 0.0
+    # The command name (field 2) is in parentheses and may hold spaces: count from the last ")".
+    # Then state is field 3, so utime and stime (fields 14 and 15) are the 12th and 13th after.
+    fields = text[text.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(pid: int) -> list[int]:
+    """The live children of ``pid``: from /proc/PID/task/*/children where the kernel has it
+    (CONFIG_PROC_CHILDREN), else by scanning /proc for processes whose parent is ``pid``."""
+    tasks = Path(f"/proc/{pid}/task")
+    try:
+        listed = [t / "children" for t in tasks.iterdir()]
+        if listed and all(f.is_file() for f in listed):
+            return sorted({int(c) for f in listed for c in f.read_text().split()})
+    except OSError:
+        pass
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text(encoding="ascii", errors="replace")
+        except OSError:
+            continue  # gone meanwhile
+        if int(text[text.rindex(")") + 2 :].split()[1]) == pid:  # field 4: the parent
+            found.append(int(entry.name))
+    return sorted(found)
+
+
 def find_nginx() -> str | None:
     # Debian installs it in /usr/sbin, which is not on an ordinary user's PATH
     return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
@@ -103,6 +139,14 @@ class NginxServer:
         log = self.run_dir / "error.log"
         tail = log.read_text("utf-8", "replace")[-600:] if log.is_file() else ""
         raise NginxError(f"nginx did not start on 127.0.0.1; its error log ends with: {tail!r}")
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds nginx (master and workers) has used so far; the difference of two
+        readings is its CPU between them. sendfile's copies count as the workers' system time."""
+        if self._proc is None:
+            return 0.0
+        master = self._proc.pid
+        return process_cpu(master) + sum(process_cpu(w) for w in child_pids(master))
 
     def _wait_ready(self, probe: str) -> bool:
         assert self._proc is not None

@@ -12,6 +12,8 @@ What is compared (details in bench/README.md):
 - the fetch phase (envpack's Fetcher alone, bench/fetch_only.py) vs curl --parallel-max 8 of the
   same URLs from the same nginx on 127.0.0.1;
 - cold build (empty cache) vs curl then cat of the downloads into one file (the floor);
+- both against their CPU floor (bench_cpu.py): curl's CPU, nginx's and the hashes' the fetch must
+  compute, spread over the cores;
 - warm build (everything cached, one container) vs cp of the cached package files (and zip -0,
   bsdtar); --sfx (zip and -setup.bat) against the one-container build;
 - envpack lock vs py-rattler called directly in a fresh process, on the real conda-forge subset;
@@ -56,8 +58,16 @@ from bench_common import (  # noqa: E402
     verdict,
     write_recipe,
 )
+from bench_cpu import HashCpu, cores, cpu_note, floor_rows, hash_cpu  # noqa: E402
 from bench_report import machine, markdown, table  # noqa: E402
-from bench_rows import multi_row, solve_row, update_row, verify_note  # noqa: E402
+from bench_rows import (  # noqa: E402
+    multi_row,
+    rss_rows,
+    second_container_cost,
+    solve_row,
+    update_row,
+    verify_note,
+)
 from make_channel import MB, SCALES, PlannedPkg, ensure_channel, small_subset  # noqa: E402
 from nginx_server import NginxServer, find_nginx  # noqa: E402
 
@@ -67,7 +77,9 @@ SCALE_RESULTS = BENCH / "RESULTS-scale.md"
 # Every row the table has, in order; the smoke test holds the table to this list.
 ROW_KEYS = (
     "fetch",
+    "fetch_floor",
     "cold",
+    "cold_floor",
     "cold_curl",
     "warm",
     "warm_zip",
@@ -102,7 +114,7 @@ def run_bench(cfg: Config, log: Callable[[str], None]) -> Report:
     try:
         with NginxServer(channel, run_dir / "nginx") as srv:
             log(f"nginx serving {channel.name} at {srv.url}")
-            report = _measure(cfg, srv.url, pkgs, run_dir, log)
+            report = _measure(cfg, srv, pkgs, run_dir, log)
             report.rows.append(update_row(srv.url, pkgs, run_dir, cfg.timeout, log))
             report.rows.append(multi_row(cfg, srv.url, pkgs, run_dir, log))
             report.rows.sort(key=lambda r: ROW_KEYS.index(r.key))
@@ -125,8 +137,9 @@ def run_bench(cfg: Config, log: Callable[[str], None]) -> Report:
 
 
 def _measure(
-    cfg: Config, url: str, pkgs: list[PlannedPkg], run: Path, log: Callable[[str], None]
+    cfg: Config, srv: NginxServer, pkgs: list[PlannedPkg], run: Path, log: Callable[[str], None]
 ) -> Report:
+    url = srv.url
     ep = envpack_argv()
     dummy = run / "micromamba.exe"
     dummy.write_bytes(b"MZ envpack bench stand-in; the generated channel has no micromamba\n")
@@ -160,7 +173,9 @@ def _measure(
     ) -> Sample:
         rm(out)
         argv = [*ep, "build", str(recipe), "--locked", *mm, "-q", "-o", str(out), *flags]
-        sample = run_retrying(argv, crashes, env=e, timeout=t, rss_file=rss)
+        sample = run_retrying(
+            argv, crashes, env=e, timeout=t, rss_file=rss, server_cpu=srv.cpu_seconds
+        )
         bundle = out / f"{recipe.stem}-win-64.zip"
         if not bundle.is_file() or bundle.stat().st_size < size:
             raise BenchError(f"envpack build wrote no plausible {bundle.name}")
@@ -190,7 +205,7 @@ def _measure(
             # The floor of any cold build that keeps a cache: download, then write the same
             # bytes again into one file (what the bundle is, minus the zip headers and CRCs).
             argv = ["sh", "-c", 'set -e; "$@"; cat "$0"/* > "$0.bin"', str(dl), *curl_argv]
-        sample = run_timed(argv, env=clean_env(), timeout=t)
+        sample = run_timed(argv, env=clean_env(), timeout=t, server_cpu=srv.cpu_seconds)
         if dir_bytes(dl) != (len(records), total):
             raise BenchError("curl did not download every package in full")
         if then_join and joined.stat().st_size != total:
@@ -204,7 +219,7 @@ def _measure(
     def fetch_only() -> Sample:
         rm(fetch_cache)
         argv = [sys.executable, str(BENCH / "fetch_only.py"), str(full_lock), str(fetch_cache)]
-        sample = run_retrying(argv, crashes, env=clean_env(), timeout=t)
+        sample = run_retrying(argv, crashes, env=clean_env(), timeout=t, server_cpu=srv.cpu_seconds)
         if sample.stdout.split() != [str(len(records)), str(total)]:
             raise BenchError(f"fetch_only.py fetched {sample.stdout.strip()!r}, not every package")
         rm(fetch_cache)
@@ -230,6 +245,9 @@ def _measure(
     )
     if len(cached) != len(records):
         raise BenchError(f"the cache holds {len(cached)} packages, not {len(records)}")
+    # What the fetch's checks cost in CPU, over the same bytes, outside any timed run.
+    hashes = hash_cpu(cache / p for p in cached)
+    log(f"  {hashes.text()}")
     zip_out = run / "ref.zip"
     cp_out = run / "ref-cp"
 
@@ -278,7 +296,9 @@ def _measure(
     refs = ", ".join(n for n in variants if n not in {"envpack", "sfx", "verify"})
     log(f"warm build (one container, --sfx, --verify-cache) vs {refs}")
     warm = paired(cfg.reps, variants, log, "warm")
-    rows += _build_rows(got, warm, written, total)
+    n_cores = cores()
+    rows += _build_rows(got, warm, written, total, hashes, n_cores)
+    rows += floor_rows(got, hashes, n_cores)
 
     # ---- solve: envpack lock vs py-rattler in a fresh process
     rows.append(solve_row(cfg, run, ep, mm, crashes, log))
@@ -296,7 +316,7 @@ def _measure(
     small_rss = paired(cfg.reps, {"small": cold_small}, log, "small")["small"]
     all_large = cold_rss + warm["envpack"] + warm["sfx"] + warm["verify"]
     peak_large = max((s.rss_kb or 0 for s in all_large), default=0) / 1024
-    rows += _rss_rows(
+    rows += rss_rows(
         rss_mb(small_rss),
         rss_mb(cold_rss),
         small_total,
@@ -337,19 +357,13 @@ def _measure(
     return Report(rows, {"deaths": deaths}, crashes.signals)
 
 
-def second_container_cost(both: list[Sample], one: list[Sample]) -> float:
-    """What the second container (-setup.bat) costs, as a multiple of writing one: the median
-    over back-to-back pairs of (--sfx build - default build) / default build."""
-    return statistics.median(
-        (b.seconds - o.seconds) / o.seconds for b, o in zip(both, one, strict=True)
-    )
-
-
 def _build_rows(
     got: dict[str, list[Sample]],
     warm: dict[str, list[Sample]],
     written: dict[str, list[str]],
     total: int,
+    hashes: HashCpu,
+    n_cores: int,
 ) -> list[Row]:
     def rate(samples: list[Sample], name: str) -> str:
         return f"{name} {total / MB / med(samples):.0f} MB/s"
@@ -380,7 +394,8 @@ def _build_rows(
             verdict(r_fetch <= FETCH_GOAL),
             f"{rate(got['fetch'], 'envpack')} downloaded, sha256+md5+size checked, into the cache "
             f"({rate(got['curl'], 'curl')}); for comparison, cold − warm build medians: "
-            f"{med(got['envpack']) - med(warm['envpack']):.2f} s",
+            f"{med(got['envpack']) - med(warm['envpack']):.2f} s; "
+            + cpu_note(got["fetch"], got["curl"], "curl", hashes, n_cores),
         ),
         Row(
             "cold",
@@ -391,7 +406,8 @@ def _build_rows(
             f"≤ {COLD_GOAL}x",
             verdict(r_cold <= COLD_GOAL),
             "the least any cold build that keeps a cache can do: write the bytes twice; envpack "
-            f"{total / MB / med(got['envpack']):.0f} MB/s",
+            f"{total / MB / med(got['envpack']):.0f} MB/s; "
+            + cpu_note(got["envpack"], got["floor"], "curl + cat", hashes, n_cores),
         ),
         Row(
             "cold_curl",
@@ -460,45 +476,6 @@ def _build_rows(
             "— (re-hashes on request)",
             "n/a",
             verify_note(warm["verify"], warm["envpack"], total),
-        ),
-    ]
-
-
-def _rss_rows(
-    small_mb: float | None,
-    large_mb: float | None,
-    small_total: int,
-    total: int,
-    small_note: str,
-    large_note: str,
-) -> list[Row]:
-    if large_mb is None or small_mb is None:
-        na = "n/a (no /usr/bin/time: apt-get install time)"
-        return [
-            Row("rss_small", "peak RSS, cold build of the small channel", na, "", "", "", "n/a"),
-            Row("rss_large", "peak RSS, cold build of the full channel", na, "", "", "", "n/a"),
-        ]
-    growth = large_mb / small_mb
-    return [
-        Row(
-            "rss_small",
-            f"peak RSS, cold build of {small_total / MB:.0f} MB",
-            f"{small_mb:.0f} MB",
-            "",
-            "",
-            "< 200 MB",
-            verdict(small_mb < 200),
-            small_note,
-        ),
-        Row(
-            "rss_large",
-            f"peak RSS, cold build of {total / MB:.0f} MB",
-            f"{large_mb:.0f} MB",
-            f"{small_mb:.0f} MB at {small_total / MB:.0f} MB",
-            f"{growth:.2f}x",
-            "< 200 MB, flat (≤ 1.10x)",
-            verdict(large_mb < 200 and growth <= 1.10),
-            large_note,
         ),
     ]
 

@@ -10,6 +10,7 @@ import hashlib
 import importlib.util
 import itertools
 import json
+import os
 import re
 import shutil
 import sys
@@ -24,7 +25,9 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 # What each row of the table must start with, in order (the bench's ROW_KEYS).
 ROW_LABELS = {
     "fetch": "fetch phase alone (envpack's Fetcher",
+    "fetch_floor": "fetch phase vs its CPU floor",
     "cold": "cold build, empty cache (`build`, one container) vs curl, then `cat`",
+    "cold_floor": "cold build vs its CPU floor",
     "cold_curl": "cold build (`build`) vs curl alone",
     "warm": "warm build, all cached (`build`: one container) vs plain `cp`",
     "warm_zip": "warm build (`build`) vs Info-ZIP `zip -0`",
@@ -39,6 +42,13 @@ ROW_LABELS = {
     "startup": "CLI start-up (`envpack --help`)",
 }
 TIME_CELL = re.compile(r"^\d+\.\d\d s( \(\d+\.\d\d–\d+\.\d\d\))?")
+# The CPU figures the fetch and cold rows' notes give (see bench/bench_cpu.py's cpu_note).
+CPU_NOTE = re.compile(
+    r"CPU \(user \+ system, medians\): envpack (\d+\.\d\d) \+ (\d+\.\d\d) s, nginx "
+    r"(\d+\.\d\d) s during it; (curl|curl \+ cat) (\d+\.\d\d) \+ (\d+\.\d\d) s, nginx "
+    r"(\d+\.\d\d) s during it; hashing the same (\d+) MB here: md5 (\d+\.\d\d) s, sha256 "
+    r"(\d+\.\d\d) s, CRC-32 (\d+\.\d\d) s of CPU; (\d+) cores"
+)
 
 
 def load_bench() -> ModuleType:
@@ -80,13 +90,25 @@ def test_bench_tiny_scale_reports_every_row(
             assert row[0].startswith(label), (key, row)
             assert row[5] in {"yes", "NO", "n/a"}, (key, row)
     by_key = dict(zip(ROW_LABELS, table_rows(written), strict=True))
-    timed = ["fetch", "cold", "cold_curl", "warm", "warm_zip", "sfx", "warm_verify", "startup"]
+    timed = [
+        "fetch",
+        "fetch_floor",
+        "cold",
+        "cold_floor",
+        "cold_curl",
+        "warm",
+        "warm_zip",
+        "sfx",
+        "warm_verify",
+        "startup",
+    ]
     if shutil.which("bsdtar"):
         timed.append("warm_bsdtar")
     for key in timed:
         assert TIME_CELL.match(by_key[key][1]), by_key[key]  # envpack's time
         assert TIME_CELL.match(by_key[key][2]), by_key[key]  # the reference's
         assert re.fullmatch(r"-?\d+\.\d\dx", by_key[key][3]), by_key[key]
+    check_cpu_floors(by_key, written)
     shared = BENCH.parents[1] / "shared" / "data" / "conda-forge-py39-subset"
     if shared.is_dir():
         assert TIME_CELL.match(by_key["solve"][1]), by_key["solve"]
@@ -110,6 +132,126 @@ def test_bench_tiny_scale_reports_every_row(
     # the run cleaned up after itself and kept only the generated channel for the next run
     kept = sorted(p.name for p in (tmp_path / "work").iterdir())
     assert len(kept) == 1 and kept[0].startswith("channel-tiny-"), kept
+
+
+def seconds(cell: str) -> float:
+    """The median of a time cell: "1.23 s (1.20–1.30) ..." -> 1.23."""
+    m = TIME_CELL.match(cell)
+    assert m, cell
+    return float(cell.split()[0])
+
+
+def check_cpu_floors(by_key: dict[str, list[str]], written: str) -> None:
+    """The CPU-floor rows and the CPU figures behind them are there and plausible."""
+    for key, ref_key, ref_name in (
+        ("fetch_floor", "fetch", "curl"),
+        ("cold_floor", "cold", "curl + cat"),
+    ):
+        row, ref_row = by_key[key], by_key[ref_key]
+        assert row[1] == ref_row[1], (row, ref_row)  # the same envpack runs
+        assert row[2].endswith(" CPU floor"), row
+        floor, ref_wall = seconds(row[2]), seconds(ref_row[2])
+        assert floor > 0 and floor >= ref_wall, (row, ref_row)  # never below the reference's wall
+        assert float(row[3].rstrip("x")) > 0, row
+        assert row[4].startswith("—") and row[5] == "n/a", row  # informative, no goal
+        assert f"floor, pair by pair: max({ref_name} wall, ({ref_name} CPU" in written
+    notes = [m.groups() for m in CPU_NOTE.finditer(written)]
+    assert [n[3] for n in notes] == ["curl", "curl + cat"], notes  # the fetch and cold notes
+    for n in notes:
+        env_user, env_sys, ref_user, ref_sys = (float(n[i]) for i in (0, 1, 4, 5))
+        assert env_user + env_sys > 0, n  # a Python start-up at least
+        # curl of 3 MB may take under 5 ms, shown as 0.00 (test_run_timed_counts_the_cpu_of_...
+        # shows the reference's CPU is counted)
+        assert ref_user >= 0 and ref_sys >= 0, n
+        assert float(n[2]) >= 0 and float(n[6]) >= 0, n  # nginx, one clock tick's resolution
+        assert int(n[7]) == 3, n  # the 3 MB of the tiny channel, hashed
+        assert all(float(x) >= 0 for x in n[8:11]), n
+        assert int(n[11]) >= 1, n
+
+
+def test_cpu_floor_arithmetic() -> None:
+    """floor = max(the reference's wall, CPU over the cores), pair by pair; the ratio a median."""
+    load_bench()
+    from bench_common import Sample
+    from bench_cpu import HashCpu, cpu_floor, floor_row
+
+    assert cpu_floor(1.5, 4.6, 2) == 2.3  # CPU-bound
+    assert cpu_floor(1.5, 2.0, 2) == 1.5  # the wall binds
+    hashes = HashCpu(md5=1.0, sha256=0.5, crc32=0.25, size=10**9)  # 1.75 s
+    ref = [
+        Sample(1.0, None, user_cpu=0.25, sys_cpu=1.0, server_cpu=0.5),  # (1.75 + 1.75) / 2 = 1.75
+        Sample(2.0, None, user_cpu=0.5, sys_cpu=0.25, server_cpu=0.0),  # 2.5 / 2 < 2.0 wall
+    ]
+    ours = [
+        Sample(3.5, None, user_cpu=3.0, sys_cpu=1.0, server_cpu=0.5),
+        Sample(3.0, None, user_cpu=3.0, sys_cpu=1.0, server_cpu=0.5),
+    ]
+    row = floor_row("fetch_floor", "m", ours, ref, "curl", hashes, 2)
+    assert row.envpack == "3.25 s (3.00–3.50)"
+    assert row.reference == "1.88 s (1.75–2.00) CPU floor"
+    assert row.ratio == "1.75x"  # median of 3.5 / 1.75 and 3.0 / 2.0
+    assert "the CPU bound set the floor in 1 of 2 pairs" in row.note
+    assert "envpack and nginx used 4.50 core-seconds against the floor's 3.00 (1.50x)" in row.note
+
+
+def test_run_timed_counts_the_cpu_of_grandchildren(tmp_path: Path) -> None:
+    """user and system CPU of a command include what its children used (sh -c runs python):
+    at least what the grandchild itself saw it had used just before it exited."""
+    load_bench()
+    from bench_common import clean_env, run_timed
+
+    burn = (
+        "import hashlib, os, resource\n"
+        "hashlib.md5(bytes(32 << 20)).hexdigest()\n"
+        "with open(os.devnull, 'wb') as f:\n"
+        "    for _ in range(2000): f.write(b'x')\n"
+        "r = resource.getrusage(resource.RUSAGE_SELF)\n"
+        "print(r.ru_utime, r.ru_stime)\n"
+    )
+    argv = ["sh", "-c", '"$0" -c "$1"; true', sys.executable, burn]
+    for rss_file in (None, tmp_path / "rss.txt"):  # also under /usr/bin/time -v, when present
+        sample = run_timed(argv, env=clean_env(), timeout=120, rss_file=rss_file)
+        user, system = (float(x) for x in sample.stdout.split())
+        assert sample.user_cpu is not None and sample.sys_cpu is not None
+        # rusage counts microseconds; the differences may round below by a float's last bit
+        assert sample.user_cpu >= user - 1e-6 and user > 0
+        assert sample.sys_cpu >= system - 1e-6
+        assert sample.server_cpu is None  # no server asked about
+
+
+def test_process_cpu_reads_a_live_process() -> None:
+    """nginx's CPU comes from /proc/PID/stat of its master and the master's children."""
+    load_bench()
+    import subprocess
+
+    from nginx_server import child_pids, process_cpu
+
+    code = (
+        "import hashlib, resource, subprocess, sys\n"
+        "kid = subprocess.Popen([sys.executable, '-c', 'import sys; sys.stdin.read()'],"
+        " stdin=subprocess.PIPE)\n"
+        "hashlib.md5(bytes(32 << 20)).hexdigest()\n"
+        "r = resource.getrusage(resource.RUSAGE_SELF)\n"
+        "print(kid.pid, r.ru_utime + r.ru_stime, flush=True)\n"
+        "sys.stdin.read()\n"
+        "kid.stdin.close(); kid.wait()\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        kid, used = proc.stdout.readline().split()
+        assert child_pids(proc.pid) == [int(kid)]
+        # /proc counts user and system time each in whole clock ticks, rounded down: allow two
+        tick = 1 / os.sysconf("SC_CLK_TCK")
+        assert process_cpu(proc.pid) >= float(used) - 2 * tick - 1e-9
+        assert process_cpu(proc.pid) > 0
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    assert process_cpu(proc.pid) == 0.0  # gone (and reaped): nothing to read
 
 
 # What each row of the scale mode's table must start with, in order (bench_scale.SCALE_ROW_KEYS).
