@@ -26,7 +26,6 @@ from envpack.lock.lockfile import PlatformLock
 from envpack.lock.record import LockedPackage
 from envpack.lock.wheel import WheelRecord
 from envpack.options import BuildOptions, Reporter
-from envpack.pypi.fetch import fetch_wheels
 
 
 def make_fetcher(options: BuildOptions, channels: Sequence[Channel], rep: Reporter) -> Fetcher:
@@ -149,6 +148,9 @@ def _tools(
 def _fetch_wheels(
     pl: PlatformLock, fetcher: Fetcher, pip_indexes: Sequence[str], rep: Reporter
 ) -> dict[WheelRecord, Path]:
+    # Here, not at the top: only a lock with wheels needs envpack.pypi (issue 18, start-up).
+    from envpack.pypi.fetch import fetch_wheels
+
     rep.info(f"{pl.platform}: fetching {len(pl.pypi)} wheels")
     fetched = fetch_wheels(pl.pypi, fetcher.options, pip_indexes, rep.progress())
     # Keyed by the record to ship: the lock's, or when it gave no size (a wheel imported from a

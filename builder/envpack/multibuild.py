@@ -18,7 +18,6 @@ from envpack.archive.write import stage_bundle
 from envpack.assemble import make_fetcher
 from envpack.bundle.layout import BundleSettings, default_prefix
 from envpack.bundle.manifest import source_date_epoch
-from envpack.bundle.multi import Environment, multi_bundle_entries, pool_lock
 from envpack.bundle.shstubs import is_posix_platform
 from envpack.channels import Channel
 from envpack.errors import EnvpackError, LockError
@@ -36,6 +35,9 @@ from envpack.pipeline import (
     with_recipe_sfx,
 )
 from envpack.resolve.recipe import Recipe
+
+# envpack.bundle.multi is imported by the functions that make a bundle of several environments:
+# the CLI's every build passes through build_any, most build one (issue 18, start-up).
 
 
 def build_any(options: BuildOptions, rep: Reporter) -> BuildResult:
@@ -84,6 +86,8 @@ def build_multi(options: BuildOptions, rep: Reporter) -> BuildResult:
     """``build A B ...``: one bundle per platform holding every environment, each package once.
 
     The platforms are the first environment's; every other must be locked for them too."""
+
+    from envpack.bundle.multi import Environment
 
     assert options.lock.recipe is not None
     paths = [options.lock.recipe, *options.more_recipes]
@@ -139,6 +143,7 @@ def build_multi_platform(
     epoch: int | None = None,
 ) -> list[Path]:
     """Fetch the union of ``envs``' packages once and write the one bundle holding them all."""
+    from envpack.bundle.multi import multi_bundle_entries, pool_lock
 
     pool = pool_lock(envs)
     if pool.micromamba is None and tools is None:
@@ -188,6 +193,7 @@ def rebuild_multi(
 ) -> tuple[list[Path], PlatformLock]:
     """``build --from`` a bundle of several environments: each one's lock and settings from
     the manifest's ``environments``, its scripts and micromamba from the bundle."""
+    from envpack.bundle.multi import Environment, pool_lock
     from envpack.snapshot.rebuild import rebuild_inputs
 
     inputs = rebuild_inputs(bundle)

@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from envpack.assemble import build_platform
 from envpack.bundle.layout import (
@@ -32,17 +33,18 @@ from envpack.lock.record import MicromambaArtifact
 from envpack.lock.wheel import WheelRecord
 from envpack.options import LOCK_MODES, BuildOptions, LockOptions, NullReporter, Reporter
 from envpack.platforms import virtual_packages
-from envpack.pypi.credentials import lock_file_indexes
-from envpack.pypi.plan import index_urls, lock_pip
-from envpack.pypi.requirements import parse_pip_list
 from envpack.resolve.recipe import (
     DEFAULT_MICROMAMBA_SPEC,
     POST_INSTALL_SUFFIXES,
     Recipe,
     load_recipe,
 )
-from envpack.resolve.solver import SolveRequest, specs_text
-from envpack.resolve.solvers import get_solver
+
+# The solvers (rattler, asyncio) and envpack.pypi (packaging, uv) are imported in the functions
+# that solve or handle pip entries: a build from an up-to-date lock without wheels needs neither
+# (issue 18: they were a sixth of a warm build's start-up).
+if TYPE_CHECKING:
+    from envpack.resolve.solver import SolveRequest
 
 
 @dataclass
@@ -68,6 +70,9 @@ class LockResult:
 def _solve_platform(
     recipe: Recipe, platform: str, options: LockOptions, warn: Callable[[str], None]
 ) -> PlatformLock:
+    from envpack.resolve.solver import SolveRequest
+    from envpack.resolve.solvers import get_solver
+
     cache = private_cache(options)
     vps = virtual_packages(platform, recipe.virtual_packages)
     solver = get_solver(
@@ -102,6 +107,8 @@ def _solve_platform(
         artifact = artifact_from_solve(tools, platform)
     wheels: tuple[WheelRecord, ...] = ()
     if recipe.pip:
+        from envpack.pypi.plan import lock_pip
+
         fetch = FetchOptions(cache_dir=cache, offline=options.offline)
         with tempfile.TemporaryDirectory(prefix="envpack-pip-") as work:
             pip_lock, _ = lock_pip(recipe.pip, recipe.path, platform, packages, fetch, Path(work))
@@ -170,6 +177,8 @@ def lock(options: LockOptions, reporter: Reporter | None = None) -> LockResult:
                 f"{path}: the lock does not match {recipe.path.name} for {platform}; "
                 "run 'envpack lock' (or build without --locked)"
             )
+        from envpack.resolve.solver import specs_text
+
         rep.info(f"{platform}: solving {specs_text(recipe.specs)}")
         current = current.with_platform(_solve_platform(recipe, platform, options, rep.info))
         changed = True
@@ -236,7 +245,7 @@ def build(options: BuildOptions, reporter: Reporter | None = None) -> BuildResul
         container = _platform_container(
             options, platform, None if fmt == "zip" else fmt, locked.recipe.split
         )
-        indexes = index_urls(parse_pip_list(list(locked.recipe.pip), locked.recipe.path))
+        indexes = _pip_indexes(locked.recipe)
         result.outputs.extend(
             build_platform(
                 pl, settings, options, rep, locked.recipe.channels, None, container, indexes
@@ -245,6 +254,17 @@ def build(options: BuildOptions, reporter: Reporter | None = None) -> BuildResul
         result.packages += len(pl.packages)
         result.total_bytes += sum(r.size for r in pl.packages)
     return result
+
+
+def _pip_indexes(recipe: Recipe) -> list[str]:
+    """The package indexes the recipe's ``pip:`` list names; none without one (and then no
+    envpack.pypi to import)."""
+    if not recipe.pip:
+        return []
+    from envpack.pypi.plan import index_urls
+    from envpack.pypi.requirements import parse_pip_list
+
+    return index_urls(parse_pip_list(list(recipe.pip), recipe.path))
 
 
 def with_recipe_sfx(options: BuildOptions, recipe: Recipe | None) -> BuildOptions:
@@ -300,6 +320,7 @@ def build_from_bundle(
 def build_from_lock_file(path: Path, options: BuildOptions, rep: Reporter) -> BuildResult:
     """Ship an existing conda-lock / pixi / @EXPLICIT / envpack lock without re-solving."""
     from envpack.lock.importers import load_lock_file, secret_channels, skipped_note
+    from envpack.pypi.credentials import lock_file_indexes
 
     imported = load_lock_file(path, options.lock.platform)
     # Tokens and passwords in the file's URLs never enter the lock; they only reach the fetcher.
@@ -331,6 +352,8 @@ def _solve_micromamba_from(
     """A lock from another tool names no micromamba: take it from the channels it uses (with
     the credentials the lock file's URLs carried, for a private channel)."""
     from envpack.channels import resolve_channel, strip_token
+    from envpack.resolve.solver import SolveRequest
+    from envpack.resolve.solvers import get_solver
 
     def channel(name: str) -> Channel:
         for secret in secrets:

@@ -44,13 +44,11 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from envpack.channels import Channel, credentialed_url, file_url_to_path, redact
 from envpack.errors import ChecksumError, DownloadError, EnvpackError
 from envpack.fetch.batch import Batch, Skipped
-from envpack.fetch.direct import DirectTransport
-from envpack.fetch.http import Fatal, HttpxTransport, Retryable, Sockets, proxy_configured
-from envpack.fetch.http import ssl_context as ssl_context  # where it was before
 from envpack.fetch.partfile import (
     Digest,
     EntryLock,
@@ -64,10 +62,17 @@ from envpack.fetch.partfile import (
     write_verified,
 )
 from envpack.fetch.progress import NullProgress, Progress
-from envpack.fetch.receive import MIN_RATE as MIN_RATE
-from envpack.fetch.receive import copy_file, disk_error, receive
 from envpack.limits import CHUNK
 from envpack.lock.record import LockedPackage
+
+# The transports (http.client, ssl, httpx) and .receive are imported where a download or a
+# copy from a file:// channel begins, not here: a warm build finds every package in the cache
+# and never needs them (issue 18: they were a tenth of a warm build's start-up).
+if TYPE_CHECKING:
+    from envpack.fetch.direct import DirectTransport
+    from envpack.fetch.http import HttpxTransport, Sockets
+    from envpack.fetch.http import ssl_context as ssl_context  # where it was before
+    from envpack.fetch.receive import MIN_RATE as MIN_RATE
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 DEFAULT_MAX_SIZE = 4 << 30
@@ -125,7 +130,8 @@ class Fetcher:
         self.max_size = max_package_size(options)
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._sockets = Sockets(self._stop)  # every connection opened, to shut down on stop()
+        # Every connection opened, to shut down on stop(); made with the first transport.
+        self._sockets: Sockets | None = None
         self._direct: DirectTransport | None = None
         self._httpx: HttpxTransport | None = None
         self._proxied: bool | None = None  # whether a proxy is configured: httpx then
@@ -137,7 +143,12 @@ class Fetcher:
     def _transport(self, coded: bool = False) -> DirectTransport | HttpxTransport:
         """httpx when a proxy is configured (or for a body a server coded anyway), else the
         standard library's http.client, which reads bodies with less CPU (see :mod:`.direct`)."""
+        from envpack.fetch.direct import DirectTransport
+        from envpack.fetch.http import HttpxTransport, Sockets, proxy_configured
+
         with self._lock:
+            if self._sockets is None:
+                self._sockets = Sockets(self._stop)
             if self._proxied is None:
                 self._proxied = proxy_configured()
             if self._proxied or coded:
@@ -153,7 +164,10 @@ class Fetcher:
         """End every download soon: workers see the flag between reads and while waiting, and
         a read blocked on a silent server is woken by shutting its connection down."""
         self._stop.set()
-        self._sockets.shutdown_all()
+        with self._lock:
+            sockets = self._sockets
+        if sockets is not None:  # None: no transport yet, so no connection to shut down
+            sockets.shutdown_all()
 
     def start(self, records: Sequence[LockedPackage]) -> dict[LockedPackage, Future[Path]]:
         """Start fetching every record into the cache and return at once: a future per record,
@@ -211,11 +225,12 @@ class Fetcher:
             self._batches.discard(batch)
             idle = not self._batches
             transports = [self._direct, self._httpx] if idle else []
+            sockets = self._sockets
         for transport in transports:
             if transport is not None:
                 transport.close()
-        if idle:
-            self._sockets.clear()
+        if idle and sockets is not None:
+            sockets.clear()
 
     def cancel(self) -> None:
         """As a failure does: drop the downloads not begun, let running ones finish into the
@@ -330,6 +345,8 @@ class Fetcher:
     def _copy_local(self, record: LockedPackage, src: Path, entry: EntryLock) -> None:
         if not src.is_file():
             raise DownloadError(f"{record.fn}: not found in local channel ({src})")
+        from envpack.fetch.receive import copy_file  # deferred: see the imports at the top
+
         digest = Digest()
         copy_file(
             src,
@@ -351,6 +368,8 @@ class Fetcher:
             raise Stopped
 
     def _download(self, record: LockedPackage, url: str, entry: EntryLock) -> None:
+        from envpack.fetch.http import Retryable  # deferred: see the imports at the top
+
         public = redact(url)
         attempt = idle = 0
         restarted = False
@@ -398,6 +417,9 @@ class Fetcher:
 
     def _stream(self, url: str, entry: EntryLock, digest: Digest, record: LockedPackage) -> Digest:
         """Append the rest of the file to the part file; return the digest of the whole part."""
+        from envpack.fetch.http import Fatal, Retryable
+        from envpack.fetch.receive import receive
+
         have = digest.size
         headers = {"Range": f"bytes={have}-"} if have else {}
         public = redact(url)
@@ -440,6 +462,8 @@ class Fetcher:
     def _check_status(
         self, status: int, record: LockedPackage, entry: EntryLock, have: int, public: str
     ) -> None:
+        from envpack.fetch.http import Retryable  # deferred: see the imports at the top
+
         if status in RETRY_STATUS:
             raise Retryable(f"HTTP {status}")
         if status == 416 and have:
@@ -495,6 +519,8 @@ class Fetcher:
             write_verified(entry.dest, hashes)
             os.replace(entry.part, entry.dest)
         except OSError as exc:
+            from envpack.fetch.receive import disk_error  # deferred: see the imports at the top
+
             raise disk_error(exc, entry.dest) from None
         if _incomplete(record):
             self._complete(record, hashes)
@@ -516,3 +542,19 @@ def wait_for(future: Future[Path]) -> Path:
         except FutureTimeout:
             if future.done():
                 raise  # the download's own timeout, not the wait's
+
+
+if not TYPE_CHECKING:  # mypy reads the names from the block at the top, and nothing else
+
+    def __getattr__(name: str) -> Any:
+        """``ssl_context`` and ``MIN_RATE``, which lived here before .http and .receive,
+        imported on first use for the reason the imports at the top give."""
+        if name == "ssl_context":
+            from envpack.fetch.http import ssl_context
+
+            return ssl_context
+        if name == "MIN_RATE":
+            from envpack.fetch.receive import MIN_RATE
+
+            return MIN_RATE
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

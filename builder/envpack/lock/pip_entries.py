@@ -7,14 +7,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import canonicalize_name
-
 from ..errors import LockError
 from .wheel import WheelRecord, public_url
 
 
 def conda_lock_wheels(data: Mapping[str, Any], platform: str, where: Path) -> list[WheelRecord]:
     """The ``manager: pip`` packages of a conda-lock (v1 or v2) for ``platform``."""
+    # Here, not at the top: reading a lock without wheels skips packaging (issue 18, start-up).
+    from packaging.utils import canonicalize_name
+
     packages = data.get("package")
     if not isinstance(packages, Sequence):
         raise LockError(f"{where}: no 'package' list; is this a conda-lock file?")
@@ -52,6 +53,8 @@ def pixi_wheels(
     """The ``pypi:`` packages of a pixi.lock (v5/v6) environment for ``platform``: the
     environment lists their URLs, the top-level ``packages`` list their name, version and
     sha256."""
+    from packaging.utils import canonicalize_name  # deferred: see conda_lock_wheels
+
     envs = data.get("environments")
     if not isinstance(envs, Mapping) or environment not in envs:
         raise LockError(f"{where}: no environment {environment!r} in this pixi.lock")

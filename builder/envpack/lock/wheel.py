@@ -8,8 +8,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
-
 from ..errors import LockError
 from ..names import file_name_problem
 
@@ -39,6 +37,9 @@ class WheelRecord:
         problem = file_name_problem(self.filename)
         if problem:
             raise LockError(f"wheel {self.name!r}: unsafe file name {self.filename!r} ({problem})")
+        # Here, not at the top: a build without wheels never makes one (issue 18, start-up).
+        from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+
         try:
             name, _, _, _ = parse_wheel_filename(self.filename)
         except InvalidWheelFilename:
@@ -56,6 +57,8 @@ class WheelRecord:
 
     @property
     def tags(self) -> frozenset[str]:
+        from packaging.utils import parse_wheel_filename  # deferred: see __post_init__
+
         return frozenset(str(t) for t in parse_wheel_filename(self.filename)[3])
 
     def requirement_line(self) -> str:
@@ -80,6 +83,8 @@ class WheelRecord:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WheelRecord:
+        from packaging.utils import canonicalize_name  # deferred: see __post_init__
+
         try:
             return cls(
                 name=str(canonicalize_name(str(data["name"]))),
