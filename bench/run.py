@@ -44,6 +44,7 @@ from bench_common import (  # noqa: E402
     Row,
     Sample,
     clean_env,
+    compile_envpack,
     dir_bytes,
     envpack_argv,
     locked_records,
@@ -534,6 +535,7 @@ def main(argv: list[str] | None = None) -> int:
 
     when = datetime.datetime.now(datetime.timezone.utc)
     facts = machine()  # before the run: the commit measured is the one checked out at the start
+    facts["envpack"] += "; " + compile_envpack()
     try:
         if args.scale10g:
             from bench_scale import run_scale

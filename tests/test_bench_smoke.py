@@ -125,6 +125,12 @@ def test_bench_tiny_scale_reports_every_row(
     for field in ("Command: `python bench/run.py --scale tiny", "Date: ", "Machine: ", "Tools: "):
         assert field in written
     assert "--scale10g" in written and "RESULTS-scale.md" in written  # where the scale rows are
+    # timed as installed: from bytecode, which the run made first even where writing it is off
+    assert "bytecode compiled before timing" in written
+    import envpack
+
+    cached = Path(envpack.__file__).parent / "__pycache__"
+    assert any(cached.glob("assemble.*.pyc")), cached
     # the one-container build and the --sfx build say what they wrote
     assert "the default build wrote: benchfull-win-64.zip" in written
     assert re.search(r"--sfx wrote: [^;]*benchfull-win-64-setup\.bat", written)
