@@ -28,8 +28,8 @@ from envpack.errors import SolveError
 from envpack.lock.lockfile import Lock
 from envpack.options import LockOptions
 from envpack.pipeline import lock
-from envpack.pypi import parse_pip_list
 from envpack.pypi.envfile import spec_name
+from envpack.pypi.requirements import parse_pip_list
 from envpack.resolve.recipe import Recipe, load_recipe
 from pypi_index import Dist, IndexServer, write_index
 

@@ -12,8 +12,8 @@ import yaml
 from envpack.channels import resolve_channel
 from envpack.errors import RecipeError, SolveError
 from envpack.platforms import virtual_packages
-from envpack.pypi import parse_pip_list
 from envpack.pypi.envfile import canonical_match_spec, read_env_file, spec_name, with_pip
+from envpack.pypi.requirements import parse_pip_list
 from envpack.resolve.rattler_backend import RattlerSolver
 from envpack.resolve.solver import SolveRequest
 

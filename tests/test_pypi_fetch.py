@@ -11,8 +11,11 @@ import pytest
 
 from envpack.errors import ChecksumError, SolveError
 from envpack.fetch.download import FetchOptions
-from envpack.pypi import Target, WheelRecord, parse_pip_list, resolve
+from envpack.lock.wheel import WheelRecord
 from envpack.pypi.fetch import fetch_wheels
+from envpack.pypi.requirements import parse_pip_list
+from envpack.pypi.resolve import resolve
+from envpack.pypi.target import Target
 from pypi_index import Dist, IndexServer, standard_dists, write_index
 
 pytest.importorskip("uv")

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from envpack import pipeline
 from envpack.errors import DownloadError
 from envpack.fetch.download import FetchOptions
 from envpack.lock.importers import load_lock_file
@@ -219,11 +218,6 @@ def test_fetch_with_the_found_credentials(
     assert None in sent[:-3]
 
 
-@pytest.mark.skipif(
-    not hasattr(pipeline, "lock_file_indexes"),
-    reason="pipeline.build_from_lock_file does not pass lock_file_indexes(path) to "
-    "build_platform yet (the diff is in the issue 15 helper's report)",
-)
 def test_build_from_a_conda_lock_with_a_private_index(
     tmp_path: Path,
     cache_dir: Path,

@@ -11,8 +11,11 @@ import pytest
 
 from envpack.errors import DownloadError, RecipeError, SolveError
 from envpack.fetch.download import FetchOptions
-from envpack.pypi import Target, parse_pip_list, resolve, wheels_txt
+from envpack.lock.wheel import wheels_txt
 from envpack.pypi.fetch import fetch_wheels
+from envpack.pypi.requirements import parse_pip_list
+from envpack.pypi.resolve import resolve
+from envpack.pypi.target import Target
 from pypi_index import IndexServer, standard_dists, write_index
 
 pytest.importorskip("uv")

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from envpack.errors import SolveError
-from envpack.pypi import Target, parse_pip_list, resolve
+from envpack.pypi.requirements import parse_pip_list
+from envpack.pypi.resolve import resolve
 from envpack.pypi.sdist import build_pure_wheel, local_record
+from envpack.pypi.target import Target
 from pypi_index import Dist, IndexServer, backend_project, sdist_bytes, write_index
 
 pytest.importorskip("uv")

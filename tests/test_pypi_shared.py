@@ -13,8 +13,10 @@ from envpack.channels import resolve_channel
 from envpack.errors import LockError
 from envpack.lock.pip_entries import conda_lock_wheels
 from envpack.platforms import virtual_packages
-from envpack.pypi import Target, parse_pip_list, python_version_of, resolve
 from envpack.pypi.envfile import read_env_file
+from envpack.pypi.requirements import parse_pip_list
+from envpack.pypi.resolve import resolve
+from envpack.pypi.target import Target, python_version_of
 from envpack.resolve.rattler_backend import RattlerSolver
 from envpack.resolve.solver import SolveRequest
 from pypi_index import IndexServer, standard_dists, write_index

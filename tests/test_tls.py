@@ -118,7 +118,7 @@ def test_untrusted_ca_fails_clearly(https, tmp_path: Path, monkeypatch: pytest.M
 
 def test_missing_ca_file_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "nope.pem"))
-    from envpack.fetch.download import ssl_context
+    from envpack.fetch.http import ssl_context
 
     with pytest.raises(
         DownloadError, match="SSL_CERT_FILE=.*nope.pem does not name a readable CA bundle"

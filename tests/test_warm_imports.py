@@ -103,47 +103,6 @@ def test_warm_locked_build_skips_pypi_solvers_and_http(
     assert [m for m in NOT_ON_WARM_PATH if m in seen] == []
 
 
-def test_lazy_pypi_names_after_the_submodule_loaded_first() -> None:
-    """pypi/plan.py loads envpack.pypi.resolve before anyone asks the package for ``resolve``:
-    the package's ``resolve`` is still the function (as when __init__ imported it eagerly)."""
-    code = (
-        "import sys, envpack.pypi as p\n"
-        "assert 'envpack.pypi.resolve' not in sys.modules\n"
-        "import envpack.pypi.plan\n"
-        "from envpack.pypi import resolve, Target, WheelRecord, parse_pip_list, wheels_txt\n"
-        "print(resolve.__module__, resolve.__name__, Target.__name__, WheelRecord.__name__,\n"
-        "      parse_pip_list.__name__, wheels_txt.__name__, callable(p.resolve))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == [
-        "envpack.pypi.resolve",
-        "resolve",
-        "Target",
-        "WheelRecord",
-        "parse_pip_list",
-        "wheels_txt",
-        "True",
-    ]
-
-
-def test_download_module_keeps_its_old_names() -> None:
-    """``ssl_context`` and ``MIN_RATE`` are still found in envpack.fetch.download (tests and
-    users import them from there), loaded on first use."""
-    code = (
-        "import sys, envpack.fetch.download as d\n"
-        "assert 'envpack.fetch.http' not in sys.modules\n"
-        "print(d.MIN_RATE, d.ssl_context.__name__, d.ssl_context.__module__)\n"
-        "try:\n"
-        "    d.no_such_name\n"
-        "except AttributeError as exc:\n"
-        "    print('AttributeError')\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["1024", "ssl_context", "envpack.fetch.http", "AttributeError"]
-
-
 @pytest.mark.parametrize(
     ("written", "canonical"),
     [

@@ -44,7 +44,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from envpack.channels import Channel, credentialed_url, file_url_to_path, redact
 from envpack.errors import ChecksumError, DownloadError, EnvpackError
@@ -71,8 +71,6 @@ from envpack.lock.record import LockedPackage
 if TYPE_CHECKING:
     from envpack.fetch.direct import DirectTransport
     from envpack.fetch.http import HttpxTransport, Sockets
-    from envpack.fetch.http import ssl_context as ssl_context  # where it was before
-    from envpack.fetch.receive import MIN_RATE as MIN_RATE
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 DEFAULT_MAX_SIZE = 4 << 30
@@ -542,19 +540,3 @@ def wait_for(future: Future[Path]) -> Path:
         except FutureTimeout:
             if future.done():
                 raise  # the download's own timeout, not the wait's
-
-
-if not TYPE_CHECKING:  # mypy reads the names from the block at the top, and nothing else
-
-    def __getattr__(name: str) -> Any:
-        """``ssl_context`` and ``MIN_RATE``, which lived here before .http and .receive,
-        imported on first use for the reason the imports at the top give."""
-        if name == "ssl_context":
-            from envpack.fetch.http import ssl_context
-
-            return ssl_context
-        if name == "MIN_RATE":
-            from envpack.fetch.receive import MIN_RATE
-
-            return MIN_RATE
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
