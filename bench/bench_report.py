@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench_common import Report, Row
+from bench_reflink import find_mkfs_xfs
 from nginx_server import find_nginx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,6 +65,7 @@ def machine() -> dict[str, str]:
                 "zip " + _first_line(["zip", "-v"], r"This is Zip (\S+)"),
                 "bsdtar " + _first_line(["bsdtar", "--version"], r"bsdtar (\S+)"),
                 "7zz " + _first_line(["7zz"], r"7-Zip \(z\) (\S+)"),
+                "mkfs.xfs " + _first_line([find_mkfs_xfs() or "mkfs.xfs", "-V"], r"version (\S+)"),
             ]
         ),
     }

@@ -16,6 +16,8 @@ What is compared (details in bench/README.md):
   compute, spread over the cores;
 - warm build (everything cached, one container) vs cp of the cached package files (and zip -0,
   bsdtar); --sfx (zip and -setup.bat) against the one-container build;
+- the same warm build on a loop-mounted XFS with reflinks (bench_reflink.py; root only) vs
+  cp --reflink=always, and the disk space the bundle took;
 - envpack lock vs py-rattler called directly in a fresh process, on the real conda-forge subset;
 - peak RSS (/usr/bin/time -v) of a build at two channel sizes; envpack --help vs python -c pass;
 - --scale10g (bench_scale.py): build, verify and inspect of a 10 GB channel with a 4.5 GiB package.
@@ -60,6 +62,7 @@ from bench_common import (  # noqa: E402
     write_recipe,
 )
 from bench_cpu import HashCpu, cores, cpu_note, floor_rows, hash_cpu  # noqa: E402
+from bench_reflink import reflink_row  # noqa: E402
 from bench_report import machine, markdown, table  # noqa: E402
 from bench_rows import (  # noqa: E402
     multi_row,
@@ -87,6 +90,7 @@ ROW_KEYS = (
     "warm_bsdtar",
     "sfx",
     "warm_verify",
+    "warm_reflink",
     "solve",
     "update",
     "multi",
@@ -300,6 +304,22 @@ def _measure(
     n_cores = cores()
     rows += _build_rows(got, warm, written, total, hashes, n_cores)
     rows += floor_rows(got, hashes, n_cores)
+
+    # ---- the same warm build on XFS with reflinks (optional: root, xfsprogs, loop devices)
+    rows.append(
+        reflink_row(
+            run=run,
+            build_argv=[*ep, "build", str(full), "--locked", *mm, "-q"],
+            bundle_name="benchfull-win-64.zip",
+            cache=cache,
+            cached=cached,
+            total=total,
+            reps=cfg.reps,
+            timeout=t,
+            crashes=crashes,
+            log=log,
+        )
+    )
 
     # ---- solve: envpack lock vs py-rattler in a fresh process
     rows.append(solve_row(cfg, run, ep, mm, crashes, log))

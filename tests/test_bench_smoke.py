@@ -34,6 +34,7 @@ ROW_LABELS = {
     "warm_bsdtar": "warm build (`build`) vs bsdtar's zip writer",
     "sfx": "second container: `build --sfx`",
     "warm_verify": "warm build, `--verify-cache`",
+    "warm_reflink": "warm build on XFS with reflinks (`build`, cache and bundle on XFS)",
     "solve": "solve `python=3.9 pip` win-64",
     "update": "update bundle, one ~2 MB package changed",
     "multi": "two environments sharing most packages",
@@ -109,6 +110,7 @@ def test_bench_tiny_scale_reports_every_row(
         assert TIME_CELL.match(by_key[key][2]), by_key[key]  # the reference's
         assert re.fullmatch(r"-?\d+\.\d\dx", by_key[key][3]), by_key[key]
     check_cpu_floors(by_key, written)
+    check_reflink_row(by_key["warm_reflink"], written)
     shared = BENCH.parents[1] / "shared" / "data" / "conda-forge-py39-subset"
     if shared.is_dir():
         assert TIME_CELL.match(by_key["solve"][1]), by_key["solve"]
@@ -138,6 +140,50 @@ def test_bench_tiny_scale_reports_every_row(
     # the run cleaned up after itself and kept only the generated channel for the next run
     kept = sorted(p.name for p in (tmp_path / "work").iterdir())
     assert len(kept) == 1 and kept[0].startswith("channel-tiny-"), kept
+    # and the XFS image it mounted there is unmounted (its loop device goes with it)
+    with open("/proc/self/mounts", encoding="utf-8") as fh:
+        assert str(tmp_path) not in fh.read()
+
+
+def check_reflink_row(row: list[str], written: str) -> None:
+    """Skipped with a reason, or timed, with the disk space taken and the bytes checked."""
+    note = re.search(r"^- warm build on XFS with reflinks [^:]*: (.*)$", written, re.M)
+    assert note, written
+    if row[1] == "skipped":
+        assert row[5] == "n/a", row
+        assert re.fullmatch(r"skipped: \S.{5,}", note.group(1)), note.group(1)
+        return
+    m = re.fullmatch(r"(\d+\.\d\d s), (\d+\.\d) MB on disk", row[1])
+    assert m and TIME_CELL.match(m.group(1)), row
+    assert TIME_CELL.match(row[2]) and row[2].endswith(" cp --reflink=always"), row
+    assert re.fullmatch(r"\d+\.\d\dx", row[3]), row
+    assert row[5] in {"yes", "NO"}, row
+    used = re.search(r"bundle (\d+\.\d) MB for (\d+) MB of packages", note.group(1))
+    assert used, note.group(1)
+    # The 3 MB of packages shared, not copied: the bundle took less than they hold.
+    assert float(used.group(1)) < float(used.group(2)) == 3, used.groups()
+    assert "same bytes as the build on " in note.group(1), note.group(1)
+    frag = re.search(r"filefrag -v: (\d+\.\d) MB of the bundle's (\d+\.\d) MB in shared", written)
+    if frag:  # filefrag installed: most of the bundle's extents are the cache's
+        assert float(frag.group(2)) >= 3.0 and float(frag.group(1)) >= 2.0, frag.groups()
+
+
+def test_filefrag_shared_extents() -> None:
+    """The reflink row's second witness: bytes in extents filefrag flags "shared"."""
+    load_bench()
+    from bench_reflink import shared_extents
+
+    out = (
+        "Filesystem type is: 58465342\n"
+        "File size of b.zip is 9000000 (2198 blocks of 4096 bytes)\n"
+        " ext:     logical_offset:        physical_offset: length:   expected: flags:\n"
+        "   0:        0..       0:       3000..      3000:      1:            \n"
+        "   1:        1..    2196:         24..      2219:   2196:       3001: shared\n"
+        "   2:     2197..    2197:       4000..      4000:      1:       2220: last,eof\n"
+        "b.zip: 3 extents found\n"
+    )
+    assert shared_extents(out) == (2196 * 4096, 2198 * 4096)
+    assert shared_extents("b.zip: FIBMAP unsupported\n") is None
 
 
 def seconds(cell: str) -> float:
@@ -412,3 +458,44 @@ def test_joined_parts_read_as_the_whole_file(tmp_path: Path) -> None:
     assert count_7zz("...\n" + summary) == 88
     assert count_7zz("--- 12 files\n") == 12
     assert count_7zz("ERROR: cannot open\n") is None
+
+
+def test_reflink_row_skipped_without_mkfs_xfs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No mkfs.xfs (or no root): the row says why, met n/a, and nothing is made or mounted."""
+    load_bench()
+    import bench_reflink
+    from bench_common import Deaths
+
+    monkeypatch.setattr(bench_reflink, "find_mkfs_xfs", lambda: None)
+    monkeypatch.setattr(bench_reflink.os, "geteuid", lambda: 0)
+    row = bench_reflink.reflink_row(
+        run=tmp_path,
+        build_argv=["false"],
+        bundle_name="b.zip",
+        cache=tmp_path,
+        cached=[],
+        total=1,
+        reps=1,
+        timeout=60,
+        crashes=Deaths(),
+        log=lambda _: None,
+    )
+    assert (row.key, row.envpack, row.met) == ("warm_reflink", "skipped", "n/a")
+    assert row.note == "skipped: mkfs.xfs not installed (Debian: apt-get install xfsprogs)"
+    monkeypatch.setattr(bench_reflink.os, "geteuid", lambda: 1000)
+    row = bench_reflink.reflink_row(
+        run=tmp_path,
+        build_argv=["false"],
+        bundle_name="b.zip",
+        cache=tmp_path,
+        cached=[],
+        total=1,
+        reps=1,
+        timeout=60,
+        crashes=Deaths(),
+        log=lambda _: None,
+    )
+    assert row.note == "skipped: mounting a filesystem image needs root"
+    assert list(tmp_path.iterdir()) == []
