@@ -17,6 +17,7 @@ import sys
 import zipfile
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -470,32 +471,25 @@ def test_reflink_row_skipped_without_mkfs_xfs(
 
     monkeypatch.setattr(bench_reflink, "find_mkfs_xfs", lambda: None)
     monkeypatch.setattr(bench_reflink.os, "geteuid", lambda: 0)
-    row = bench_reflink.reflink_row(
-        run=tmp_path,
-        build_argv=["false"],
-        bundle_name="b.zip",
-        cache=tmp_path,
-        cached=[],
-        total=1,
-        reps=1,
-        timeout=60,
-        crashes=Deaths(),
-        log=lambda _: None,
-    )
+
+    def row_now() -> Any:
+        return bench_reflink.reflink_row(
+            run=tmp_path,
+            build_argv=["false"],
+            bundle_name="b.zip",
+            cache=tmp_path,
+            cached=[],
+            total=1,
+            reps=1,
+            timeout=60,
+            crashes=Deaths(),
+            log=lambda _: None,
+        )
+
+    row = row_now()
     assert (row.key, row.envpack, row.met) == ("warm_reflink", "skipped", "n/a")
     assert row.note == "skipped: mkfs.xfs not installed (Debian: apt-get install xfsprogs)"
     monkeypatch.setattr(bench_reflink.os, "geteuid", lambda: 1000)
-    row = bench_reflink.reflink_row(
-        run=tmp_path,
-        build_argv=["false"],
-        bundle_name="b.zip",
-        cache=tmp_path,
-        cached=[],
-        total=1,
-        reps=1,
-        timeout=60,
-        crashes=Deaths(),
-        log=lambda _: None,
-    )
+    row = row_now()
     assert row.note == "skipped: mounting a filesystem image needs root"
     assert list(tmp_path.iterdir()) == []
