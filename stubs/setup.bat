@@ -22,7 +22,8 @@ rem    6  PREFIX cannot be used: not empty, a file, a drive root, a network path
 rem       "!", "%%" or "^" (micromamba's own scripts break on them)
 rem    7  not enough free disk space
 rem    8  a path in the environment would exceed 259 characters and long paths are off
-rem    9  could not prepare the install (delete the old prefix, create or fill the work folder)
+rem    9  could not prepare the install (delete the old prefix, create or fill the work folder,
+rem       or start micromamba.exe from it)
 rem   10  micromamba failed (for example a damaged package); its messages are shown and logged
 rem   11  micromamba exited 0 but packages are missing from the environment
 rem   12  could not write Scripts\micromamba.exe, activate.bat, envpack-shell.bat, uninstall.bat
@@ -419,6 +420,12 @@ endlocal & set "EP_MMRC=%EP_MMRC%"
 call :hb_wait
 type "%EP_WORK%\step.log" >>"%EP_LOG%"
 >>"%EP_LOG%" echo micromamba exit code: %EP_MMRC%
+rem An antivirus may quarantine micromamba.exe, or refuse to start it, after its copy was checked:
+rem cmd.exe then says only that it does not recognize the command (exit code 9009).
+if "%EP_MMRC%"=="0" goto :micromamba_started
+if "%EP_MMRC%"=="9009" goto :micromamba_not_started
+if not exist "%EP_WORK%\bin\micromamba.exe" goto :micromamba_not_started
+:micromamba_started
 rem From here until success the prefix carries a marker: a rerun replaces it without /FORCE.
 if exist "%EP_PREFIX%\" type nul >"%EP_PREFIX%\.envpack-incomplete"
 if "%EP_MMRC%"=="0" goto :micromamba_ok
@@ -475,6 +482,19 @@ echo setup: start it with "%EP_PREFIX%\envpack-shell.bat" (a new cmd.exe with it
 echo        CALL "%EP_PREFIX%\activate.bat" in a cmd.exe window where no environment is active.
 echo        "%EP_PREFIX%\uninstall.bat" removes it.
 set "EP_RC=0"
+goto :finish
+
+rem No IF before these ECHOs: wine's cmd.exe ends the script at a ")" in an IF's ECHO text.
+:micromamba_not_started
+if not exist "%EP_WORK%\bin\micromamba.exe" goto :micromamba_removed
+echo setup: "%EP_WORK%\bin\micromamba.exe" could not be started: exit code %EP_MMRC%.
+goto :micromamba_blocked
+:micromamba_removed
+echo setup: "%EP_WORK%\bin\micromamba.exe" was removed from the work folder after it was copied there.
+:micromamba_blocked
+echo setup: an antivirus may have blocked or quarantined it: allow it, then run setup.bat again.
+>>"%EP_LOG%" echo micromamba.exe could not be started from the work folder
+set "EP_RC=9"
 goto :finish
 
 :post_failed

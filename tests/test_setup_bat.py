@@ -574,6 +574,28 @@ def test_micromamba_that_does_not_start_keeps_the_log(setup: Setup) -> None:
     assert_installed(setup.run(), ctx_of(setup.demo))  # the work folder is made fresh
 
 
+def test_micromamba_that_cannot_be_started_is_named(setup: Setup) -> None:
+    # an antivirus that blocks micromamba.exe after its copy was checked: cmd.exe only says that
+    # it does not recognize the command (exit code 9009); setup.bat names the file, exit 9. The
+    # stand-in's bytes zeroed (the size, all that the bundle check reads, unchanged) cannot start.
+    exe = setup.bundle / "micromamba.exe"
+    exe.write_bytes(bytes(exe.stat().st_size))
+    run = setup.run()
+    assert run.result.rc == 9, run.result.out
+    work = win_path(run.work)
+    assert (
+        f'setup: "{work}\\bin\\micromamba.exe" could not be started: exit code 9009.'
+        in run.result.out
+    ), run.result.out
+    assert "an antivirus may have blocked or quarantined it" in run.result.out
+    assert "micromamba failed" not in run.result.out
+    assert run.records == []
+    assert not run.prefix.exists()
+    log = (run.work / "envpack-install.log").read_text("latin-1")
+    assert "micromamba.exe could not be started from the work folder" in log
+    assert "result: FAILED, exit code 9" in log
+
+
 def test_micromamba_success_is_not_trusted_blindly(setup: Setup) -> None:
     run = setup.run(env={"STANDIN_NOOP": "1"})
     assert run.result.rc == 11, run.result.out
@@ -654,25 +676,28 @@ def test_an_environment_in_use_is_not_replaced(setup: Setup) -> None:
     assert_installed(setup.run(), ctx_of(setup.demo))
     held = next((setup.prefix / "conda-meta").glob("tool-*.json"))
     ready, stop = setup.cwd / "hold-ready", setup.cwd / "hold-stop"
-    holder = subprocess.Popen(
-        [
-            "timeout",
-            "600",
-            "wine",
-            win_path(hold_standin()),
-            win_path(held),
-            win_path(ready),
-            win_path(stop),
-        ],
-        env=setup.wine.env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    # hold.exe's output (and wine's, when it cannot start it) for the failure messages
+    holder_out = setup.cwd / "hold.out"
+    with holder_out.open("wb") as sink:  # the child keeps its own copy
+        holder = subprocess.Popen(
+            [
+                "timeout",
+                "600",
+                "wine",
+                win_path(hold_standin()),
+                win_path(held),
+                win_path(ready),
+                win_path(stop),
+            ],
+            env=setup.wine.env(),
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 300
         while not ready.exists():
-            assert holder.poll() is None, f"hold.exe exited {holder.returncode}"
+            assert holder.poll() is None, (holder.returncode, holder_out.read_bytes())
             assert time.monotonic() < deadline, "hold.exe never opened the file"
             time.sleep(0.1)
         run = setup.run([win_path(setup.prefix), "/FORCE", "/S"])
@@ -682,7 +707,7 @@ def test_an_environment_in_use_is_not_replaced(setup: Setup) -> None:
         assert len(run.records) == 2  # micromamba was not run again
     finally:
         stop.touch()
-        assert holder.wait(timeout=300) == 0
+        assert holder.wait(timeout=300) == 0, holder_out.read_bytes()
     assert_installed(setup.run([win_path(setup.prefix), "/FORCE", "/S"]), ctx_of(setup.demo))
 
 

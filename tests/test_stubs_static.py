@@ -689,3 +689,36 @@ def test_heartbeat_ends_with_hb_end_and_probes_step_log_without_writing() -> Non
     tick = lines[lines.index(":hb_tick") :]
     assert 'if exist "%EP_WORK%\\mm.done" goto :hb_stop' in tick
     assert 'if exist "%EP_WORK%\\hb.free" goto :hb_stop' in tick
+
+
+def test_micromamba_removed_after_its_copy_is_named() -> None:
+    # an antivirus quarantining micromamba.exe between its checked copy and its start: cmd.exe's
+    # "not recognized" (9009) or a failure with the file gone goes to the named message, exit 9,
+    # before the marker or micromamba's failure message (not reproducible under wine: nothing
+    # runs between the copy and the command that a test could use to delete the file)
+    text = render_setup(CTX).decode("utf-8")
+    lines = [line for _, line in code_lines(text)]
+    run = next(
+        i
+        for i, line in enumerate(lines)
+        if line.startswith('"%EP_WORK%\\bin\\micromamba.exe" create ')
+    )
+    after = lines[run : run + 12]
+    assert 'if "%EP_MMRC%"=="0" goto :micromamba_started' in after
+    assert 'if "%EP_MMRC%"=="9009" goto :micromamba_not_started' in after
+    assert 'if not exist "%EP_WORK%\\bin\\micromamba.exe" goto :micromamba_not_started' in after
+    assert after.index(":micromamba_started") < after.index(
+        'if exist "%EP_PREFIX%\\" type nul >"%EP_PREFIX%\\.envpack-incomplete"'
+    )
+    handler = lines[lines.index(":micromamba_not_started") :]
+    handler = handler[: handler.index("goto :finish") + 1]
+    assert lines.index(":micromamba_not_started") > run  # no backward GOTO
+    removed = handler[
+        handler.index('if not exist "%EP_WORK%\\bin\\micromamba.exe" goto :micromamba_removed') :
+    ]
+    removed = removed[removed.index(":micromamba_removed") :]
+    assert removed[1] == (
+        'echo setup: "%EP_WORK%\\bin\\micromamba.exe" was removed from the work folder after it'
+        " was copied there."
+    )
+    assert 'set "EP_RC=9"' in handler
