@@ -114,6 +114,16 @@ class Wine:
         with it. A call that lands in that gap sees no Z: drive ("could not read the free space
         of Z:", "Can't recognize ...micromamba.exe", exit 9009).
         """
+        # A server's socket directory is named after the prefix's device and inode number, and
+        # ext4 gives a new folder the inode of one just deleted (measured: of five prefixes made
+        # and removed in a row, three had the inode of the one before). A wineserver left running by an earlier
+        # session whose prefix is gone (a killed test run, pytest removing old basetemps) would
+        # then serve this prefix: its persistent server below exits 2 (the lock is taken), or
+        # the calls run on a server without this prefix's drives. Such a server is stale by
+        # construction (its folder is deleted): it is stopped before this prefix is made.
+        self.prefix.mkdir(parents=True)
+        self._tool(["wineserver", "-k"], timeout=30)
+        self._tool(["wineserver", "-w"], timeout=120)
         boot = self._tool(["wine", "wineboot", "--init"], timeout=300)
         # wineboot's auto-started server writes system.reg when it exits: wait for it, so that
         # the persistent server below is the only one
@@ -144,8 +154,11 @@ class Wine:
         code = self._server.poll()
         if code is not None:
             log = self._server_log.read_bytes().decode("utf-8", "replace").strip()
+            # wineserver exits 2 when another server holds its socket directory's lock
+            why = " (another wineserver holds this prefix's lock)" if code == 2 else ""
             raise RuntimeError(
-                f"the session's persistent wineserver exited with code {code}: {log or '(no output)'}"
+                f"the session's persistent wineserver exited with code {code}{why}: "
+                f"{log or '(no output)'}"
             )
 
     def _tool(self, argv: Sequence[str], timeout: int) -> subprocess.CompletedProcess[bytes]:
