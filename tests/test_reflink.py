@@ -55,7 +55,13 @@ def reflink_fs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]
     try:
         yield mnt
     finally:
-        _run(["umount", str(mnt)])
+        done = _run(["umount", str(mnt)])
+        if done.returncode != 0:
+            # Detached now, freed when released: never a mount left under pytest's folders.
+            _run(["umount", "-l", str(mnt)])
+        image.unlink()  # its loop device is gone with the mount: the space comes back
+        if done.returncode != 0:
+            pytest.fail(f"umount {mnt} failed: {done.stderr.strip()[:200]} (unmounted lazily)")
 
 
 def _packages(folder: Path) -> list[Entry]:

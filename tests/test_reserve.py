@@ -9,6 +9,7 @@ import errno
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,35 @@ def test_the_filesystem_type_is_read() -> None:
         assert kcopy._filesystem_type(fd) == 0x9FA0  # PROC_SUPER_MAGIC
     finally:
         os.close(fd)
+
+
+def test_a_build_with_packages_still_downloading_reserves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cold build's cache needs the room first (and on XFS reserved blocks come back only as
+    the shared bodies are copied in): only a bundle whose packages are all there reserves."""
+    entries = with_crcs(make_entries(tmp_path / "src"))
+    calls: list[tuple[int, int, int]] = []
+    monkeypatch.setattr(kcopy.sys, "platform", "linux")
+    monkeypatch.setattr(kcopy, "_FALLOCATE", [fake_fallocate(0, calls)])
+    waiting = [
+        replace(e, source=None, pending=lambda e=e: (e.source, e.crc32))
+        if e.source is not None
+        else e
+        for e in entries
+    ]
+    (streamed,) = write_bundle(tmp_path / "s", "b", "top", waiting, EPOCH)
+    assert calls == []
+    (whole,) = write_bundle(tmp_path / "w", "b", "top", entries, EPOCH)
+    assert calls == [(1, 0, sum(e.size for e in entries))]
+    assert streamed.read_bytes() == whole.read_bytes()
+
+
+def test_7z_reserves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its small files are compressed: how many bytes it will write is not known."""
+    entries = with_crcs(make_entries(tmp_path / "src"))
+    calls: list[tuple[int, int, int]] = []
+    monkeypatch.setattr(kcopy.sys, "platform", "linux")
+    monkeypatch.setattr(kcopy, "_FALLOCATE", [fake_fallocate(0, calls)])
+    write_bundle(tmp_path / "o", "b", "top", entries, EPOCH, "7z")
+    assert calls == []

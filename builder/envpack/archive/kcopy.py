@@ -145,12 +145,12 @@ def copy_range(
 def reserve(fd: int, offset: int, length: int) -> None:
     """Allocate ``length`` bytes of ``fd`` from ``offset`` now, for writes that will fill them.
 
-    Measured on ext4 (bench/FINDINGS.md): copying 1.5 GB of packages into one file took 0.52 s
-    as it grew and 0.40 s into blocks reserved first, less than ``cp`` of the same files into
-    separate ones. Only Linux's ``fallocate(2)``, with ``FALLOC_FL_KEEP_SIZE``: the file keeps
-    the size its writes give it, so the bytes written are the same with or without this, and the
-    caller reserves no more than it will write (blocks reserved past the end would stay
-    allocated). Not ``os.posix_fallocate``: where the filesystem cannot (FAT, exFAT on some
+    Measured on ext4 (bench/FINDINGS.md, round 3): copying 1.5 GB of packages into one file
+    took 0.51-0.84 s as it grew and 0.40 s into blocks reserved first, as ``cp`` of the same
+    files into separate ones. Only Linux's ``fallocate(2)``, with ``FALLOC_FL_KEEP_SIZE``: the
+    file keeps the size its writes give it, so the bytes written are the same with or without
+    this, and the caller reserves no more than it will write (blocks reserved past the end would
+    stay allocated). Not ``os.posix_fallocate``: where the filesystem cannot (FAT, exFAT on some
     kernels, NFSv3), glibc emulates it by writing a byte into every block, slower than the copy
     it was meant to speed up.
 
@@ -196,7 +196,9 @@ def _fallocate() -> Callable[[int, int, int, int], int] | None:
         try:
             import ctypes
 
-            func = ctypes.CDLL(None, use_errno=True).fallocate
+            libc = ctypes.CDLL(None, use_errno=True)
+            # fallocate64 first: with 64-bit offsets on every ABI (on 64-bit ones it is the same)
+            func = getattr(libc, "fallocate64", None) or libc.fallocate
             func.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
             func.restype = ctypes.c_int
             _FALLOCATE.append(func)

@@ -16,8 +16,9 @@ How long a download may take (``FetchOptions.timeout``, the CLI's ``--timeout`` 
 
 - connecting may take up to ``timeout`` seconds (at most 15), and each read may wait ``timeout``
   seconds for data: a server that stops sending fails the attempt after ``timeout`` seconds;
-- a server that keeps sending, but less than ``MIN_RATE`` (1 KiB/s) on average over a window of
-  ``timeout`` seconds, fails the attempt too (a 1-byte-per-second trickle cannot hold a build);
+- a server that keeps sending, but less than ``receive.MIN_RATE`` (1 KiB/s) on average over a
+  window of ``timeout`` seconds, fails the attempt too (a 1-byte-per-second trickle cannot hold
+  a build);
 - a failed attempt is retried ``retries`` times with exponential backoff (0.5 s, 1 s, 2 s, ... at
   most 30 s), resuming with an HTTP Range request; two attempts in a row that received nothing
   end the download at once. A checksum or size failure is never retried: it would not change.
