@@ -36,6 +36,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -116,11 +117,9 @@ class Wine:
         """
         # A server's socket directory is named after the prefix's device and inode number, and
         # ext4 gives a new folder the inode of one just deleted (measured: of five prefixes made
-        # and removed in a row, three had the inode of the one before). A wineserver left running by an earlier
-        # session whose prefix is gone (a killed test run, pytest removing old basetemps) would
-        # then serve this prefix: its persistent server below exits 2 (the lock is taken), or
-        # the calls run on a server without this prefix's drives. Such a server is stale by
-        # construction (its folder is deleted): it is stopped before this prefix is made.
+        # and removed in a row, three had the inode of the one before). Whatever still serves
+        # that directory (a server of an earlier session, exiting) is stopped first: cheap, and
+        # nothing to stop in the usual case.
         self.prefix.mkdir(parents=True)
         self._tool(["wineserver", "-k"], timeout=30)
         self._tool(["wineserver", "-w"], timeout=120)
@@ -133,6 +132,21 @@ class Wine:
                 f"wineboot --init did not create the prefix {self.prefix} (exit {boot.returncode})"
             )
         self._server_log = self.root / "wineserver.log"
+        # A server that was still exiting when the wait above gave up holds the directory's
+        # lock, and the persistent one exits 2 at once (seen on a loaded machine): stop it and
+        # start again, a few times, before calling the session broken.
+        for _ in range(3):
+            self._start_persistent()
+            time.sleep(0.5)
+            if self._server is not None and self._server.poll() != 2:
+                break
+            self._tool(["wineserver", "-k"], timeout=30)
+            self._tool(["wineserver", "-w"], timeout=120)
+        result = self.run_cmd("ver", timeout=180)
+        if result.rc != 0:
+            raise RuntimeError(f"wine does not start: {result.out}")
+
+    def _start_persistent(self) -> None:
         with self._server_log.open("wb") as log:
             self._server = subprocess.Popen(
                 ["wineserver", "-p", "-f"],
@@ -142,9 +156,6 @@ class Wine:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        result = self.run_cmd("ver", timeout=180)
-        if result.rc != 0:
-            raise RuntimeError(f"wine does not start: {result.out}")
 
     def check_server(self) -> None:
         """Fail loudly when the session's persistent wineserver is gone: the calls would then
