@@ -146,18 +146,19 @@ def reserve(fd: int, offset: int, length: int) -> None:
     """Allocate ``length`` bytes of ``fd`` from ``offset`` now, for writes that will fill them.
 
     Measured on ext4 (bench/FINDINGS.md, round 3): copying 1.5 GB of packages into one file
-    took 0.51-0.84 s as it grew and 0.40 s into blocks reserved first, as ``cp`` of the same
-    files into separate ones. Only Linux's ``fallocate(2)``, with ``FALLOC_FL_KEEP_SIZE``: the
-    file keeps the size its writes give it, so the bytes written are the same with or without
-    this, and the caller reserves no more than it will write (blocks reserved past the end would
-    stay allocated). Not ``os.posix_fallocate``: where the filesystem cannot (FAT, exFAT on some
-    kernels, NFSv3), glibc emulates it by writing a byte into every block, slower than the copy
-    it was meant to speed up.
+    took 0.51-0.84 s as it grew and 0.40 s with each package's blocks reserved just before its
+    copy (or all at once: the same), as ``cp`` of the same files into separate ones. Only
+    Linux's ``fallocate(2)``, with ``FALLOC_FL_KEEP_SIZE``: the file keeps the size its writes
+    give it, so the bytes written are the same with or without this, and the caller reserves no
+    more than it will write (blocks reserved past the end would stay allocated). Not
+    ``os.posix_fallocate``: where the filesystem cannot (FAT, exFAT on some kernels, NFSv3),
+    glibc emulates it by writing a byte into every block, slower than the copy it was meant to
+    speed up.
 
-    A refusal is never an error, not even ENOSPC: on XFS or btrfs the copies that follow share
+    A refusal is never an error, not even ENOSPC: on XFS or btrfs the copy that follows shares
     the cache's blocks (a reflink) and a 1.5 GB bundle takes a few MB, so a disk with less free
-    space than the bundle's size may well hold it. A disk that really is full fails the writes.
-    On btrfs and bcachefs nothing is reserved: there a reserved extent stays allocated whole
+    space than a package's size may well hold its copy. A disk that really is full fails the
+    writes. On btrfs and bcachefs nothing is reserved: there a reserved extent stays allocated whole
     while any block of it is in use (the headers written between the shared bodies), so the
     bundle would take its full size beside the blocks it shares (measured: tests/test_reflink).
     """

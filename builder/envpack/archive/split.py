@@ -105,20 +105,6 @@ class PartWriter(io.RawIOBase):
             old.close()
         return fh
 
-    def reserve(self, total: int) -> None:
-        """Reserve disk blocks for the first ``total`` bytes (see :func:`.kcopy.reserve`), in
-        each part they fall in. ``total`` must not exceed what will be written: the bundle's
-        stored bytes are a lower bound of its size."""
-        start = 0
-        while start < total:
-            if self.part_size is None:
-                index, offset, length = 0, start, total - start
-            else:
-                index, offset = divmod(start, self.part_size)
-                length = min(self.part_size - offset, total - start)
-            reserve(self._handle(index).fileno(), offset, length)
-            start += length
-
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
         total = len(view)
@@ -155,6 +141,9 @@ class PartWriter(io.RawIOBase):
             step = min(room, count - done)
             fh = self._handle(index)
             fh.flush()  # buffered bytes before the copied ones must reach the file first
+            # Its blocks first, in one piece (see kcopy.reserve): only now, when the source is
+            # there, so a build still downloading does not hold room the cache needs.
+            reserve(fh.fileno(), offset, step)
             n = copy_range(src, src_off + done, fh.fileno(), offset, step, advance, methods)
             done += n
             self._pos += n

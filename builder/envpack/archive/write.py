@@ -212,12 +212,6 @@ def stage_bundle(
     try:
         writer = PartWriter(tmp, name, split)
         try:
-            if fmt != "7z" and not any(e.pending is not None for e in entries):
-                # zip and tar store every entry whole after the header: at least these bytes
-                # will be written. (7z compresses the small files: its size is not known.) Not
-                # while packages are still downloading: the cache needs that room first, and on
-                # XFS the reserved blocks are only given back as the shared bodies come in.
-                writer.reserve(len(header) + sum(e.size for e in entries))
             if fmt == "7z":
                 write_7z_stream(cast(IO[bytes], writer), top, entries, epoch, advance)
             elif fmt == "tar":
