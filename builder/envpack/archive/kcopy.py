@@ -18,9 +18,11 @@ once instead of page by page.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from envpack.limits import CHUNK
 
@@ -176,33 +178,41 @@ _WHOLE_EXTENT_FILESYSTEMS = frozenset({0x9123683E, 0xCA451A4E})  # btrfs, bcache
 
 def _filesystem_type(fd: int) -> int | None:
     """``fstatfs(fd).f_type`` (Linux: the first field, a C long), or None when it cannot say."""
+    libc = _libc()
+    if libc is None or not hasattr(libc, "fstatfs"):
+        return None
     import ctypes
 
     buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on 64-bit Linux
-    try:
-        fstatfs = ctypes.CDLL(None, use_errno=True).fstatfs
-    except (OSError, AttributeError):
-        return None
-    if fstatfs(fd, buf) != 0:
+    if libc.fstatfs(fd, buf) != 0:
         return None
     return ctypes.c_ulong.from_buffer(buf).value & 0xFFFFFFFF
+
+
+@functools.cache
+def _libc() -> Any:
+    """The C library, loaded once, by the first reservation (ctypes costs 1 ms to import)."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
 
 
 _FALLOCATE: list[Callable[[int, int, int, int], int] | None] = []
 
 
 def _fallocate() -> Callable[[int, int, int, int], int] | None:
-    """libc's ``fallocate``, looked up once (ctypes is imported only here: 1 ms, when writing)."""
+    """libc's ``fallocate``, looked up once."""
     if not _FALLOCATE:
-        try:
-            import ctypes
+        import ctypes
 
-            libc = ctypes.CDLL(None, use_errno=True)
-            # fallocate64 first: with 64-bit offsets on every ABI (on 64-bit ones it is the same)
-            func = getattr(libc, "fallocate64", None) or libc.fallocate
+        libc = _libc()
+        # fallocate64 first: with 64-bit offsets on every ABI (on 64-bit ones it is the same)
+        func = getattr(libc, "fallocate64", None) or getattr(libc, "fallocate", None)
+        if func is not None:
             func.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
             func.restype = ctypes.c_int
-            _FALLOCATE.append(func)
-        except (OSError, AttributeError):
-            _FALLOCATE.append(None)
+        _FALLOCATE.append(func)
     return _FALLOCATE[0]

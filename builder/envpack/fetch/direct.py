@@ -38,11 +38,11 @@ from envpack.fetch.http import (
     Body,
     Fatal,
     Retryable,
-    Sockets,
     ssl_context,
     stalled,
 )
 from envpack.fetch.partfile import Stopped
+from envpack.fetch.sockets import Sockets
 
 MAX_REDIRECTS = 20  # httpx's default
 REDIRECTS = {301, 302, 303, 307, 308}

@@ -63,6 +63,7 @@ from envpack.fetch.partfile import (
     write_verified,
 )
 from envpack.fetch.progress import NullProgress, Progress
+from envpack.fetch.sockets import Sockets
 from envpack.limits import CHUNK
 from envpack.lock.record import LockedPackage
 
@@ -71,7 +72,7 @@ from envpack.lock.record import LockedPackage
 # and never needs them (issue 18: they were a tenth of a warm build's start-up).
 if TYPE_CHECKING:
     from envpack.fetch.direct import DirectTransport
-    from envpack.fetch.http import HttpxTransport, Sockets
+    from envpack.fetch.http import HttpxTransport
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 DEFAULT_MAX_SIZE = 4 << 30
@@ -129,8 +130,7 @@ class Fetcher:
         self.max_size = max_package_size(options)
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        # Every connection opened, to shut down on stop(); made with the first transport.
-        self._sockets: Sockets | None = None
+        self._sockets = Sockets(self._stop)  # every connection opened, to shut down on stop()
         self._direct: DirectTransport | None = None
         self._httpx: HttpxTransport | None = None
         self._proxied: bool | None = None  # whether a proxy is configured: httpx then
@@ -143,11 +143,9 @@ class Fetcher:
         """httpx when a proxy is configured (or for a body a server coded anyway), else the
         standard library's http.client, which reads bodies with less CPU (see :mod:`.direct`)."""
         from envpack.fetch.direct import DirectTransport
-        from envpack.fetch.http import HttpxTransport, Sockets, proxy_configured
+        from envpack.fetch.http import HttpxTransport, proxy_configured
 
         with self._lock:
-            if self._sockets is None:
-                self._sockets = Sockets(self._stop)
             if self._proxied is None:
                 self._proxied = proxy_configured()
             if self._proxied or coded:
@@ -163,10 +161,7 @@ class Fetcher:
         """End every download soon: workers see the flag between reads and while waiting, and
         a read blocked on a silent server is woken by shutting its connection down."""
         self._stop.set()
-        with self._lock:
-            sockets = self._sockets
-        if sockets is not None:  # None: no transport yet, so no connection to shut down
-            sockets.shutdown_all()
+        self._sockets.shutdown_all()
 
     def start(self, records: Sequence[LockedPackage]) -> dict[LockedPackage, Future[Path]]:
         """Start fetching every record into the cache and return at once: a future per record,
@@ -224,12 +219,11 @@ class Fetcher:
             self._batches.discard(batch)
             idle = not self._batches
             transports = [self._direct, self._httpx] if idle else []
-            sockets = self._sockets
         for transport in transports:
             if transport is not None:
                 transport.close()
-        if idle and sockets is not None:
-            sockets.clear()
+        if idle:
+            self._sockets.clear()
 
     def cancel(self) -> None:
         """As a failure does: drop the downloads not begun, let running ones finish into the

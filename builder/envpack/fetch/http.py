@@ -8,9 +8,7 @@ a failure as :class:`Retryable` (worth another attempt), :class:`Fatal` (not) or
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
 import ssl
 import threading
 from pathlib import Path
@@ -21,6 +19,7 @@ from envpack import __version__
 from envpack.channels import redact
 from envpack.errors import DownloadError
 from envpack.fetch.partfile import Stopped
+from envpack.fetch.sockets import Sockets
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -102,35 +101,6 @@ def make_client(timeout: float, concurrency: int) -> httpx.Client:
 
 def stalled(timeout: float, what: str) -> Retryable:
     return Retryable(f"no data for {timeout:g} s ({what}; see --timeout)", stalled=True)
-
-
-class Sockets:
-    """Every connection a fetcher opened, to shut down under the threads reading them on stop."""
-
-    def __init__(self, stop: threading.Event) -> None:
-        self._stop = stop
-        self._lock = threading.Lock()
-        self._items: list[socket.socket] = []
-
-    def add(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._items.append(sock)
-        if self._stop.is_set():
-            self.shutdown_all()
-
-    def shutdown_all(self) -> None:
-        with self._lock:
-            items = list(self._items)
-        for sock in items:
-            # OSError: already closed, or detached by TLS (its TLS socket is in the list too).
-            # socket.socket's own shutdown: an SSLSocket's would drop its TLS state under a
-            # thread still reading it.
-            with contextlib.suppress(OSError):
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
 
 
 class HttpxTransport:
