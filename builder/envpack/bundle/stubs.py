@@ -525,8 +525,42 @@ def render_setup(ctx: StubContext) -> bytes:
     return to_crlf(_script(ctx, sfx=False) + _embedded_templates(ctx))
 
 
+# The zip inside the self-extracting .bat starts at a multiple of this, so that the 4 KiB
+# alignment archive.zipwriter gives the packages' data (counted from the zip's start, its ALIGN)
+# holds in the .bat too and a reflink copy of the zip shares its blocks. A constant here, not an
+# import: archive.joinbat imports this module.
+SFX_ALIGN = 4096
+# The padding's lines: spaces and CRLF, no text that cmd.exe could take for a label or command.
+_PAD_LINE = 64
+
+
+def sfx_padding(length: int) -> bytes:
+    """Bytes that bring a header of ``length`` bytes (ending in CRLF) to a multiple of
+    SFX_ALIGN: lines of spaces, each ending in CRLF. They go after the script's last command
+    (the last subroutine's ``goto :eof``; every way through the script ends in ``exit /b`` or
+    ``goto :eof``), so cmd.exe never runs them, and a label search (``goto``/``call :x``, which
+    may read on to the end of the file) finds only blank lines there, never a label. One byte
+    cannot be a CRLF line: it then takes a further SFX_ALIGN bytes."""
+    pad = -length % SFX_ALIGN
+    if pad == 1:
+        pad += SFX_ALIGN
+    lines = [_PAD_LINE] * (pad // _PAD_LINE)
+    rest = pad % _PAD_LINE
+    if rest == 1:  # 63 + 2 instead of 64 + 1
+        lines[-1] -= 1
+        rest = 2
+    if rest:
+        lines.append(rest)
+    return b"".join(b" " * (n - 2) + b"\r\n" for n in lines)
+
+
 def render_sfx_header(ctx: StubContext) -> bytes:
-    return to_crlf(_script(ctx, sfx=True))
+    """The self-extracting .bat's header, padded to a multiple of SFX_ALIGN (sfx_padding) before
+    its last line: the manifest's ``sfx_header`` record is of these bytes, padding included."""
+    script = to_crlf(_script(ctx, sfx=True))
+    # before the last line ("rem Nothing after this line is run."), which stays just before the zip
+    last = script.rindex(b"\r\n", 0, len(script) - 2) + 2
+    return script[:last] + sfx_padding(len(script)) + script[last:]
 
 
 def render_multi_setup(name: str, envs: list[StubContext]) -> bytes:
