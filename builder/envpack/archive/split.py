@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
 from envpack.archive.base import BundleReader, Window
+from envpack.archive.copier import BackgroundCopies
 from envpack.archive.joinbat import JOIN_SCRIPT, PART_RE, read_join_vars
 from envpack.archive.kcopy import copy_methods, copy_range, reserve
 from envpack.archive.sevenzip import SEVENZIP_MAGIC, SevenZipReader
@@ -41,6 +42,7 @@ class PartWriter(io.RawIOBase):
         self._pos = 0
         self._end = 0
         self._handles: OrderedDict[int, BinaryIO] = OrderedDict()
+        self._copies: BackgroundCopies | None = None
 
     def part_path(self, index: int) -> Path:
         if self.part_size is None:
@@ -125,11 +127,30 @@ class PartWriter(io.RawIOBase):
         return total
 
     def copy_from(
-        self, src: int, src_off: int, count: int, advance: Callable[[int], None] | None = None
+        self,
+        src: int,
+        src_off: int,
+        count: int,
+        advance: Callable[[int], None] | None = None,
+        short: Callable[[int], BaseException] | None = None,
     ) -> int:
         """Write ``count`` bytes of the file ``src`` (a descriptor) from ``src_off`` here, by
         kernel copy into each part they fall in. Returns the bytes copied: fewer only when
-        ``src`` ends first."""
+        ``src`` ends first.
+
+        With ``short`` (what to raise when ``src`` ends first), an unsplit file may copy in the
+        background (:mod:`.copier`): this returns ``count`` at once, and a failure is raised by
+        a later call or by :meth:`wait`, which the writer calls before :meth:`finish`.
+        """
+        if short is not None and self.part_size is None and count > 0:
+            fh = self._handle(0)
+            fh.flush()
+            if self._copies is None:
+                self._copies = BackgroundCopies(self.part_path(0))
+            self._copies.submit(src, src_off, self._pos, count, short, advance)
+            self._pos += count
+            self._end = max(self._end, self._pos)
+            return count
         methods = copy_methods()
         done = 0
         while done < count:
@@ -152,7 +173,17 @@ class PartWriter(io.RawIOBase):
                 break
         return done
 
+    def wait(self) -> None:
+        """Return once the background copies are done (see :meth:`copy_from`); raise the first
+        failure among them."""
+        if self._copies is not None:
+            self._copies.wait()
+
     def close(self) -> None:
+        # Copies still running (the writer failed or was interrupted) stop before the files
+        # they write into are closed and removed.
+        if self._copies is not None:
+            self._copies.close()
         while self._handles:
             _, fh = self._handles.popitem()
             fh.close()

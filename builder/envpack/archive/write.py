@@ -218,6 +218,7 @@ def stage_bundle(
                 write_tar_stream(cast(IO[bytes], writer), top, entries, epoch, header, advance)
             else:
                 write_zip_stream(cast(IO[bytes], writer), top, entries, epoch, header, advance)
+            writer.wait()  # the package bodies still copying in the background
         finally:
             writer.close()
         parts = writer.finish()

@@ -261,7 +261,7 @@ class AlignedZipWriter:
                 raise _changed(entry, found)
             if entry.crc32 is not None:
                 self._header(raw, flags, entry.crc32, entry.size, align)
-                copied = self._body(fd, entry.size)
+                copied = self._body(fd, entry.size, lambda n: _changed(entry, n))
             elif self._fp.seekable():
                 # No CRC yet: one pass that reads, sums and writes (as zipfile does), then the
                 # CRC goes into the header; reading to sum and then kernel-copying is two.
@@ -287,11 +287,15 @@ class AlignedZipWriter:
         self._pos += len(head)
         self._members.append(m)
 
-    def _body(self, src: int, size: int) -> int:
+    def _body(
+        self, src: int, size: int, short: Callable[[int], BaseException] | None = None
+    ) -> int:
         fp = self._fp
         copy_from = getattr(fp, "copy_from", None)
         if copy_from is not None:
-            done: int = copy_from(src, 0, size, self._advance)
+            # With ``short``, the split writer may copy in the background (see .copier) and
+            # raise ``short(copied)`` later if the file turns out shorter than its fstat said.
+            done: int = copy_from(src, 0, size, self._advance, short)
             return done
         try:
             dst = fp.fileno()
