@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import re
 import shutil
 import subprocess
+import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,10 @@ import pytest
 
 from envpack.archive.write import write_bundle
 from envpack.bundle.manifest import Entry
+
+from channel_factory import Pkg, make_channel, standard_packages
+from conftest import run_cli, write_recipe
+from http_server import ChannelServer
 
 EPOCH = 1600000000
 MB = 1 << 20
@@ -116,3 +122,57 @@ def test_a_disk_with_less_room_than_the_bundle_still_takes_it(
     (elsewhere,) = write_bundle(tmp_path / "plain", "b", "top", entries, EPOCH)
     (bundle,) = write_bundle(reflink_fs / "out", "b", "top", entries, EPOCH)
     assert bundle.read_bytes() == elsewhere.read_bytes()
+
+
+def _shared_bytes(path: Path) -> int:
+    """Bytes of ``path`` in extents the filesystem flags as shared (FIEMAP, by filefrag -v)."""
+    tool = shutil.which("filefrag") or shutil.which("filefrag", path="/usr/sbin:/sbin")
+    if tool is None:
+        pytest.skip("filefrag not installed (Debian: e2fsprogs)")
+    out = _run([tool, "-v", str(path)])
+    assert out.returncode == 0, out.stderr
+    block = re.search(r"blocks of (\d+) bytes", out.stdout)
+    assert block is not None, out.stdout[:400]
+    shared = 0
+    # " ext: logical_offset: physical_offset: length: expected: flags:" rows
+    for line in out.stdout.splitlines():
+        ext = re.match(r"\s*\d+:\s*\d+\.\.\s*\d+:\s*\d+\.\.\s*\d+:\s*(\d+):(.*)$", line)
+        if ext and "shared" in ext.group(2):
+            shared += int(ext.group(1)) * int(block.group(1))
+    return shared
+
+
+def test_a_sfx_build_shares_the_packages_blocks(
+    reflink_fs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The -setup.bat is made from the finished zip by a kernel copy (sfxcopy); its batch header
+    is a multiple of 4096 bytes, so the packages stay block-aligned in the .bat and the copy
+    shares their blocks with the zip and the cache instead of writing them again."""
+    sizes = SIZES[:3]
+    total = sum(sizes)
+    pkgs = [Pkg(f"big{i}", random_bytes=size) for i, size in enumerate(sizes)]
+    channel = make_channel(tmp_path / "channel", [*standard_packages(), *pkgs])
+    monkeypatch.setenv("ENVPACK_CACHE_DIR", str(reflink_fs / "cache"))
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    with ChannelServer(channel) as server:
+        recipe = write_recipe(tmp_path / "big.yaml", [server.url], [p.name for p in pkgs])
+        # the first build fills the cache on the filesystem; the one measured finds it warm
+        warm = run_cli("build", str(recipe), "-o", str(reflink_fs / "warm"), "--no-sfx")
+        assert warm.exit_code == 0, warm.output
+        before = _free(reflink_fs)
+        built = run_cli("build", str(recipe), "-o", str(reflink_fs / "out"), "--sfx")
+        assert built.exit_code == 0, built.output
+    used = before - _free(reflink_fs)
+    bat = reflink_fs / "out" / "big-win-64-setup.bat"
+    zip_path = reflink_fs / "out" / "big-win-64.zip"
+    assert bat.stat().st_size > total and zip_path.stat().st_size > total
+    with zipfile.ZipFile(bat) as zf:
+        header = min(i.header_offset for i in zf.infolist())
+        packages = [i for i in zf.infolist() if i.filename.endswith(".conda")]
+    assert header % 4096 == 0 and len(packages) == 3
+    assert sum(i.file_size for i in packages) > total  # each holds its payload
+    # Both files of the build together: a few blocks per package (headers, last partial
+    # blocks), the .bat's header and the small files; a copy of either would cost `total`.
+    assert used < total // 10, f"the zip and the .bat took {used} bytes for {total} of packages"
+    # and the .bat's package bytes are in shared extents, not merely somewhere
+    assert _shared_bytes(bat) > total * 9 // 10
