@@ -127,9 +127,10 @@ echo.
 echo Exit codes: those of envs\ENV\setup.bat (0 installed; 1 bad command line, also an ENV
 echo this bundle does not have; 2 cancelled; 3 a conda environment is active; 4 this Windows
 echo cannot run it; 5 bundle incomplete; 6 prefix not usable; 7 not enough disk space; 8 paths
-echo too long; 9 work folder failed; 10 micromamba failed; 11 packages missing after install;
-echo 12 could not write the activation files; 13 a post-install script failed), of the first
-echo environment that failed; the ones before it stay installed.
+echo too long; 9 work folder failed, or micromamba.exe could not be started (an antivirus?);
+echo 10 micromamba failed; 11 packages missing after install; 12 could not write the activation
+echo files; 13 a post-install script failed), of the first environment that failed; the ones
+echo before it stay installed.
 set "EM_RC=0"
 goto :finish
 

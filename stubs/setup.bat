@@ -522,8 +522,9 @@ echo.
 echo Exit codes: 0 installed; 1 bad command line; 2 cancelled; 3 a conda environment is active;
 echo 4 this Windows cannot run it (not 64-bit, or x64 on Windows 10 on ARM); 5 bundle incomplete
 echo (or started from inside a zip: "Extract All" first); 6 PREFIX not usable (also: a "!", "%%"
-echo or "^" in it); 7 not enough disk space; 8 paths too long; 9 work folder failed; 10 micromamba
-echo failed; 11 packages missing after install; 12 could not write the activation files;
+echo or "^" in it); 7 not enough disk space; 8 paths too long; 9 work folder failed, or
+echo micromamba.exe could not be started there (an antivirus?); 10 micromamba failed;
+echo 11 packages missing after install; 12 could not write the activation files;
 echo 13 a post-install script failed; 20 no tar.exe and 21 extraction failed (self-extracting
 echo file only).
 echo Afterwards PREFIX\uninstall.bat removes the environment.

@@ -16,7 +16,8 @@ rem    2  cancelled at the confirmation prompt
 rem    3  a conda environment is active in this window (CONDA_PREFIX is set)
 rem    5  the update bundle is incomplete (a file missing or of the wrong size)
 rem    6  PREFIX is not an installed conda environment
-rem    9  could not prepare the work folder or write the marker
+rem    9  could not prepare the work folder or write the marker, or micromamba.exe could not be
+rem       started from the work folder (an antivirus?)
 rem   10  micromamba failed; its messages are shown and logged
 rem   11  micromamba exited 0 but the environment is not lock @@NEW8@@
 rem   12  could not record the new lock in the prefix
@@ -33,7 +34,9 @@ rem folder (libmamba reads those variables as YAML), proxies pointed at a dead a
 rem
 rem An update is marked in the prefix (.envpack-update) before micromamba starts. A run that
 rem finds this update's marker finishes the update (every package it needs is in this bundle):
-rem an interrupted update is never left as a silent mix of both locks.
+rem an interrupted update is never left as a silent mix of both locks. The one exception: when
+rem cmd.exe could not start micromamba.exe at all and no micromamba ran before in this update,
+rem nothing has changed the environment, and the marker is taken away (:micromamba_not_started).
 rem
 rem While micromamba runs, a second copy of this script prints its progress (see :heartbeat).
 setlocal EnableExtensions DisableDelayedExpansion
@@ -110,6 +113,7 @@ set "EP_OUT=%EP_PREFIX%\.envpack-update-drift.txt"
 rem ---------------------------------------------------------------- where the prefix stands
 rem An interrupted update first: this one is finished; another one must be finished by its own.
 set "EP_RESUME="
+set "EP_TOUCHED="
 set "EP_PEND_OLD="
 set "EP_PEND_NEW="
 if not exist "%EP_MARKER%" goto :no_marker
@@ -118,6 +122,8 @@ for /f "usebackq tokens=2" %%A in ("%EP_MARKER%") do set "EP_PEND_NEW=%%A"
 if not "%EP_PEND_NEW%"=="%EP_NEW%" goto :other_pending
 echo update: an earlier run of this update was interrupted; finishing it.
 set "EP_RESUME=1"
+rem A run before this one may have changed the environment.
+set "EP_TOUCHED=1"
 goto :state_known
 :other_pending
 echo update: an update of "%EP_PREFIX%" to lock %EP_PEND_NEW:~0,8% was interrupted.
@@ -246,6 +252,7 @@ call :clear_prefixed 2>nul
 set "EP_MMTMP="
 for %%T in ("%EP_WORK%\tmp") do set "EP_MMTMP=%%~sT"
 if not "%EP_MMTMP: =%"=="%EP_MMTMP%" set "EP_MMTMP="
+set "EP_STEP=remove"
 if not defined EP_RM goto :removed
 echo update: removing%EP_RM%
 >>"%EP_LOG%" echo removing:%EP_RM%
@@ -267,12 +274,19 @@ endlocal & set "EP_MMRC=%EP_MMRC%"
 call :hb_wait
 type "%EP_WORK%\step.log" >>"%EP_LOG%"
 >>"%EP_LOG%" echo micromamba remove exit code: %EP_MMRC%
-if "%EP_MMRC%"=="0" goto :removed
+rem An antivirus may quarantine micromamba.exe, or refuse to start it, after its copy was checked:
+rem cmd.exe then says only that it does not recognize the command (exit code 9009).
+if "%EP_MMRC%"=="0" goto :remove_ran
+if "%EP_MMRC%"=="9009" goto :micromamba_not_started
+if not exist "%EP_WORK%\bin\micromamba.exe" goto :micromamba_not_started
 type "%EP_WORK%\step.log"
 echo update: micromamba could not remove the old packages (exit code %EP_MMRC%).
 set "EP_RC=10"
 goto :finish
+:remove_ran
+set "EP_TOUCHED=1"
 :removed
+set "EP_STEP=install"
 
 @@INSTALL_STEP@@
 
@@ -307,6 +321,29 @@ echo update: "%EP_PREFIX%" is now at lock @@NEW8@@.
 set "EP_RC=0"
 goto :finish
 
+rem No IF before these ECHOs: wine's cmd.exe ends the script at a ")" in an IF's ECHO text.
+:micromamba_not_started
+if not exist "%EP_WORK%\bin\micromamba.exe" goto :micromamba_removed
+echo update: "%EP_WORK%\bin\micromamba.exe" could not be started: exit code %EP_MMRC%.
+goto :micromamba_blocked
+:micromamba_removed
+echo update: "%EP_WORK%\bin\micromamba.exe" was removed from the work folder after it was copied there.
+:micromamba_blocked
+echo update: an antivirus may have blocked or quarantined it: allow it, then run update.bat again.
+>>"%EP_LOG%" echo micromamba.exe could not be started from the work folder (%EP_STEP% step)
+set "EP_RC=9"
+rem Exit code 9009: cmd.exe did not start it. When no micromamba ran before in this update (no
+rem earlier step, no interrupted run), the environment is exactly as it was: the marker goes,
+rem and the next run checks the environment afresh. Otherwise the marker stays (:finish says
+rem so), and the next run finishes the update.
+if defined EP_TOUCHED goto :finish
+if not "%EP_MMRC%"=="9009" goto :finish
+del /f /q "%EP_MARKER%" >nul 2>&1
+if exist "%EP_MARKER%" goto :finish
+echo update: nothing was changed in "%EP_PREFIX%".
+>>"%EP_LOG%" echo nothing was changed; the update marker was removed
+goto :finish
+
 :post_failed
 type "%EP_WORK%\step.log"
 echo update: the post-install script "%EP_SCRIPT%" failed (exit code %EP_PIRC%); its output is above.
@@ -325,9 +362,9 @@ echo   /FORCE    update even if the environment is not exactly lock @@OLD8@@
 echo.
 echo Exit codes: 0 updated or already current; 1 bad command line; 2 cancelled; 3 a conda
 echo environment is active; 5 bundle incomplete; 6 PREFIX is no environment; 9 work folder
-echo failed; 10 micromamba failed; 11 not at the new lock afterwards; 12 could not record the
-echo lock; 13 a post-install script failed; 14 drifted; 15 at another lock; 16 another update
-echo was interrupted; 17 no micromamba.
+echo failed, or micromamba.exe could not be started (an antivirus?); 10 micromamba failed; 11 not
+echo at the new lock afterwards; 12 could not record the lock; 13 a post-install script failed;
+echo 14 drifted; 15 at another lock; 16 another update was interrupted; 17 no micromamba.
 set "EP_RC=0"
 goto :finish
 

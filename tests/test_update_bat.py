@@ -29,29 +29,39 @@ V2 = {"app-1.1-0", "lib-1.0-0", "keep-1.0-0", "newp-1.0-0"}
 SOURCE = Path(__file__).parent / "update_standin" / "update_micromamba_standin.c"
 
 
-@pytest.fixture(scope="module")
-def standin() -> Iterator[Path]:
+def compile_standin(folder: Path) -> Path:
+    """tests/update_standin's micromamba.exe, built into FOLDER (skips without mingw)."""
     reason = mingw_missing()
     if reason:
         pytest.skip(reason)
-    folder = Path(tempfile.mkdtemp(prefix="envpack-update-standin-"))
     exe = folder / "micromamba.exe"
     argv = [MINGW_GCC, "-O2", "-municode", "-static", "-Wall", "-o", str(exe), str(SOURCE)]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
-    yield exe
-    shutil.rmtree(folder, ignore_errors=True)
+    return exe
 
 
-@pytest.fixture(scope="module")
-def update(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
-    base = tmp_path_factory.mktemp("upd")
+def v1_to_v2(base: Path) -> tuple[Path, dict[str, str]]:
+    """The v1 to v2 update bundle, unpacked into a folder with awkward characters, and its
+    base and target lock hashes ("old", "new")."""
     v: Versions = make_versions(base)
     build_full(v, "v1")
     (zipped,) = build_update(v, "v2", v.bundles["v1"], base / "dist")
     folder = extract(zipped, base / "Update & Co")
     table = json.loads((folder / "envpack.json").read_text("utf-8"))["update"]
-    yield folder, {"old": table["base_sha256"], "new": table["target_sha256"]}
+    return folder, {"old": table["base_sha256"], "new": table["target_sha256"]}
+
+
+@pytest.fixture(scope="module")
+def standin() -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="envpack-update-standin-"))
+    yield compile_standin(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def update(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    return v1_to_v2(tmp_path_factory.mktemp("upd"))
 
 
 @pytest.fixture(scope="module")

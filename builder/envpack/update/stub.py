@@ -135,7 +135,10 @@ def _install_step(ctx: UpdateContext) -> str:
             "call :hb_wait",
             'type "%EP_WORK%\\step.log" >>"%EP_LOG%"',
             '>>"%EP_LOG%" echo micromamba install exit code: %EP_MMRC%',
+            # cmd.exe's 9009, or the file gone: an antivirus (update.bat's :micromamba_not_started)
             'if "%EP_MMRC%"=="0" goto :installed',
+            'if "%EP_MMRC%"=="9009" goto :micromamba_not_started',
+            'if not exist "%EP_WORK%\\bin\\micromamba.exe" goto :micromamba_not_started',
             'type "%EP_WORK%\\step.log"',
             "echo update: micromamba failed (exit code %EP_MMRC%); its messages are above.",
             "echo update: run update.bat again to finish the update.",
