@@ -106,7 +106,12 @@ class SparseSink(io.FileIO):
     """A real output file in which a copied body of zeros becomes a hole."""
 
     def copy_from(
-        self, src: int, src_off: int, count: int, advance: Callable[[int], None] | None = None
+        self,
+        src: int,
+        src_off: int,
+        count: int,
+        advance: Callable[[int], None] | None = None,
+        short: Callable[[int], BaseException] | None = None,
     ) -> int:
         assert not list(data_regions(src, src_off, src_off + count)), "only for zeros"
         end = self.tell() + count
