@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import sys
 import threading
 import time
 import zipfile
@@ -17,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+if not sys.platform.startswith("linux"):
+    pytest.skip("background copies are Linux's (envpack.archive.split)", allow_module_level=True)
 
 import envpack.archive.copier as copier
 from envpack.archive.write import stage_bundle, write_bundle
@@ -108,26 +112,43 @@ def test_sendfile_from_two_threads_keeps_the_bytes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Where copy_file_range is refused (another filesystem), each worker falls back to sendfile,
-    # which moves its descriptor's position: each worker has its own descriptor, so neither the
-    # other worker nor the writer's buffered headers are moved.
+    # which moves its descriptor's position: each worker must have its own descriptor, so that
+    # neither the other worker nor the writer's buffered headers are moved.
     import envpack.archive.kcopy as kcopy
+    import envpack.archive.split as split
 
-    calls: list[str] = []
+    barrier = threading.Barrier(2, timeout=30)  # both workers in a sendfile copy at once
+    by_thread: dict[str, set[int]] = {}
     real_sendfile = kcopy._by_sendfile
+    writer_fds: set[int] = set()
+    real_handle = split.PartWriter._handle
+
+    def handle(self: split.PartWriter, index: int) -> Any:
+        fh = real_handle(self, index)
+        writer_fds.add(fh.fileno())
+        return fh
 
     def refuse(*_: Any) -> int:
         raise OSError(errno.EXDEV, "cross-device")
 
-    def counted(*args: int) -> int:
-        calls.append(threading.current_thread().name)
-        return real_sendfile(*args)
+    def counted(src: int, src_off: int, dst: int, dst_off: int, count: int) -> int:
+        name = threading.current_thread().name
+        if name not in by_thread:
+            by_thread[name] = set()
+            barrier.wait()
+        by_thread[name].add(dst)
+        return real_sendfile(src, src_off, dst, dst_off, count)
 
+    monkeypatch.setattr(split.PartWriter, "_handle", handle)
     monkeypatch.setattr(kcopy, "_by_copy_file_range", refuse)
     monkeypatch.setattr(kcopy, "_by_sendfile", counted)
     monkeypatch.setattr(kcopy, "COPY_STEP", 64 * 1024)  # many steps each, interleaved
     entries = _packages(tmp_path, [MiB + 11, MiB + 5, 700_001, 3 * MiB])
     [bundle] = write_bundle(tmp_path / "out", "b", "b", entries, EPOCH)
-    assert len({c for c in calls if c.startswith("envpack-copy")}) == 2
+    assert len(by_thread) == 2
+    [one], [other] = by_thread.values()  # one descriptor per worker, for all its copies...
+    assert one != other  # ...its own
+    assert not writer_fds & {one, other}  # and never the writer's
     got = _members(bundle)
     for e in entries:
         assert got[f"b/{e.arcname}"] == Path(str(e.source)).read_bytes()
@@ -145,7 +166,6 @@ def _fail_with(monkeypatch: pytest.MonkeyPatch, fail: Callable[..., int], after:
     monkeypatch.setattr(copier, "copy_range", maybe)
 
 
-@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc/self/fd (Linux)")
 def test_a_body_that_ends_early_is_named_and_nothing_is_left(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -166,7 +186,6 @@ def test_a_body_that_ends_early_is_named_and_nothing_is_left(
     assert _copy_threads() == []
 
 
-@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc/self/fd (Linux)")
 def test_a_full_disk_in_a_background_copy_is_one_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -237,3 +256,29 @@ def test_an_interrupted_write_stops_the_copies_in_flight(
     assert 0 < len(steps) < 1_000_000
     assert list(out.iterdir()) == []
     assert _copy_threads() == []
+
+
+def test_finish_waits_for_the_copies_still_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PartWriter is the archive package's public writer: a caller that goes from writing the
+    # zip straight to finish() (no wait()) must get a whole file, not one with holes.
+    from envpack.archive.split import PartWriter
+    from envpack.archive.zip import write_zip_stream
+
+    real = copier.copy_range
+
+    def late(*args: Any) -> int:
+        time.sleep(0.3)  # still copying when finish() is called
+        return real(*args)
+
+    monkeypatch.setattr(copier, "copy_range", late)
+    entries = _packages(tmp_path, [MiB, 2 * MiB])
+    (tmp_path / "o").mkdir()
+    writer = PartWriter(tmp_path / "o", "b.zip", None)
+    write_zip_stream(writer, "b", entries, EPOCH)  # type: ignore[arg-type]
+    [path] = writer.finish()
+    with zipfile.ZipFile(path) as zf:
+        assert zf.testzip() is None
+        for e in entries:
+            assert zf.read(f"b/{e.arcname}") == Path(str(e.source)).read_bytes()

@@ -50,6 +50,7 @@ class BackgroundCopies:
         self._fds_lock = threading.Lock()
         self._stop = threading.Event()
         self._closed = False
+        self._unfinished = False
 
     def submit(
         self,
@@ -69,7 +70,10 @@ class BackgroundCopies:
         mine = os.dup(src)
         try:
             future = self._pool.submit(self._copy, mine, src_off, dst_off, count, short, advance)
-        except BaseException:
+        except RuntimeError:
+            # Refused before it was queued (the pool is shut down). Any later interruption
+            # (Ctrl-C while submit starts a thread) leaves the job queued: the worker owns
+            # ``mine`` then and closes it, and close() stops it.
             os.close(mine)
             raise
         self._running.add(future)
@@ -79,14 +83,21 @@ class BackgroundCopies:
         while self._running:
             self._collect(block=True)
 
+    @property
+    def stopped_unfinished(self) -> bool:
+        """Whether :meth:`close` stopped copies that had not finished: the file has holes."""
+        return self._unfinished
+
     def close(self) -> None:
         """Stop the copies still running (after their current step), then close every
         descriptor. Safe to call twice; raises nothing about the copies."""
         if self._closed:
             return
         self._closed = True
+        self._unfinished = any(not f.done() for f in self._running)
         self._stop.set()
         self._pool.shutdown(wait=True)
+        self._unfinished = self._unfinished or any(f.exception() is not None for f in self._running)
         self._running.clear()
         with self._fds_lock:
             fds, self._fds = self._fds, []
@@ -97,7 +108,11 @@ class BackgroundCopies:
         if not self._running:
             return
         if block:
-            done, _ = wait(self._running, return_when=FIRST_COMPLETED)
+            done: set[Future[None]] = set()
+            while not done:
+                # In short waits: on Windows before Python 3.14 a lock wait without a timeout
+                # cannot be interrupted, and Ctrl-C would wait for a whole package's copy.
+                done, _ = wait(self._running, timeout=0.25, return_when=FIRST_COMPLETED)
         else:
             done = {f for f in self._running if f.done()}
         for future in done:

@@ -9,6 +9,7 @@ import hashlib
 import io
 import os
 import re
+import sys
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -23,6 +24,11 @@ from envpack.archive.sevenzip import SEVENZIP_MAGIC, SevenZipReader
 from envpack.archive.zip import ZipBundleReader
 from envpack.errors import BundleError, first_line
 from envpack.limits import CHUNK
+
+# Background copies (.copier) only where they were measured, and where the kernel copies: on
+# Linux. Elsewhere the plain copy's writes land past the writer's headers, which NTFS would first
+# fill with zeros (a write beyond a file's valid data length), writing every body twice.
+_BACKGROUND = sys.platform.startswith("linux")
 
 MAX_PARTS = 999  # NAME.001 … NAME.999: the three-digit names 7-Zip and join.bat use
 
@@ -99,7 +105,8 @@ class PartWriter(io.RawIOBase):
                 "choose a larger split size"
             )
         path = self.part_path(index)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        # O_BINARY: Windows' C runtime opens a descriptor in text mode otherwise (LF -> CRLF)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
         fh = os.fdopen(fd, "r+b")
         self._handles[index] = fh
         while len(self._handles) > 2:
@@ -142,7 +149,7 @@ class PartWriter(io.RawIOBase):
         background (:mod:`.copier`): this returns ``count`` at once, and a failure is raised by
         a later call or by :meth:`wait`, which the writer calls before :meth:`finish`.
         """
-        if short is not None and self.part_size is None and count > 0:
+        if short is not None and self.part_size is None and count > 0 and _BACKGROUND:
             fh = self._handle(0)
             fh.flush()
             if self._copies is None:
@@ -191,7 +198,10 @@ class PartWriter(io.RawIOBase):
 
     def finish(self) -> list[Path]:
         """Close every part and check that each holds exactly its share of the bytes."""
+        self.wait()
         self.close()
+        if self._copies is not None and self._copies.stopped_unfinished:
+            raise BundleError(f"internal error: {self.name} was closed while copies still ran")
         paths = self.part_paths()
         for i, path in enumerate(paths):
             want = (
