@@ -532,7 +532,7 @@ def test_uninstall_is_written_into_the_prefix() -> None:
 
 
 def test_env_vars_d_merge_like_conda() -> None:
-    from envpack.bundle.stubs import env_vars_d
+    from envpack.bundle.pkginfo import env_vars_d
 
     merged = env_vars_d(
         [

@@ -549,7 +549,7 @@ def test_uninstall_refuses_while_active(wine: Wine, installed: Path) -> None:
 
 def test_package_env_vars_are_set_by_activate(wine: Wine, demo: Demo, tmp_path: Path) -> None:
     """Variables from the packages' etc\\conda\\env_vars.d\\*.json (merged at build time by
-    stubs.env_vars_d) are set by activate.bat before the activation scripts, literally, and the
+    pkginfo.env_vars_d) are set by activate.bat before the activation scripts, literally, and the
     recipe's own variables win over them."""
     from dataclasses import replace
 

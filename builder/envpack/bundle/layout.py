@@ -14,13 +14,12 @@ from typing import IO
 
 from envpack import __version__
 from envpack.bundle.manifest import Entry, json_bytes, manifest_files
-from envpack.bundle.pkginfo import package_info, read_package_files
+from envpack.bundle.pkginfo import env_vars_d, package_info, read_package_files
 from envpack.bundle.sbom import make_sbom
 from envpack.bundle.shstubs import is_posix_platform, render_sfx_header_sh, script_entries
 from envpack.bundle.shstubs import readme_text as sh_readme_text
 from envpack.bundle.stubs import (
     StubContext,
-    env_vars_d,
     load_template,
     render_setup,
     render_sfx_header,

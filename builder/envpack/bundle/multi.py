@@ -26,9 +26,9 @@ from pathlib import Path
 from envpack import __version__
 from envpack.bundle.layout import BundleSettings, explicit_file, extraction_dir, repodata_for
 from envpack.bundle.manifest import Entry, json_bytes, manifest_files
-from envpack.bundle.pkginfo import package_info, read_package_files
+from envpack.bundle.pkginfo import env_vars_d, package_info, read_package_files
 from envpack.bundle.sbom import make_sbom
-from envpack.bundle.stubs import StubContext, env_vars_d, render_multi_setup, render_setup
+from envpack.bundle.stubs import StubContext, render_multi_setup, render_setup
 from envpack.errors import BundleError
 from envpack.lock.lockfile import PlatformLock
 from envpack.lock.record import LockedPackage, lock_sha256

@@ -7,6 +7,7 @@ package in the download cache, so a warm build opens no package at all.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -111,3 +112,24 @@ def package_info(package: Path, use_cache: bool = True) -> PackageInfo:
         except OSError:
             pass  # the cache is an optimisation
     return info
+
+
+def env_vars_d(files: Iterable[tuple[str, bytes]]) -> tuple[tuple[str, str], ...]:
+    """The variables of packages' ``etc/conda/env_vars.d/*.json`` files, given as (path in the
+    package, content) pairs: merged in file-name order, a later file overriding an earlier one,
+    as conda's activation does (``_get_environment_env_vars``). Values are literal (conda does
+    not expand them). A file that is not a JSON object of strings is refused, by name."""
+    merged: dict[str, str] = {}
+    for name, data in sorted(files, key=lambda f: f[0].replace("\\", "/").rsplit("/", 1)[-1]):
+        try:
+            values = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise BundleError(f"{name}: not a JSON file; the package is damaged") from None
+        if not isinstance(values, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in values.items()
+        ):
+            raise BundleError(f"{name}: not a JSON object of strings; the package is damaged")
+        for key, value in values.items():
+            merged.pop(key, None)
+            merged[key] = value
+    return tuple(merged.items())

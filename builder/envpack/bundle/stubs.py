@@ -20,10 +20,8 @@ for micromamba, with the real micromamba 2.8.1.
 from __future__ import annotations
 
 import functools
-import json
 import math
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -61,7 +59,7 @@ class StubContext:
     envpack_version: str = ""
     # the longest path micromamba extracts to, relative to its package cache (core.extraction_dir)
     longest_extract: int = 0
-    # the packages' etc/conda/env_vars.d/*.json, merged as conda merges them (env_vars_d below)
+    # the packages' etc/conda/env_vars.d/*.json, merged as conda merges them (pkginfo.env_vars_d)
     package_variables: tuple[tuple[str, str], ...] = field(default=())
     # environment_sha256 of the lock: setup.bat records it for update.bat to find its base.
     lock_sha256: str = ""
@@ -327,27 +325,6 @@ def _pip_step(ctx: StubContext) -> str:
         ":pip_ok",
     ]
     return "\n".join(lines) + "\n"
-
-
-def env_vars_d(files: Iterable[tuple[str, bytes]]) -> tuple[tuple[str, str], ...]:
-    """The variables of packages' ``etc/conda/env_vars.d/*.json`` files, given as (path in the
-    package, content) pairs: merged in file-name order, a later file overriding an earlier one,
-    as conda's activation does (``_get_environment_env_vars``). Values are literal (conda does
-    not expand them). A file that is not a JSON object of strings is refused, by name."""
-    merged: dict[str, str] = {}
-    for name, data in sorted(files, key=lambda f: f[0].replace("\\", "/").rsplit("/", 1)[-1]):
-        try:
-            values = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise BundleError(f"{name}: not a JSON file; the package is damaged") from None
-        if not isinstance(values, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in values.items()
-        ):
-            raise BundleError(f"{name}: not a JSON object of strings; the package is damaged")
-        for key, value in values.items():
-            merged.pop(key, None)
-            merged[key] = value
-    return tuple(merged.items())
 
 
 def _variables(ctx: StubContext) -> str:
