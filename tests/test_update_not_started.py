@@ -8,8 +8,9 @@ when no micromamba ran before in this update, nothing was changed and no update 
 after an earlier step or an interrupted run, the marker stays and the next run finishes.
 
 A micromamba.exe that cannot start is the stand-in with its bytes zeroed (same size); one that
-vanishes while it runs (quarantined mid-run) renames itself and exits 1. The update bundle and
-the v1 prefix are tests/test_update_bat.py's.
+vanishes while it runs (quarantined mid-run) renames itself and exits 1; one blocked between the
+steps does the remove step, then leaves zeroed bytes of its size under its own name. The update
+bundle and the v1 prefix are tests/test_update_bat.py's.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from test_update_bat import (
+    SOURCE,
     V1,
     V2,
     compile_standin,
@@ -54,6 +56,33 @@ int wmain(void) {
 """
 
 
+# Blocked between the steps: the stand-in's remove, then (a running exe can be renamed, not
+# rewritten) the file moves aside and as many zero bytes take its name, so cmd.exe cannot start
+# the install step; exit 0, as the remove did its work.
+BLOCKED_AFTER_REMOVE_SOURCE = r"""
+#define wmain standin_wmain
+#include "update_micromamba_standin.c"
+#undef wmain
+int wmain(int argc, wchar_t **argv) {
+    int rc = standin_wmain(argc, argv);
+    if (rc != 0 || wcscmp(argv[1], L"remove")) return rc;
+    wchar_t self[4096], aside[4200];
+    WIN32_FILE_ATTRIBUTE_DATA fa;
+    if (!GetModuleFileNameW(NULL, self, 4096)) return 2;
+    if (!GetFileAttributesExW(self, GetFileExInfoStandard, &fa)) return 3;
+    swprintf(aside, 4200, L"%ls.quarantined", self);
+    if (!MoveFileExW(self, aside, MOVEFILE_REPLACE_EXISTING)) return 4;
+    HANDLE h = CreateFileW(self, GENERIC_WRITE, 0, NULL, CREATE_NEW, FILE_ATTRIBUTE_NORMAL, NULL);
+    if (h == INVALID_HANDLE_VALUE) return 5;
+    void *zeros = calloc(fa.nFileSizeLow, 1);
+    DWORD wrote = 0;
+    BOOL ok = zeros && WriteFile(h, zeros, fa.nFileSizeLow, &wrote, NULL);
+    CloseHandle(h);
+    return ok && wrote == fa.nFileSizeLow ? 0 : 6;
+}
+"""
+
+
 @pytest.fixture(scope="module")
 def wine() -> Wine:
     return get_wine()
@@ -79,6 +108,22 @@ def vanishing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     source.write_text(VANISHING_SOURCE)
     exe = folder / "micromamba.exe"
     argv = [MINGW_GCC, "-O2", "-municode", "-static", "-Wall", "-o", str(exe), str(source)]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    yield exe
+
+
+@pytest.fixture(scope="module")
+def blocked_after_remove(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    reason = mingw_missing()
+    if reason:
+        pytest.skip(reason)
+    folder = tmp_path_factory.mktemp("blocked_after_remove")
+    source = folder / "blocked_after_remove.c"
+    source.write_text(BLOCKED_AFTER_REMOVE_SOURCE)
+    exe = folder / "micromamba.exe"
+    argv = [MINGW_GCC, "-O2", "-municode", "-static", "-Wall", "-I", str(SOURCE.parent)]
+    argv += ["-o", str(exe), str(source)]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     yield exe
@@ -180,6 +225,46 @@ def test_install_step_that_cannot_start_keeps_the_marker(
     assert rc == 0, out
     assert meta(prefix) == V2 and recorded(prefix) == h["new"]
     assert not (prefix / ".envpack-update").exists()
+
+
+def test_install_step_that_cannot_start_after_the_remove_step_keeps_the_marker(
+    wine: Wine, standin: Path, blocked_after_remove: Path, update: Update, tmp_path: Path
+) -> None:
+    # a fresh run: the remove step runs and succeeds, then the install step cannot start. The
+    # remove step changed the environment, so the marker stays (not "nothing was changed")
+    folder, h = update
+    prefix = v1_prefix(tmp_path, blocked_after_remove, h["old"])
+    rc, out = run(wine, folder, prefix)
+    assert rc == 9, out
+    assert "interrupted" not in out
+    assert "update: removing app gone" in out, out
+    assert not_started_line(prefix) in out, out
+    assert ANTIVIRUS in out
+    assert "nothing was changed" not in out
+    assert "could not remove" not in out and "micromamba failed" not in out
+    assert "update: the update is unfinished; run update.bat again to finish it." in out
+    # the remove step's work is done (app and gone removed), nothing installed, the old lock
+    assert meta(prefix) == {"lib-1.0-0", "keep-1.0-0"}
+    assert recorded(prefix) == h["old"]
+    assert (prefix / ".envpack-update").read_text().split() == [h["old"], h["new"]]
+    log = log_of(prefix)
+    assert "micromamba remove exit code: 0" in log
+    assert "micromamba install exit code: 9009" in log
+    assert "micromamba.exe could not be started from the work folder (install step)" in log
+    assert "nothing was changed" not in log
+    assert "result: FAILED, exit code 9" in log
+    runs = standin_runs(prefix)
+    assert len(runs) == 1 and " remove -p " in runs[0], runs
+    # allowed again: the next run finishes the update (nothing left to remove, so install only)
+    shutil.copy(standin, prefix / "Scripts" / "micromamba.exe")
+    rc, out = run(wine, folder, prefix)
+    assert rc == 0, out
+    assert "interrupted; finishing it" in out
+    assert "update: removing" not in out
+    assert meta(prefix) == V2 and recorded(prefix) == h["new"]
+    assert not (prefix / ".envpack-update").exists()
+    runs = standin_runs(prefix)
+    assert len(runs) == 2 and " install -p " in runs[1], runs
 
 
 def test_install_step_first_in_a_fresh_run_changes_nothing(
