@@ -4,6 +4,7 @@ the install scripts and the manifest, as Entries: :func:`bundle_entries` for pac
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import urllib.parse
@@ -221,9 +222,19 @@ def other_entries(
     tools: list[tuple[str, bytes]],
     epoch: int,
     wheel_paths: Mapping[WheelRecord, Path],
+    names_only: bool = False,
 ) -> tuple[list[Entry], StubContext]:
     """Every file of the bundle but its packages (``packages``, in ``pl.packages`` order):
-    repodata, env.txt, tools, scripts, wheels, SBOM, README.txt, setup.bat and the manifest."""
+    repodata, env.txt, tools, scripts, wheels, SBOM, README.txt, setup.bat and the manifest.
+
+    ``names_only``: only the entries' names are wanted (:func:`streamed_entries`' dry run, on a
+    warm build's path before the first package is copied), so the largest files are left empty
+    instead of rendered: the repodata, the SBOM, setup.bat, the header and the manifest.
+    """
+
+    def made(make: Callable[[], bytes]) -> bytes:
+        return b"" if names_only else make()
+
     platform = pl.platform
     name = settings.name
     entries: list[Entry] = []
@@ -231,9 +242,8 @@ def other_entries(
     installed, longest, extract = facts.installed, facts.longest, facts.extract
     for subdir in sorted({platform, "noarch"}):
         recs = [r for r in pl.packages if r.subdir == subdir]
-        entries.append(
-            Entry.from_bytes(f"channel/{subdir}/repodata.json", repodata_for(subdir, recs))
-        )
+        repodata = made(functools.partial(repodata_for, subdir, recs))
+        entries.append(Entry.from_bytes(f"channel/{subdir}/repodata.json", repodata))
     entries.append(Entry.from_bytes("env.txt", explicit_file(pl.packages)))
     for tool_name, data in tools:
         entries.append(Entry.from_bytes(tool_name, data))
@@ -248,9 +258,13 @@ def other_entries(
     if pl.pypi and not is_posix_platform(platform):
         entries.append(Entry.from_bytes(STEP_BAT, to_crlf(load_template(STEP_BAT))))
     prefix = settings.default_prefix
-    sbom = make_sbom(name, platform, pl.packages, epoch)
-    sbom["components"].extend(sbom_components(list(pl.pypi)))
-    entries.append(Entry.from_bytes("sbom.cdx.json", json_bytes(sbom)))
+
+    def sbom() -> bytes:
+        made_sbom = make_sbom(name, platform, pl.packages, epoch)
+        made_sbom["components"].extend(sbom_components(list(pl.pypi)))
+        return json_bytes(made_sbom)
+
+    entries.append(Entry.from_bytes("sbom.cdx.json", made(sbom)))
     posix = is_posix_platform(platform)
     readme = (
         sh_readme_text(name, platform, len(pl.packages), installed, prefix).encode("utf-8")
@@ -289,11 +303,12 @@ def other_entries(
     if posix:
         entries.extend(script_entries(ctx))
     else:
-        entries.append(Entry.from_bytes("setup.bat", render_setup(ctx)))
+        entries.append(Entry.from_bytes("setup.bat", made(lambda: render_setup(ctx))))
     # The self-extracting form's header is code the user runs, outside the archive's members:
     # its hash here lets verify check it (the header depends only on ctx).
     header = Entry.from_bytes(
-        "sfx-header", render_sfx_header_sh(ctx) if posix else render_sfx_header(ctx)
+        "sfx-header",
+        made(lambda: render_sfx_header_sh(ctx) if posix else render_sfx_header(ctx)),
     )
     extra: dict[str, object] = {"sfx_header": {"sha256": header.sha256, "size": header.size}}
     manifest = {
@@ -317,7 +332,7 @@ def other_entries(
         **extra,
         "files": manifest_files([*packages, *entries]),
     }
-    entries.append(Entry.from_bytes("envpack.json", json_bytes(manifest)))
+    entries.append(Entry.from_bytes("envpack.json", made(lambda: json_bytes(manifest))))
     return entries, ctx
 
 
@@ -403,7 +418,9 @@ def streamed_entries(
     ]
     # The other files' names do not depend on what the packages hold: a dry run finds them.
     dry_wheels = {w: Path(w.filename) for w in pl.pypi}
-    dry, _ = other_entries(pl, settings, packages, PackageFacts(), tools, epoch, dry_wheels)
+    dry, _ = other_entries(
+        pl, settings, packages, PackageFacts(), tools, epoch, dry_wheels, names_only=True
+    )
 
     def make() -> tuple[list[Entry], StubContext]:
         paths, wheel_paths = arrived()

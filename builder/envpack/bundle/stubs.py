@@ -122,7 +122,10 @@ def stubs_dir() -> Path:
     raise BundleError("envpack's batch templates (stubs/) are missing from this installation")
 
 
+@functools.cache
 def load_template(name: str) -> str:
+    # Read once per process: a bundle renders ~27 templates, twice in a build that writes the
+    # sfx header, and the files are part of the installed package (they do not change).
     path = stubs_dir() / name
     try:
         data = path.read_bytes()
