@@ -140,6 +140,7 @@ def test_sendfile_from_two_threads_keeps_the_bytes(
         return real_sendfile(src, src_off, dst, dst_off, count)
 
     monkeypatch.setattr(split.PartWriter, "_handle", handle)
+    monkeypatch.setattr(kcopy, "_filesystem_type", lambda fd: None)  # not ext4: kernel first
     monkeypatch.setattr(kcopy, "_by_copy_file_range", refuse)
     monkeypatch.setattr(kcopy, "_by_sendfile", counted)
     monkeypatch.setattr(kcopy, "COPY_STEP", 64 * 1024)  # many steps each, interleaved

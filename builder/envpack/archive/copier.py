@@ -156,6 +156,6 @@ class BackgroundCopies:
             fd = os.open(self._path, os.O_WRONLY | getattr(os, "O_BINARY", 0))
             with self._fds_lock:
                 self._fds.append(fd)
-            state = (fd, copy_methods())
+            state = (fd, copy_methods(fd))
             self._local.state = state
         return state

@@ -8,6 +8,14 @@ A method the kernel or filesystem refuses (another filesystem, an old kernel, a 
 dropped for the rest of that copy and the next one is asked; errors that are about the data or
 the disk (ENOSPC, EIO) are raised as they are.
 
+Except into ext2/3/4, which cannot share blocks: there ``copy_file_range`` is the kernel's splice
+path, and it measured slower than the plain copy through a 128 KiB buffer, for more CPU
+(bench/FINDINGS.md, round 4: 1.5 GB of cached packages into one file, two threads, 0.43-0.49 s
+and 0.72-0.86 s of system CPU against 0.30-0.37 s and 0.49-0.59 s; one thread 0.44-0.46 s
+against 0.37-0.40 s), so the plain copy is all that is asked there. Into tmpfs the kernel copy
+was the faster one, and XFS, btrfs, NFS, SMB and ZFS can share or copy on the server: they keep
+the order above.
+
 Both ends are file descriptors with explicit offsets: neither file's position is used or moved
 (except sendfile's destination, which is positioned first).
 
@@ -24,11 +32,15 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from envpack.limits import CHUNK
-
 # One system call's share: large enough that calls cost nothing, small enough that a progress
 # bar moves (copy_file_range caps one call near 2 GiB anyway).
 COPY_STEP = 64 << 20
+# The plain copy's buffer: what `cp` uses, and the fastest measured here (64 KiB 0.41 s, 128 KiB
+# 0.30-0.37 s, 256 KiB 0.31-1.16 s, 1 MiB 0.31-1.58 s for the 1.5 GB above: a larger buffer
+# leaves the core's cache between the read and the write).
+COPY_BUFFER = 128 << 10
+# statfs f_type of filesystems whose copy_file_range is a splice, slower than the plain copy.
+_PLAIN_COPY_FILESYSTEMS = frozenset({0xEF53})  # ext2, ext3, ext4
 
 # What a kernel or filesystem answers when it cannot do this kind of copy (as opposed to a
 # failure of the disk): try the next method.
@@ -66,7 +78,7 @@ class _ReadWrite:
 
     def __call__(self, src: int, src_off: int, dst: int, dst_off: int, count: int) -> int:
         if self._buf is None:
-            self._buf = bytearray(CHUNK)
+            self._buf = bytearray(COPY_BUFFER)
         view = memoryview(self._buf)[: min(count, len(self._buf))]
         got = pread_into(src, view, src_off)
         done = 0
@@ -91,8 +103,15 @@ def _pwrite(fd: int, view: memoryview, offset: int) -> int:
     return os.write(fd, view)  # pragma: no cover
 
 
-def copy_methods() -> list[Method]:
-    """The methods this system offers, best first (the plain copy is always last)."""
+def copy_methods(dst: int | None = None) -> list[Method]:
+    """The methods this system offers for a copy into ``dst`` (a descriptor, when known), best
+    first; the plain copy is always last, and alone into ext2/3/4 (see the module's notes)."""
+    if (
+        dst is not None
+        and sys.platform.startswith("linux")
+        and _filesystem_type(dst) in _PLAIN_COPY_FILESYSTEMS
+    ):
+        return [_ReadWrite()]
     methods: list[Method] = []
     if hasattr(os, "copy_file_range"):
         methods.append(_by_copy_file_range)
@@ -119,7 +138,7 @@ def copy_range(
     :func:`copy_methods`) is consumed as methods fail, so a caller copying several ranges between
     the same two files can pass one list and not ask a refused method again.
     """
-    methods = copy_methods() if methods is None else methods
+    methods = copy_methods(dst) if methods is None else methods
     done = 0
     while done < count:
         method = methods[0]

@@ -124,7 +124,8 @@ def write_sfx_from_zip(
         dst.write(header)
         dst.flush()
         base = len(header)
-        copied = copy_range(src.fileno(), 0, dst.fileno(), base, cd_start, advance, copy_methods())
+        methods = copy_methods(dst.fileno())
+        copied = copy_range(src.fileno(), 0, dst.fileno(), base, cd_start, advance, methods)
         if copied != cd_start:
             raise BundleError(f"{zip_path} changed while the .bat was written from it")
         dst.seek(base + cd_start)

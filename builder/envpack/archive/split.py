@@ -19,7 +19,7 @@ from typing import IO, Any, BinaryIO, cast
 from envpack.archive.base import BundleReader, Window
 from envpack.archive.copier import BackgroundCopies
 from envpack.archive.joinbat import JOIN_SCRIPT, PART_RE, read_join_vars
-from envpack.archive.kcopy import copy_methods, copy_range, reserve
+from envpack.archive.kcopy import Method, copy_methods, copy_range, reserve
 from envpack.archive.sevenzip import SEVENZIP_MAGIC, SevenZipReader
 from envpack.archive.zip import ZipBundleReader
 from envpack.errors import BundleError, first_line
@@ -158,7 +158,7 @@ class PartWriter(io.RawIOBase):
             self._pos += count
             self._end = max(self._end, self._pos)
             return count
-        methods = copy_methods()
+        methods: list[Method] | None = None
         done = 0
         while done < count:
             if self.part_size is None:
@@ -172,6 +172,8 @@ class PartWriter(io.RawIOBase):
             # Its blocks first, in one piece (see kcopy.reserve): only now, when the source is
             # there, so a build still downloading does not hold room the cache needs.
             reserve(fh.fileno(), offset, step)
+            if methods is None:  # every part is in the same folder: one filesystem
+                methods = copy_methods(fh.fileno())
             n = copy_range(src, src_off + done, fh.fileno(), offset, step, advance, methods)
             done += n
             self._pos += n
