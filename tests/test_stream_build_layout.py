@@ -134,3 +134,32 @@ def test_a_wheel_the_lock_gave_no_size_ships_with_the_downloaded_one(
     member = "wheels/six-1.16.0-py2.py3-none-any.whl"
     assert manifest["files"][member]["size"] == 21
     assert [w["size"] for w in manifest["lock"]["pypi"]] == [21]
+
+
+def test_the_dry_run_still_checks_the_settings_before_any_package_arrives(
+    cached: tuple[PlatformLock, dict[LockedPackage, Path]],
+) -> None:
+    """streamed_entries renders setup.bat in its dry run (names only otherwise): a recipe setting
+    that setup.bat cannot carry fails before the first download is waited for, not after."""
+    from envpack.errors import EnvpackError
+
+    pl, paths = cached
+    asked: list[str] = []
+
+    def pending(record: LockedPackage) -> Callable[[], tuple[Path, int | None]]:
+        asked.append(record.fn)
+        return lambda: (paths[record], None)
+
+    def arrived() -> tuple[dict[LockedPackage, Path], dict[WheelRecord, Path]]:
+        asked.append("every package in")
+        return paths, {}
+
+    waits = {r: pending(r) for r in pl.packages}
+    asked.clear()
+    for bad, why in (
+        (replace(SETTINGS, shortcuts=True), "shortcuts: true"),
+        (replace(SETTINGS, variables=(("PATH", "x"),)), "'PATH' cannot be set"),
+    ):
+        with pytest.raises(EnvpackError, match=why):
+            streamed_entries(pl, bad, waits, TOOLS, EPOCH, arrived)
+    assert asked == []  # no package was waited for, nothing was made

@@ -226,15 +226,26 @@ def test_a_builder_without_copy_file_range_whose_sendfile_needs_a_socket(
     def socket_only(*args: Any) -> int:
         raise OSError(errno.ENOTSOCK, "Socket operation on non-socket")
 
+    asked: list[str] = []
+
+    def socket_only_counted(*args: Any) -> int:
+        asked.append("sendfile")
+        return socket_only(*args)
+
+    monkeypatch.setattr(kcopy, "_filesystem_type", lambda fd: None)  # not ext4: kernel first
     monkeypatch.delattr(os, "copy_file_range", raising=False)
-    monkeypatch.setattr(os, "sendfile", socket_only)
+    monkeypatch.setattr(os, "sendfile", socket_only_counted)
     for platform in ("darwin", "linux"):
         monkeypatch.setattr(kcopy.sys, "platform", platform)
         (got,) = write_bundle(tmp_path / platform, "b", "top", entries, EPOCH)
         assert got.read_bytes() == want.read_bytes()
+        assert ("sendfile" in asked) == (platform == "linux")  # only Linux offers it
+        asked.clear()
 
 
-def test_copy_range_reports_a_short_source(tmp_path: Path) -> None:
+def test_copy_range_reports_a_short_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # methods=None: the kernel's copy first, as on a filesystem that may share blocks (not ext4)
+    monkeypatch.setattr(kcopy, "_filesystem_type", lambda fd: None)
     src = tmp_path / "src"
     src.write_bytes(b"x" * 10_000)
     dst = tmp_path / "dst"

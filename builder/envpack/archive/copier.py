@@ -1,11 +1,12 @@
 """Package bodies copied into the bundle two at a time, while the writer goes on.
 
-A warm build is mostly the kernel copying package files into the bundle (:mod:`.kcopy`), and one
-thread copying one body after another left this 2-core machine's second core idle: copying the
-1.5 GB benchmark channel into one file took 0.46-0.56 s from one thread and 0.42-0.44 s from two
-(bench/FINDINGS.md, round 4). The writer hands each body to :class:`BackgroundCopies` and goes on
-to the next header; at most ``workers`` bodies are in flight, so the writer never runs far ahead
-and holds at most that many open source files.
+A warm build is mostly package files copied into the bundle (:mod:`.kcopy`), and one thread
+copying one body after another left this 2-core machine's second core idle: copying the 1.5 GB
+benchmark channel into one file on ext4 took 0.37-0.40 s from one thread and 0.30-0.37 s from two
+(the plain copy; with copy_file_range 0.44-0.46 s and 0.43-0.49 s: bench/FINDINGS.md, round 4).
+The writer hands each body to :class:`BackgroundCopies` and goes on to the next header; at most
+``workers`` bodies are in flight, so the writer never runs far ahead and holds at most that many
+open source files.
 
 Each worker writes through its **own descriptor** of the output file: ``os.sendfile`` (the copy
 used where ``copy_file_range`` cannot, e.g. across filesystems) moves the descriptor's file

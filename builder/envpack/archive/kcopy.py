@@ -35,12 +35,16 @@ from typing import Any
 # One system call's share: large enough that calls cost nothing, small enough that a progress
 # bar moves (copy_file_range caps one call near 2 GiB anyway).
 COPY_STEP = 64 << 20
-# The plain copy's buffer: what `cp` uses, and the fastest measured here (64 KiB 0.41 s, 128 KiB
-# 0.30-0.37 s, 256 KiB 0.31-1.16 s, 1 MiB 0.31-1.58 s for the 1.5 GB above: a larger buffer
-# leaves the core's cache between the read and the write).
-COPY_BUFFER = 128 << 10
+# The plain copy's buffer on Linux: what `cp --reflink=never` reads and writes with, and the
+# fastest measured here (64 KiB 0.41 s, 128 KiB 0.30-0.37 s, 256 KiB 0.31-1.16 s, 1 MiB
+# 0.31-1.58 s for the 1.5 GB above: a larger buffer leaves the core's cache between the read and
+# the write). Elsewhere, not measured, the larger one: Windows has no pread/pwrite, so each step
+# is four system calls.
+COPY_BUFFER = 128 << 10 if sys.platform.startswith("linux") else 1 << 20
 # statfs f_type of filesystems whose copy_file_range is a splice, slower than the plain copy.
-_PLAIN_COPY_FILESYSTEMS = frozenset({0xEF53})  # ext2, ext3, ext4
+_PLAIN_COPY_FILESYSTEMS = frozenset({0xEF53})  # ext2, ext3, ext4 (an overlayfs over ext4, as in
+# a container, reports its own type and keeps the kernel copy: not measured)
+_LINUX = sys.platform.startswith("linux")  # at import: tests change sys.platform to test paths
 
 # What a kernel or filesystem answers when it cannot do this kind of copy (as opposed to a
 # failure of the disk): try the next method.
@@ -198,8 +202,8 @@ _WHOLE_EXTENT_FILESYSTEMS = frozenset({0x9123683E, 0xCA451A4E})  # btrfs, bcache
 def _filesystem_type(fd: int) -> int | None:
     """``fstatfs(fd).f_type`` (Linux: the first field, a C long), or None when it cannot say."""
     libc = _libc()
-    if libc is None or not hasattr(libc, "fstatfs"):
-        return None
+    if libc is None or not hasattr(libc, "fstatfs") or not _LINUX:
+        return None  # struct statfs is laid out otherwise elsewhere
     import ctypes
 
     buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on 64-bit Linux
@@ -215,7 +219,7 @@ def _libc() -> Any:
         import ctypes
 
         return ctypes.CDLL(None, use_errno=True)
-    except OSError:
+    except (OSError, TypeError):  # TypeError: Windows' ctypes cannot load the running program
         return None
 
 

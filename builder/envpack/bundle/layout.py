@@ -228,8 +228,9 @@ def other_entries(
     repodata, env.txt, tools, scripts, wheels, SBOM, README.txt, setup.bat and the manifest.
 
     ``names_only``: only the entries' names are wanted (:func:`streamed_entries`' dry run, on a
-    warm build's path before the first package is copied), so the largest files are left empty
-    instead of rendered: the repodata, the SBOM, setup.bat, the header and the manifest.
+    warm build's path before the first package is copied), so the repodata, the SBOM, the sfx
+    header and the manifest are left empty instead of rendered (setup.bat is still rendered:
+    that checks the settings).
     """
 
     def made(make: Callable[[], bytes]) -> bytes:
@@ -303,7 +304,9 @@ def other_entries(
     if posix:
         entries.extend(script_entries(ctx))
     else:
-        entries.append(Entry.from_bytes("setup.bat", made(lambda: render_setup(ctx))))
+        # Rendered even for names only: rendering checks the recipe's settings (shortcuts,
+        # variable names, unsafe characters), which must fail before any package is fetched.
+        entries.append(Entry.from_bytes("setup.bat", render_setup(ctx)))
     # The self-extracting form's header is code the user runs, outside the archive's members:
     # its hash here lets verify check it (the header depends only on ctx).
     header = Entry.from_bytes(
