@@ -5,16 +5,15 @@ way the bytes are the same, for the zip, its split parts and the self-extracting
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
-import zlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import envpack.archive.kcopy as kcopy
+from cached_packages import cached_packages
 from envpack.archive.write import stage_sfx_from_zip, write_bundle
 from envpack.bundle.manifest import Entry
 
@@ -27,25 +26,11 @@ XFS = 0x58465342
 
 
 def _entries(tmp_path: Path) -> list[Entry]:
-    src = tmp_path / "cache"
-    src.mkdir()
-    out = []
-    for i, size in enumerate([3 << 20, 200_001, 1, 4096, (1 << 20) + 7]):
-        data = bytes((i + j * 31) % 256 for j in range(997)) * (size // 997 + 1)
-        data = data[:size]
-        path = src / f"p{i}-1.0-0.conda"
-        path.write_bytes(data)
-        out.append(
-            Entry(
-                f"channel/win-64/{path.name}",
-                size,
-                hashlib.sha256(data).hexdigest(),
-                source=path,
-                crc32=zlib.crc32(data),
-            )
-        )
-    out.append(Entry.from_bytes("setup.bat", b"@echo off\r\n"))
-    return out
+    sizes = [3 << 20, 200_001, 1, 4096, (1 << 20) + 7]
+    return [
+        *cached_packages(tmp_path / "cache", sizes),
+        Entry.from_bytes("setup.bat", b"@echo off\r\n"),
+    ]
 
 
 class _Spy:

@@ -6,13 +6,11 @@ interrupted write stops the copies still running."""
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import sys
 import threading
 import time
 import zipfile
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ if not sys.platform.startswith("linux"):
     pytest.skip("background copies are Linux's (envpack.archive.split)", allow_module_level=True)
 
 import envpack.archive.copier as copier
+from cached_packages import cached_packages
 from envpack.archive.write import stage_bundle, write_bundle
 from envpack.bundle.manifest import Entry
 from envpack.errors import BundleError
@@ -32,24 +31,7 @@ MiB = 1 << 20
 
 
 def _packages(tmp_path: Path, sizes: list[int]) -> list[Entry]:
-    """Real files in a cache-like folder, as the download leaves them: sha256 and CRC known."""
-    src = tmp_path / "cache"
-    src.mkdir()
-    entries = []
-    for i, size in enumerate(sizes):
-        data = bytes((i * 7 + j) % 251 for j in range(251)) * (size // 251) + b"x" * (size % 251)
-        path = src / f"pkg-{i:02d}-1.0-0.conda"
-        path.write_bytes(data)
-        entries.append(
-            Entry(
-                f"channel/win-64/{path.name}",
-                size,
-                hashlib.sha256(data).hexdigest(),
-                source=path,
-                crc32=zlib.crc32(data),
-            )
-        )
-    return entries
+    return cached_packages(tmp_path / "cache", sizes)
 
 
 def _copy_threads() -> list[threading.Thread]:
