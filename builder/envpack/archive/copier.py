@@ -95,10 +95,10 @@ class BackgroundCopies:
         if self._closed:
             return
         self._closed = True
-        self._unfinished = any(not f.done() for f in self._running)
         self._stop.set()
         self._pool.shutdown(wait=True)
-        self._unfinished = self._unfinished or any(f.exception() is not None for f in self._running)
+        # Every copy has ended now: one that was stopped or failed left a hole.
+        self._unfinished = any(f.exception() is not None for f in self._running)
         self._running.clear()
         with self._fds_lock:
             fds, self._fds = self._fds, []

@@ -35,16 +35,16 @@ from typing import Any
 # One system call's share: large enough that calls cost nothing, small enough that a progress
 # bar moves (copy_file_range caps one call near 2 GiB anyway).
 COPY_STEP = 64 << 20
+_LINUX = sys.platform.startswith("linux")  # at import: tests change sys.platform to test paths
 # The plain copy's buffer on Linux: what `cp --reflink=never` reads and writes with, and the
 # fastest measured here (64 KiB 0.41 s, 128 KiB 0.30-0.37 s, 256 KiB 0.31-1.16 s, 1 MiB
 # 0.31-1.58 s for the 1.5 GB above: a larger buffer leaves the core's cache between the read and
 # the write). Elsewhere, not measured, the larger one: Windows has no pread/pwrite, so each step
 # is four system calls.
-COPY_BUFFER = 128 << 10 if sys.platform.startswith("linux") else 1 << 20
+COPY_BUFFER = 128 << 10 if _LINUX else 1 << 20
 # statfs f_type of filesystems whose copy_file_range is a splice, slower than the plain copy.
 _PLAIN_COPY_FILESYSTEMS = frozenset({0xEF53})  # ext2, ext3, ext4 (an overlayfs over ext4, as in
 # a container, reports its own type and keeps the kernel copy: not measured)
-_LINUX = sys.platform.startswith("linux")  # at import: tests change sys.platform to test paths
 
 # What a kernel or filesystem answers when it cannot do this kind of copy (as opposed to a
 # failure of the disk): try the next method.
@@ -110,12 +110,8 @@ def _pwrite(fd: int, view: memoryview, offset: int) -> int:
 def copy_methods(dst: int | None = None) -> list[Method]:
     """The methods this system offers for a copy into ``dst`` (a descriptor, when known), best
     first; the plain copy is always last, and alone into ext2/3/4 (see the module's notes)."""
-    if (
-        dst is not None
-        and sys.platform.startswith("linux")
-        and _filesystem_type(dst) in _PLAIN_COPY_FILESYSTEMS
-    ):
-        return [_ReadWrite()]
+    if dst is not None and _filesystem_type(dst) in _PLAIN_COPY_FILESYSTEMS:
+        return [_ReadWrite()]  # (the type is read on Linux only)
     methods: list[Method] = []
     if hasattr(os, "copy_file_range"):
         methods.append(_by_copy_file_range)
@@ -214,7 +210,7 @@ def _filesystem_type(fd: int) -> int | None:
 
 @functools.cache
 def _libc() -> Any:
-    """The C library, loaded once, by the first reservation (ctypes costs 1 ms to import)."""
+    """The C library, loaded once, when first asked for (ctypes costs 1 ms to import)."""
     try:
         import ctypes
 
