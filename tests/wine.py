@@ -263,11 +263,18 @@ class Wine:
         timeout: int = 120,
     ) -> Result:
         wrapper = self._next("wrapper").with_suffix(".bat")
-        text = "@echo off\r\n" + "".join(f"{line}\r\n" for line in lines)
+        # The wrapper's first command leaves a mark: without it, cmd.exe never ran a line of the
+        # wrapper (nothing the test asked for happened), and the call is made once more. Seen
+        # once in eight full runs: wine exited 1 with no output at all, the server still up.
+        started = wrapper.with_suffix(".started")
+        head = f'@echo off\r\ntype nul >"{win_path(started)}"\r\n'
+        text = head + "".join(f"{line}\r\n" for line in lines)
         wrapper.write_bytes(text.encode(BATCH_ENCODING))
-        return self.run(
-            ["cmd", "/d", "/c", win_path(wrapper)], env=env, stdin=stdin, timeout=timeout
-        )
+        argv = ["cmd", "/d", "/c", win_path(wrapper)]
+        result = self.run(argv, env=env, stdin=stdin, timeout=timeout)
+        if result.rc != 0 and not started.exists():
+            result = self.run(argv, env=env, stdin=stdin, timeout=timeout)
+        return result
 
     def set_long_paths(self, enabled: bool | None) -> None:
         """LongPathsEnabled in this session's registry (None: absent, as in a fresh prefix)."""
